@@ -1,0 +1,20 @@
+"""guidance_lite: LLM programs as handlebars-like templates, with structured chat state and real tool calling.
+
+The public names only; ``import guidance_lite`` stays light (backends load when first used).
+"""
+from __future__ import annotations
+
+from . import models
+from .answer import ToolCallAnswer, ToolResults
+from .errors import GuidanceLiteError, TemplateRuntimeError, TemplateSyntaxError
+from .models.base import ModelError
+from .program import Program, Result
+from .tools import Tool, ToolCallRecord, ToolError, ToolExecutionError, tool
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Program", "Result", "models", "tool", "Tool", "ToolCallRecord", "ToolCallAnswer", "ToolResults",
+    "TemplateSyntaxError", "TemplateRuntimeError", "GuidanceLiteError", "ModelError", "ToolError",
+    "ToolExecutionError", "__version__",
+]

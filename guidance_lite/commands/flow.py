@@ -1,0 +1,36 @@
+"""Conditionals: ``{{#if}}`` with ``{{elif}}``/``{{else}}``, and ``{{#unless}}``."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from . import block
+from ..nodes import Block
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..interpreter import Interpreter
+
+
+@block("if")
+async def if_block(interp: "Interpreter", node: Block, condition: Any, **kwargs: Any) -> None:
+    _no_kwargs("if", kwargs)
+    if condition:
+        await interp.render(node.body)
+        return
+    for branch in node.branches:
+        if branch.kind == "else" or await branch.cond_fn(interp):
+            await interp.render(branch.body)
+            return
+
+
+@block("unless")
+async def unless_block(interp: "Interpreter", node: Block, condition: Any, **kwargs: Any) -> None:
+    _no_kwargs("unless", kwargs)
+    if not condition:
+        await interp.render(node.body)
+    elif node.branches:
+        await interp.render(node.branches[0].body)
+
+
+def _no_kwargs(name: str, kwargs: dict) -> None:
+    if kwargs:
+        raise TypeError(f"{{{{#{name}}}}} takes no keyword arguments (got {', '.join(kwargs)})")

@@ -1,0 +1,188 @@
+"""``{{gen}}``: one generation, optionally with tools — the explicit loop (capture a callable answer) or the
+automatic loop (``max_rounds``: call tools and ask again inside one gen, kani / Semantic Kernel style).
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Optional, Sequence
+
+import regex
+
+from . import command
+from .roles import _add_tool_message
+from ..answer import ToolCallAnswer, ToolResults
+from ..control import NOTHING
+from ..events import MessageAdded, ToolCallReady, ToolResult, VariableSet
+from ..generation import GenerationError, build_request, gen_meta, run_model
+from ..models.base import Choice, ToolCall
+from ..state import GEN, TOOL_CALL, render_tool_call
+from ..tools import Tool, ToolExecutionError, dispatch, make_toolset
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..interpreter import Interpreter
+    from ..nodes import Node
+
+_TOOL_CHOICES = ("auto", "required", "none")
+
+
+@command("gen")
+async def gen(interp: "Interpreter", node: "Node", name: Optional[str] = None, *, stop: Any = None,
+              stop_regex: Any = None, save_stop_text: Any = False, max_tokens: Optional[int] = None, n: int = 1,
+              temperature: Optional[float] = 0.0, top_p: Optional[float] = None, pattern: Optional[str] = None,
+              hidden: bool = False, list_append: bool = False, save_prompt: Optional[str] = None,
+              seed: Optional[int] = None, tools: Any = None, tool_choice: Any = None,
+              parallel_tool_calls: Optional[bool] = None, max_rounds: Optional[int] = None,
+              tool_errors: Optional[str] = None, tool_timeout: Optional[float] = None, stream: Any = None,
+              **model_kwargs: Any) -> Any:
+    if name is not None and not isinstance(name, str):
+        raise TypeError(f"gen's name must be a string, got {type(name).__name__}")
+    if not isinstance(n, int) or n < 1:
+        raise ValueError("n must be a positive integer")
+    toolset = make_toolset(tools, resolve=interp.variable) if tools else {}
+    if tool_choice is not None:
+        if not toolset:
+            raise ValueError("tool_choice needs tools=[…]")
+        if tool_choice not in _TOOL_CHOICES and tool_choice not in toolset:
+            raise ValueError(f"tool_choice must be 'auto', 'required', 'none' or one of the offered tools "
+                             f"({', '.join(toolset)}), not {tool_choice!r}")
+    errors = tool_errors or interp.options.get("tool_errors") or "feedback"
+    if errors not in ("feedback", "raise"):
+        raise ValueError(f"tool_errors must be 'feedback' or 'raise', not {errors!r}")
+    params = dict(stop=stop, stop_regex=stop_regex, max_tokens=max_tokens, n=n, temperature=temperature,
+                  top_p=top_p, seed=seed, pattern=pattern, extra=model_kwargs,
+                  tools=list(toolset.values()) or None, parallel_tool_calls=parallel_tool_calls)
+    dispatcher = _dispatcher(interp, toolset, name, errors,
+                             tool_timeout if tool_timeout is not None else interp.options.get("tool_timeout"))
+    top = interp.is_top_level(node)  # type: ignore[arg-type]
+    if max_rounds is not None:
+        if not toolset:
+            raise ValueError("max_rounds needs tools=[…]")
+        text = await _auto_loop(interp, node, name, params, tool_choice or "auto", int(max_rounds), dispatcher,
+                                hidden)
+        _store(interp, name, text, list_append)
+        return NOTHING if top else text
+    request = build_request(interp, node, tool_choice=tool_choice if toolset else None, **params)
+    completion = await run_model(interp, request, name)
+    choice = completion.choices[0]
+    value: Any
+    if choice.tool_calls:
+        value = ToolCallAnswer(choice.tool_calls, choice.text, dispatcher, name)
+        if top:
+            _write_calls(interp, choice, name, hidden)
+    else:
+        _check_pattern(interp, pattern, [c.text for c in completion.choices])
+        value = [c.text for c in completion.choices] if n > 1 else choice.text
+        if top:
+            _write_gen(interp, choice.text, name, gen_meta(interp, choice), hidden)
+    _store(interp, name, value, list_append)
+    if save_stop_text and name is not None or isinstance(save_stop_text, str):
+        target = save_stop_text if isinstance(save_stop_text, str) else f"{name}_stop_text"
+        interp.assign(target, choice.stop_text)
+    if save_prompt:
+        interp.assign(save_prompt if isinstance(save_prompt, str) else f"{name}_prompt", request.prompt)
+    return NOTHING if top else value
+
+
+def _store(interp: "Interpreter", name: Optional[str], value: Any, append: bool) -> None:
+    if name is None:
+        return
+    interp.assign(name, value, append=append)
+    interp.emit(VariableSet(name, value))
+
+
+def _check_pattern(interp: "Interpreter", pattern: Optional[str], texts: Sequence[str]) -> None:
+    if pattern is None:
+        return
+    compiled = regex.compile(pattern)
+    for text in texts:
+        if compiled.fullmatch(text) is None:
+            raise GenerationError(f"the model's output {text[:60]!r} does not match pattern {pattern!r}"
+                                  + ("" if interp.model is not None and interp.model.can_constrain else
+                                     f" ({interp.model.name if interp.model else 'the model'} can't constrain "
+                                     "generation; use a local model for guaranteed matches)"))
+
+
+def _write_gen(interp: "Interpreter", text: str, name: Optional[str], meta: dict, hidden: bool) -> None:
+    state = interp.state
+    scope = state.open_hidden_scope() if hidden else None
+    interp.write(text, GEN, name, meta)
+    if scope is not None:
+        state.close_hidden_scope(scope)
+
+
+def _write_calls(interp: "Interpreter", choice: Choice, name: Optional[str], hidden: bool) -> None:
+    """The assistant's text plus its tool calls, stored structurally on the open assistant block."""
+    state = interp.state
+    scope = state.open_hidden_scope() if hidden else None
+    if choice.text:
+        interp.write(choice.text, GEN, name, gen_meta(interp, choice))
+    for call in choice.tool_calls:
+        interp.write(render_tool_call(call), TOOL_CALL, name, {"call": call})
+        interp.emit(ToolCallReady(call, name))
+    if scope is not None:
+        state.close_hidden_scope(scope)
+    role = state.open_roles[-1] if state.open_roles else None
+    if role is not None and role.role == "assistant" and not interp.captures:
+        role.tool_calls.extend(choice.tool_calls)
+
+
+def _dispatcher(interp: "Interpreter", toolset: dict[str, Tool], variable: Optional[str], errors: str,
+                timeout: Optional[float]):
+    hook = interp.options.get("on_tool_call")
+
+    async def run(calls: Sequence[ToolCall], overrides: dict) -> ToolResults:
+        try:
+            records = await dispatch(calls, toolset, timeout=timeout, errors=errors, on_tool_call=hook,
+                                     overrides=overrides or None)
+        except ToolExecutionError as exc:
+            _record(interp, exc.records, variable)
+            raise
+        _record(interp, records, variable)
+        return ToolResults(records)
+    return run
+
+
+def _record(interp: "Interpreter", records: Sequence[Any], variable: Optional[str]) -> None:
+    for record in records:
+        record.variable = variable
+        interp.state.tool_calls.append(record)
+        interp.emit(ToolResult(record))
+
+
+async def _auto_loop(interp: "Interpreter", node: "Node", name: Optional[str], params: dict, tool_choice: Any,
+                     max_rounds: int, dispatcher: Any, hidden: bool) -> str:
+    state = interp.state
+    role = state.open_roles[-1] if state.open_roles else None
+    if role is None or role.role != "assistant":
+        raise GenerationError("the automatic tool loop (max_rounds=…) runs inside {{#assistant}}…{{/assistant}}")
+    if state.content_of(role).strip():
+        raise GenerationError("with max_rounds=…, gen must be the first thing in its assistant block")
+    if max_rounds < 0:
+        raise ValueError("max_rounds must be 0 or more")
+    text = ""
+    for round_ in range(max_rounds + 1):
+        last = round_ == max_rounds
+        request = build_request(interp, node, tool_choice="none" if last else tool_choice, **params)
+        completion = await run_model(interp, request, name)
+        choice = completion.choices[0]
+        if not choice.tool_calls or last:
+            text = choice.text
+            _write_gen(interp, text, name, gen_meta(interp, choice), hidden)
+            break
+        _write_calls(interp, choice, name, hidden)
+        message = {"role": "assistant", "content": choice.text,
+                   "tool_calls": [c.to_openai() for c in choice.tool_calls]}
+        state.close_role(role, message)
+        interp.emit(MessageAdded(message, role.hidden))
+        results = await dispatcher(choice.tool_calls, {})
+        for record in results:
+            state.answer_call(record.id)
+            _add_tool_message(interp, {"role": "tool", "tool_call_id": record.id, "content": record.content},
+                              {"name": record.name, "tool_call_id": record.id},
+                              [_result_span(record)], role.scope)
+        role = state.open_role("assistant", role.attrs, False, role.line)
+    return text
+
+
+def _result_span(record: Any):
+    from ..state import TOOL_RESULT, Span
+    return Span(record.content, TOOL_RESULT, record.variable, 0, None, {"record": record})

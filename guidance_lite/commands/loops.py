@@ -1,0 +1,144 @@
+"""Loops: ``{{#each}}`` over lists and dicts, and ``{{#geneach}}``, which lets the model decide how many items."""
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Optional
+
+from . import block
+from ..control import BreakLoop, ContinueLoop
+from ..nodes import Block, Output, Text
+from ..state import GEN
+from ..variables import new_owned
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..interpreter import Interpreter
+
+
+def _frame(item: Any, index: int, count: Optional[int], key: Any = None, item_name: str = "this") -> dict:
+    frame = {"this": item, "@index": index, "@first": index == 0,
+             "@last": count is not None and index == count - 1}
+    if key is not None:
+        frame["@key"] = key
+    if item_name != "this":
+        frame[item_name] = item
+    return frame
+
+
+@block("each")
+async def each(interp: "Interpreter", node: Block, items: Any, *, item_name: str = "this", hidden: bool = False,
+               parallel: bool = False) -> None:
+    if isinstance(items, Mapping):
+        pairs = list(items.items())
+        frames = [_frame(v, i, len(pairs), k, item_name) for i, (k, v) in enumerate(pairs)]
+    else:
+        try:
+            seq = list(items)
+        except TypeError:
+            raise TypeError(f"{{{{#each}}}} needs a list, dict or other iterable, got {type(items).__name__}") \
+                from None
+        frames = [_frame(v, i, len(seq), None, item_name) for i, v in enumerate(seq)]
+    if not frames:
+        if node.branches:  # {{else}} renders for an empty collection
+            await interp.render(node.branches[0].body)
+        return
+    state = interp.state
+    scope = state.open_hidden_scope() if hidden else None
+    try:
+        if parallel:
+            await _each_parallel(interp, node, frames)
+        else:
+            for frame in frames:
+                interp.scopes.append(frame)
+                try:
+                    await interp.render(node.body)
+                except ContinueLoop:
+                    continue
+                except BreakLoop:
+                    break
+                finally:
+                    interp.scopes.pop()
+    finally:
+        if scope is not None:
+            state.close_hidden_scope(scope)
+
+
+async def _each_parallel(interp: "Interpreter", node: Block, frames: list[dict]) -> None:
+    """Run iterations concurrently, each on its own interpreter fork; their text is appended in order."""
+    forks = [interp.fork(frame) for frame in frames]
+
+    async def run(fork: "Interpreter") -> None:
+        try:
+            await fork.render(node.body)
+        except (ContinueLoop, BreakLoop):
+            pass
+
+    await asyncio.gather(*(run(f) for f in forks))
+    for fork in forks:
+        for span in fork.captures[0]:
+            interp.write(span.text, span.kind, span.variable, span.meta)
+
+
+@block("geneach")
+async def geneach(interp: "Interpreter", node: Block, name: Any, *, stop: Any = None,
+                  num_iterations: Optional[int] = None, max_iterations: int = 100, min_iterations: int = 0,
+                  hidden: bool = False, join: str = "", item_name: str = "this") -> None:
+    """Generate a list: run the body once per item, letting the model choose when to stop (or a fixed count)."""
+    if not isinstance(name, str):
+        raise TypeError("geneach needs the list's variable name as a string, e.g. {{#geneach 'items'}}")
+    items: list = new_owned(interp, [])
+    interp.assign(name, items)
+    state = interp.state
+    scope = state.open_hidden_scope() if hidden else None
+    limit = num_iterations if num_iterations is not None else max_iterations
+    try:
+        for index in range(limit):
+            if num_iterations is None and index >= min_iterations:
+                if not await _model_continues(interp, node, stop, index):
+                    break
+            if index > 0 and join:
+                interp.write(join)
+            frame = _frame(new_owned(interp, {}), index, num_iterations, None, item_name)
+            interp.scopes.append(frame)
+            stopped = False
+            try:
+                await interp.render(node.body)
+            except ContinueLoop:
+                pass
+            except BreakLoop:
+                stopped = True
+            finally:
+                interp.scopes.pop()
+            items.append(frame[item_name] if item_name != "this" else frame["this"])
+            if stopped:
+                break
+    finally:
+        if scope is not None:
+            state.close_hidden_scope(scope)
+
+
+async def _model_continues(interp: "Interpreter", node: Block, stop: Any, index: int) -> bool:
+    """Ask the model to choose between starting another item (the body's leading text) and stopping."""
+    start = _leading_text(node)
+    if stop is False or stop is None and not start:
+        raise ValueError("geneach needs num_iterations=…, or a body that starts with literal text and a stop=… "
+                         "string so the model can choose between another item and the end")
+    from .select import choose
+    end = stop if isinstance(stop, str) and stop else "<|end|>"
+    chosen = await choose(interp, node, [start, end], variable=None)
+    return chosen == start
+
+
+def _leading_text(node: Block) -> str:
+    for child in node.body:
+        if isinstance(child, Text):
+            if child.text.strip():
+                return child.text
+            continue
+        if isinstance(child, Output):
+            return ""
+        return ""
+    return ""
+
+
+__all__ = ["each", "geneach", "GEN"]

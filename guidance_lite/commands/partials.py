@@ -1,0 +1,26 @@
+"""Partials: ``{{>name args k=v}}`` runs another Program (or a template string) in place."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ..nodes import Partial
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..interpreter import Interpreter
+
+
+async def run_partial(interp: "Interpreter", node: Partial, value: Any, args: list, kwargs: dict) -> None:
+    from ..parser import parse
+    from ..program import Program
+    if isinstance(value, Program):
+        template, defaults = value.template, value.defaults
+    elif isinstance(value, str):
+        template, defaults = parse(value, name="<partial>"), {}
+    else:
+        raise TypeError(f"a partial must be a Program or a template string, got {type(value).__name__}")
+    frame = {**defaults, **kwargs, "args": list(args)}
+    interp.scopes.append(frame)
+    try:
+        await interp.render(template.body)
+    finally:
+        interp.scopes.pop()

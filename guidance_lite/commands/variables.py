@@ -1,0 +1,78 @@
+"""Variables: ``set``, ``await`` (pause until a value arrives), ``{{#block}}`` and ``parse``."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Optional
+
+from . import block, command
+from ..control import NOTHING
+from ..events import VariableSet
+from ..nodes import Block, Node
+from ..state import VALUE
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..interpreter import Interpreter
+
+
+@command("set")
+async def set_(interp: "Interpreter", node: Node, name: Any, value: Any = NOTHING, *, hidden: bool = True) -> Any:
+    """``{{set 'x' value}}`` or ``{{set {'x': 1, 'y': 2}}}``; ``hidden=False`` also inserts the value."""
+    if value is NOTHING:
+        if not isinstance(name, dict):
+            raise TypeError("set needs a name and a value ({{set 'x' 1}}) or a dict ({{set {'x': 1}}})")
+        pairs = list(name.items())
+    else:
+        if not isinstance(name, str):
+            raise TypeError(f"set's first argument must be a variable name string, got {type(name).__name__}")
+        pairs = [(name, value)]
+    for key, val in pairs:
+        interp.assign(key, val)
+        interp.emit(VariableSet(key, val))
+    if not hidden and interp.is_top_level(node):  # type: ignore[arg-type]
+        interp.write("".join(str(v) for _, v in pairs), VALUE)
+    return NOTHING
+
+
+@command("await")
+async def await_(interp: "Interpreter", node: Node, name: str) -> Any:
+    """Return the variable's value and consume it; pause the program until it is given when missing."""
+    if not isinstance(name, str):
+        raise TypeError("await takes a variable name string, e.g. {{await 'user_input'}}")
+    while name not in interp.state.variables:
+        await interp.execution.pause(name)
+    return interp.state.variables.pop(name)
+
+
+@block("block")
+async def block_(interp: "Interpreter", node: Block, name: Optional[str] = None, *, hidden: bool = False) -> None:
+    """Render the body; ``name`` captures its text into a variable; ``hidden`` keeps it out of later context."""
+    state = interp.state
+    scope = state.open_hidden_scope() if hidden else None
+    start = len(state.spans)
+    capture_start = len(interp.captures[-1]) if interp.captures else None
+    try:
+        await interp.render(node.body)
+    finally:
+        if scope is not None:
+            state.close_hidden_scope(scope)
+    if name is not None:
+        if capture_start is not None:
+            text = "".join(s.text for s in interp.captures[-1][capture_start:])
+        else:
+            text = "".join(s.text for s in state.spans[start:] if s.kind != "marker")
+        interp.assign(name, text)
+        interp.emit(VariableSet(name, text))
+
+
+@command("parse")
+async def parse_(interp: "Interpreter", node: Node, template: Any, *, name: Optional[str] = None) -> Any:
+    """Run a string as template code: the one deliberate way to do so (values are otherwise always data)."""
+    from ..parser import parse
+    if not isinstance(template, str):
+        raise TypeError(f"parse takes a template string, got {type(template).__name__}")
+    parsed = parse(template, name="<parse>")
+    start = len(interp.state.spans)
+    await interp.render(parsed.body)
+    if name is not None:
+        text = "".join(s.text for s in interp.state.spans[start:] if s.kind != "marker")
+        interp.assign(name, text)
+    return NOTHING

@@ -1,0 +1,496 @@
+"""Output constraints as llama.cpp GBNF grammars: select options, regex patterns, and tool calls with schema-valid arguments.
+
+Why grammars: a local model can be *made* to produce a valid option, a matching string or a schema-valid tool call,
+instead of being asked nicely and checked afterwards. Everything here returns GBNF text (the grammar language of
+llama.cpp); ``guidance_lite.models.llamacpp`` compiles and applies it. Unsupported input raises ``ModelError`` naming
+the construct, never a grammar that silently means something else.
+
+Tool-call grammars describe a format's *whole* call text (e.g. hermes ``<tool_call>\\n{"name": …, "arguments": …}
+\\n</tool_call>``); the backend starts constrained generation exactly where a call begins.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional, Sequence, Union
+
+from .models.base import ModelError
+
+ROOT = "root"
+
+
+# ---- literals and character classes --------------------------------------------------------------------------------
+def gbnf_literal(text: str) -> str:
+    """``text`` as a GBNF string literal (quotes, backslashes and control characters escaped)."""
+    out = []
+    for ch in text:
+        if ch == '"':
+            out.append('\\"')
+        elif ch == "\\":
+            out.append("\\\\")
+        elif ch == "\n":
+            out.append("\\n")
+        elif ch == "\r":
+            out.append("\\r")
+        elif ch == "\t":
+            out.append("\\t")
+        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+            out.append(f"\\x{ord(ch):02X}")
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
+
+
+def _class_char(ch: str) -> str:
+    """One character inside a GBNF ``[...]`` class; anything but letters and digits is hex-escaped to stay unambiguous."""
+    if ch.isascii() and ch.isalnum():
+        return ch
+    code = ord(ch)
+    if code <= 0xFF:
+        return f"\\x{code:02X}"
+    if code <= 0xFFFF:
+        return f"\\u{code:04X}"
+    return f"\\U{code:08X}"
+
+
+def _class(ranges: Sequence[tuple[str, str]], negated: bool = False) -> str:
+    body = "".join(_class_char(a) if a == b else f"{_class_char(a)}-{_class_char(b)}" for a, b in ranges)
+    return f"[{'^' if negated else ''}{body}]"
+
+
+# ---- select options --------------------------------------------------------------------------------------------------
+def options_grammar(options: Sequence[str]) -> str:
+    """A grammar whose only sentences are the option strings (duplicates collapse; order kept)."""
+    if not options:
+        raise ModelError("select needs at least one option to constrain generation; got an empty options list")
+    seen: list[str] = []
+    for option in options:
+        if not isinstance(option, str):
+            raise ModelError(f"select options must be strings, got {type(option).__name__}: {option!r}")
+        if option not in seen:
+            seen.append(option)
+    return f"{ROOT} ::= " + " | ".join(gbnf_literal(o) for o in seen)
+
+
+# ---- regex -> GBNF ---------------------------------------------------------------------------------------------------
+_DIGIT = [("0", "9")]
+_WORD = [("a", "z"), ("A", "Z"), ("0", "9"), ("_", "_")]
+_SPACE = [(" ", " "), ("\t", "\t"), ("\n", "\n"), ("\r", "\r"), ("\f", "\f"), ("\v", "\v")]
+_SHORTHANDS = {"d": (_DIGIT, False), "D": (_DIGIT, True), "w": (_WORD, False), "W": (_WORD, True),
+               "s": (_SPACE, False), "S": (_SPACE, True)}
+_CHAR_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "f": "\f", "v": "\v", "a": "\a", "0": "\0"}
+_UNSUPPORTED_ESCAPES = {"b": "word boundary \\b", "B": "non-boundary \\B", "A": "anchor \\A", "Z": "anchor \\Z",
+                        "z": "anchor \\z", "G": "anchor \\G", "p": "unicode property \\p{…}",
+                        "P": "unicode property \\P{…}", "k": "named backreference \\k<…>", "N": "named character \\N{…}"}
+
+
+class _RegexToGbnf:
+    """A recursive-descent translator for the regex subset generation can enforce.
+
+    Supported: literals, escapes, ``.`` (any character but newline), classes ``[a-z\\d_]`` / ``[^…]``, ``\\d \\w \\s``
+    (ASCII) and their negations, groups ``(…)``, ``(?:…)``, ``(?P<n>…)``, alternation, ``? * +``, ``{m}``,
+    ``{m,}``, ``{m,n}`` (lazy ``?`` suffixes accepted: the set of matching strings is the same), and ``^``/``$`` at
+    the very ends (the whole output must match anyway). Anything else raises ``ModelError`` naming it.
+    """
+
+    def __init__(self, pattern: str) -> None:
+        self.pattern = pattern
+        self.i = 0
+
+    def fail(self, what: str) -> ModelError:
+        return ModelError(f"pattern {self.pattern!r}: {what} (at position {self.i}) can't be enforced by the local "
+                          f"model's grammar; supported: literals, classes [...], \\d \\w \\s, ., groups, |, "
+                          f"? * + {{m,n}}. Rewrite the pattern without it")
+
+    def peek(self) -> Optional[str]:
+        return self.pattern[self.i] if self.i < len(self.pattern) else None
+
+    def translate(self) -> str:
+        if self.peek() == "^":
+            self.i += 1
+        expr = self.alternation(top=True)
+        if self.i < len(self.pattern):
+            raise self.fail("an unbalanced ')'")
+        return expr
+
+    def alternation(self, top: bool = False) -> str:
+        branches = [self.sequence(top)]
+        while self.peek() == "|":
+            self.i += 1
+            branches.append(self.sequence(top))
+        return branches[0] if len(branches) == 1 else " | ".join(f"( {b} )" if b else '""' for b in branches)
+
+    def sequence(self, top: bool) -> str:
+        items: list[str] = []
+        while True:
+            ch = self.peek()
+            if ch is None or ch in "|)":
+                break
+            if ch == "$":
+                self.i += 1
+                nxt = self.peek()
+                if not (top and (nxt is None or nxt == "|")):
+                    raise self.fail("the anchor '$' anywhere but at the end")
+                continue
+            if ch == "^":
+                raise self.fail("the anchor '^' anywhere but at the start")
+            atom = self.atom()
+            items.append(self.quantified(atom))
+        return " ".join(items) if items else '""'
+
+    def quantified(self, atom: str) -> str:
+        ch = self.peek()
+        if ch is None:
+            return atom
+        if ch in "?*+":
+            self.i += 1
+            result = f"( {atom} ){ch}"
+        elif ch == "{" and re.match(r"\{\d*(,\d*)?\}", self.pattern[self.i:]):
+            match = re.match(r"\{(\d*)(?:(,)(\d*))?\}", self.pattern[self.i:])
+            assert match is not None
+            low, comma, high = match.group(1), match.group(2), match.group(3)
+            if not low and not comma:
+                raise self.fail("an empty quantifier '{}'")
+            lo = int(low) if low else 0
+            if comma and high and int(high) < lo:
+                raise self.fail(f"the quantifier {match.group(0)} (max below min)")
+            self.i += match.end()
+            bounds = str(lo) if not comma else f"{lo},{high}" if high else f"{lo},"
+            result = f"( {atom} ){{{bounds}}}"
+        else:
+            return atom
+        nxt = self.peek()
+        if nxt == "?":  # lazy: same language
+            self.i += 1
+        elif nxt == "+":
+            raise self.fail("a possessive quantifier")
+        if self.peek() is not None and self.peek() in "?*+" or (self.peek() == "{" and re.match(
+                r"\{\d*(,\d*)?\}", self.pattern[self.i:])):
+            raise self.fail("a repeated quantifier")
+        return result
+
+    def atom(self) -> str:
+        ch = self.pattern[self.i]
+        if ch == "(":
+            return self.group()
+        if ch == "[":
+            return self.char_class()
+        if ch == ".":
+            self.i += 1
+            return _class([("\n", "\n")], negated=True)
+        if ch == "\\":
+            return self.escape()
+        if ch in "*+?":
+            raise self.fail(f"a quantifier '{ch}' with nothing to repeat")
+        if ch == "{" and re.match(r"\{\d*(,\d*)?\}", self.pattern[self.i:]):
+            raise self.fail("a quantifier '{…}' with nothing to repeat")
+        self.i += 1
+        return gbnf_literal(ch)
+
+    def group(self) -> str:
+        self.i += 1
+        if self.pattern.startswith("?", self.i):
+            rest = self.pattern[self.i:]
+            if rest.startswith("?:"):
+                self.i += 2
+            elif m := re.match(r"\?P?<[A-Za-z_]\w*>", rest):
+                self.i += m.end()
+            else:
+                kinds = {"?=": "a lookahead (?=…)", "?!": "a negative lookahead (?!…)",
+                         "?<=": "a lookbehind (?<=…)", "?<!": "a negative lookbehind (?<!…)",
+                         "?>": "an atomic group (?>…)", "?P=": "a backreference (?P=…)", "?#": "a comment (?#…)",
+                         "?(": "a conditional (?(…)…)"}
+                for prefix, name in sorted(kinds.items(), key=lambda kv: -len(kv[0])):
+                    if rest.startswith(prefix):
+                        raise self.fail(name)
+                raise self.fail("inline flags (?…)")
+        inner = self.alternation()
+        if self.peek() != ")":
+            raise self.fail("an unclosed '('")
+        self.i += 1
+        return f"( {inner} )"
+
+    def escape(self) -> str:
+        if self.i + 1 >= len(self.pattern):
+            raise self.fail("a trailing backslash")
+        ch = self.pattern[self.i + 1]
+        if ch in _SHORTHANDS:
+            self.i += 2
+            ranges, negated = _SHORTHANDS[ch]
+            return _class(ranges, negated)
+        return gbnf_literal(self.escaped_char())
+
+    def escaped_char(self) -> str:
+        """The single character an escape like ``\\.`` / ``\\n`` / ``\\x41`` / ``\\u00e9`` stands for."""
+        ch = self.pattern[self.i + 1]
+        if ch in _UNSUPPORTED_ESCAPES:
+            raise self.fail(_UNSUPPORTED_ESCAPES[ch])
+        if ch.isdigit() and ch != "0":
+            raise self.fail(f"a backreference \\{ch}")
+        if ch in _CHAR_ESCAPES:
+            self.i += 2
+            return _CHAR_ESCAPES[ch]
+        for prefix, width in (("x", 2), ("u", 4), ("U", 8)):
+            if ch == prefix:
+                digits = self.pattern[self.i + 2:self.i + 2 + width]
+                if not re.fullmatch(f"[0-9a-fA-F]{{{width}}}", digits):
+                    raise self.fail(f"a malformed \\{prefix} escape")
+                self.i += 2 + width
+                return chr(int(digits, 16))
+        if ch.isalnum():
+            raise self.fail(f"the unknown escape \\{ch}")
+        self.i += 2
+        return ch
+
+    def char_class(self) -> str:
+        start = self.i
+        self.i += 1
+        negated = self.peek() == "^"
+        if negated:
+            self.i += 1
+        ranges: list[tuple[str, str]] = []
+        first = True
+        while True:
+            ch = self.peek()
+            if ch is None:
+                self.i = start
+                raise self.fail("an unclosed '['")
+            if ch == "]" and not first:
+                self.i += 1
+                break
+            first = False
+            if ch == "[" and self.pattern.startswith("[:", self.i):
+                raise self.fail("a POSIX class [:…:]")
+            if ch == "\\" and self.i + 1 < len(self.pattern) and self.pattern[self.i + 1] in _SHORTHANDS:
+                short_ranges, short_negated = _SHORTHANDS[self.pattern[self.i + 1]]
+                if short_negated:
+                    raise self.fail(f"a negated shorthand \\{self.pattern[self.i + 1]} inside [...]")
+                self.i += 2
+                ranges.extend(short_ranges)
+                continue
+            low = self.class_member()
+            if self.peek() == "-" and self.i + 1 < len(self.pattern) and self.pattern[self.i + 1] != "]":
+                self.i += 1
+                if self.peek() == "\\" and self.i + 1 < len(self.pattern) and \
+                        self.pattern[self.i + 1] in _SHORTHANDS:
+                    raise self.fail("a range ending in a shorthand class")
+                high = self.class_member()
+                if ord(high) < ord(low):
+                    raise self.fail(f"the reversed range {low}-{high}")
+                ranges.append((low, high))
+            else:
+                ranges.append((low, low))
+        return _class(ranges, negated)
+
+    def class_member(self) -> str:
+        ch = self.pattern[self.i]
+        if ch == "\\":
+            if self.i + 1 < len(self.pattern) and self.pattern[self.i + 1] == "b":
+                self.i += 2
+                return "\b"  # inside a class \b is backspace
+            return self.escaped_char()
+        self.i += 1
+        return ch
+
+
+def regex_to_gbnf(pattern: str) -> str:
+    """A grammar whose sentences are exactly the strings that fully match ``pattern`` (see ``_RegexToGbnf``)."""
+    if not isinstance(pattern, str):
+        raise ModelError(f"pattern must be a string, got {type(pattern).__name__}")
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise ModelError(f"pattern {pattern!r} is not a valid regular expression: {exc}") from None
+    return f"{ROOT} ::= " + _RegexToGbnf(pattern).translate()
+
+
+# ---- JSON schema -> GBNF ---------------------------------------------------------------------------------------------
+@dataclass
+class GrammarBuilder:
+    """Collects named rules (schema rules from llama.cpp's converter plus our own) into one grammar."""
+
+    converter: Any = None
+    rules: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.converter is None:
+            from llama_cpp.llama_grammar import SchemaConverter  # the same converter as json_schema_to_gbnf
+            self.converter = SchemaConverter(prop_order={}, allow_fetch=False, dotall=False, raw_pattern=False)
+
+    def schema_rule(self, schema: dict, name: str, what: str) -> str:
+        """Convert a JSON schema into rules; returns the name of the rule matching one JSON value of that schema."""
+        try:
+            resolved = self.converter.resolve_refs(json.loads(json.dumps(schema)), "schema")
+            return self.converter.visit(resolved, name)
+        except (AssertionError, KeyError, ValueError, TypeError, RecursionError) as exc:
+            raise ModelError(f"{what}: its JSON schema can't be turned into a grammar ({exc or type(exc).__name__}); "
+                             f"simplify the schema (plain types, properties, required, enum, arrays)") from None
+
+    def add(self, name: str, rule: str) -> str:
+        self.rules[name] = rule
+        return name
+
+    def grammar(self, root: str) -> str:
+        lines = [f"{ROOT} ::= {root}"]
+        lines += [f"{name} ::= {rule}" for name, rule in self.rules.items()]
+        lines.append(self.converter.format_grammar())
+        return "\n".join(lines)
+
+
+def _closed(schema: dict) -> dict:
+    """Objects without ``additionalProperties`` get ``False`` so small models don't invent extra keys."""
+    if not isinstance(schema, dict):
+        return schema
+    out = dict(schema)
+    if out.get("type") == "object" and "additionalProperties" not in out and "properties" in out:
+        out["additionalProperties"] = False
+    if out.get("type") == "object" and "properties" not in out and "additionalProperties" not in out:
+        out["properties"] = {}
+        out["additionalProperties"] = False
+    return out
+
+
+# ---- tool calls ----------------------------------------------------------------------------------------------------
+@dataclass
+class ToolSpec:
+    """What a grammar needs from one offered tool: its name and its parameters' JSON schema."""
+
+    name: str
+    parameters: dict
+
+
+def tool_specs(tools: Sequence[dict]) -> list[ToolSpec]:
+    """OpenAI tool dicts (``{"type": "function", "function": {name, parameters}}``) -> ``ToolSpec`` list."""
+    specs = []
+    for tool in tools:
+        fn = tool.get("function", tool) if isinstance(tool, dict) else None
+        if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
+            raise ModelError(f"a tool schema must look like {{'type': 'function', 'function': {{'name': …, "
+                             f"'parameters': {{…}}}}}}; got {tool!r}")
+        params = fn.get("parameters") or {"type": "object", "properties": {}}
+        specs.append(ToolSpec(fn["name"], params))
+    return specs
+
+
+def chosen_tools(specs: list[ToolSpec], tool_choice: Union[str, dict, None]) -> list[ToolSpec]:
+    """The tools a forced call may use: all for 'required'/'auto', one for a tool name or OpenAI's dict form."""
+    name: Optional[str] = None
+    if isinstance(tool_choice, dict):
+        name = (tool_choice.get("function") or {}).get("name") or tool_choice.get("name")
+        if not name:
+            raise ModelError(f"tool_choice {tool_choice!r} names no function; use "
+                             f"{{'type': 'function', 'function': {{'name': …}}}} or the tool's name")
+    elif tool_choice not in (None, "auto", "required", "any"):
+        name = str(tool_choice)
+    if name is None:
+        return specs
+    picked = [s for s in specs if s.name == name]
+    if not picked:
+        offered = ", ".join(repr(s.name) for s in specs) or "none"
+        raise ModelError(f"tool_choice names {name!r} but that tool was not offered (offered: {offered})")
+    return picked
+
+
+# Each builder writes the rule for ONE call of each tool (alternatives) and the rule for the whole call text.
+CallSyntax = Callable[[GrammarBuilder, list[ToolSpec], bool], str]
+
+
+def _call_objects(builder: GrammarBuilder, specs: list[ToolSpec], args_key: str, name_first: str = "name") -> str:
+    """Rule: one JSON object ``{"name": "<tool>", "<args_key>": <args>}`` for any of ``specs``."""
+    alternatives = []
+    for i, spec in enumerate(specs):
+        args = builder.schema_rule(_closed(spec.parameters), f"gl-args-{i}", f"tool {spec.name!r}")
+        head = '{"' + name_first + '": ' + json.dumps(spec.name) + ', "' + args_key + '": '
+        alternatives.append(builder.add(f"gl-call-{i}", f"{gbnf_literal(head)} {args} \"}}\""))
+    return builder.add("gl-call", " | ".join(alternatives))
+
+
+def _hermes(builder: GrammarBuilder, specs: list[ToolSpec], parallel: bool) -> str:
+    obj = _call_objects(builder, specs, "arguments")
+    one = builder.add("gl-tagged-call", f'"<tool_call>\\n" {obj} "\\n</tool_call>"')
+    return f'{one} ( "\\n" {one} )*' if parallel else one
+
+
+def _llama3_json(builder: GrammarBuilder, specs: list[ToolSpec], parallel: bool) -> str:
+    obj = _call_objects(builder, specs, "parameters")
+    return f'{obj} ( "; " {obj} )*' if parallel else obj
+
+
+def _mistral(builder: GrammarBuilder, specs: list[ToolSpec], parallel: bool) -> str:
+    obj = _call_objects(builder, specs, "arguments")
+    more = f' ( ", " {obj} )*' if parallel else ""
+    return f'"[TOOL_CALLS][" {obj}{more} "]"'
+
+
+def _functionary(builder: GrammarBuilder, specs: list[ToolSpec], parallel: bool) -> str:
+    alternatives = []
+    for i, spec in enumerate(specs):
+        args = builder.schema_rule(_closed(spec.parameters), f"gl-args-{i}", f"tool {spec.name!r}")
+        alternatives.append(builder.add(f"gl-call-{i}", f"{gbnf_literal('>>>' + spec.name + chr(10))} {args}"))
+    one = builder.add("gl-call", " | ".join(alternatives))
+    return f'{one} ( "\\n" {one} )*' if parallel else one
+
+
+def _generic_json(builder: GrammarBuilder, specs: list[ToolSpec], parallel: bool) -> str:
+    obj = _call_objects(builder, specs, "arguments")
+    single = builder.add("gl-single", f'"{{\\"tool_call\\": " {obj} "}}"')
+    if not parallel:
+        return single
+    many = builder.add("gl-many", f'"{{\\"tool_calls\\": [" {obj} ( ", " {obj} )* "]}}"')
+    return f"{single} | {many}"
+
+
+CALL_SYNTAX: dict[str, CallSyntax] = {
+    "hermes": _hermes,
+    "llama3_json": _llama3_json,
+    "mistral": _mistral,
+    "functionary_v3_2": _functionary,
+    "generic_json": _generic_json,
+}
+
+# Formats whose plain-text answer has a fixed shape too, so 'auto' can be one grammar: text answer | call.
+_JSON_STRING = r'"\"" ( [^"\\\x7F\x00-\x1F] | "\\" (["\\/bfnrt] | "u" [0-9a-fA-F]{4}) )* "\""'
+TEXT_ANSWERS: dict[str, str] = {
+    "generic_json": f'{ROOT} ::= "{{\\"response\\": " gl-json-string "}}"\ngl-json-string ::= {_JSON_STRING}',
+}
+
+
+def supports_call_grammar(format_name: str) -> bool:
+    """Whether ``tool_call_grammar`` knows the call syntax of this tool format."""
+    return format_name in CALL_SYNTAX
+
+
+def text_answer_grammar(format_name: str) -> Optional[str]:
+    """The grammar of a plain answer in formats that wrap text too (generic JSON's ``{"response": …}``), else None."""
+    return TEXT_ANSWERS.get(format_name)
+
+
+def tool_call_grammar(format_name: str, tools: Sequence[dict], tool_choice: Union[str, dict, None] = "required",
+                      parallel: bool = True, text_alternative: Optional[str] = None) -> str:
+    """A grammar for the complete call text of ``format_name`` whose arguments match each tool's JSON schema.
+
+    ``tool_choice``: 'required'/'auto' (any offered tool) or a tool name / OpenAI dict (only that tool).
+    ``parallel`` allows several calls in a row. ``text_alternative`` is a complete grammar (e.g. from
+    ``regex_to_gbnf``) accepted instead of a call: 'auto' with a constrained text answer.
+    """
+    syntax = CALL_SYNTAX.get(format_name)
+    if syntax is None:
+        raise ModelError(f"no call grammar for tool format {format_name!r}; known: {', '.join(CALL_SYNTAX)}")
+    specs = chosen_tools(tool_specs(tools), tool_choice)
+    if not specs:
+        raise ModelError("a tool call was required but no tools were offered; pass tools=[...] to gen")
+    builder = GrammarBuilder()
+    root = syntax(builder, specs, parallel)
+    grammar = builder.grammar(root if not text_alternative else f"( {root} ) | gl-text")
+    if text_alternative:
+        grammar += "\n" + _renamed_root(text_alternative, "gl-text")
+    return grammar
+
+
+def _renamed_root(grammar: str, name: str) -> str:
+    """The same grammar with its ``root`` rule called ``name`` (our grammars define root first, never refer to it)."""
+    prefix = f"{ROOT} ::= "
+    if not grammar.startswith(prefix):
+        raise ValueError("expected a grammar whose first rule is root")
+    return f"{name} ::= " + grammar[len(prefix):]

@@ -1,0 +1,24 @@
+"""Signals between commands and the interpreter that are not errors: loop control and "already written"."""
+from __future__ import annotations
+
+
+class LoopControl(Exception):
+    """Base of ``{{break}}`` / ``{{continue}}`` signals."""
+
+
+class BreakLoop(LoopControl):
+    pass
+
+
+class ContinueLoop(LoopControl):
+    pass
+
+
+class _Nothing:
+    """Returned by commands that already wrote their output (so the tag inserts nothing more)."""
+
+    def __repr__(self) -> str:
+        return "<nothing>"
+
+
+NOTHING = _Nothing()

@@ -1,0 +1,242 @@
+"""Walks the AST and owns control flow. Each built-in command is a small function in ``commands/`` that the
+interpreter dispatches to; this module only knows how to visit nodes, resolve names, write to the transcript and
+turn failures into errors that name the template line.
+"""
+from __future__ import annotations
+
+import difflib
+from typing import TYPE_CHECKING, Any, Callable, Optional
+
+from . import nodes as n
+from .commands import BLOCKS, COMMANDS, Command
+from .control import NOTHING, BreakLoop, LoopControl
+from .errors import TemplateRuntimeError
+from .events import Event, TemplateText
+from .expressions import MissingVariable, SandboxError, maybe_await
+from .state import TEXT, TOOL_RESULT, VALUE, ProgramState, Span
+from .tools import ToolError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .models.base import Model
+    from .program import Execution
+
+
+class Interpreter:
+    """Executes one program run against a ``ProgramState``; paused runs keep this object (no re-parsing)."""
+
+    def __init__(self, execution: "Execution", state: ProgramState, model: Optional["Model"], source: str,
+                 options: dict) -> None:
+        self.execution = execution
+        self.state = state
+        self.model = model
+        self.source = source
+        self.options = options
+        self.scopes: list[dict[str, Any]] = []
+        self.captures: list[list[Span]] = []
+        self.listeners: list[Callable[[Event], None]] = []
+        self._top_expr: Optional[n.Expr] = None  # the expression of the Output node being rendered
+        self._visit: dict[type, Callable] = {
+            n.Text: self.visit_text, n.Output: self.visit_output, n.Block: self.visit_block,
+            n.Partial: self.visit_partial,
+        }
+
+    def fork(self, frame: dict) -> "Interpreter":
+        """A child interpreter for one parallel-each iteration: shared state, own scope and output capture."""
+        child = Interpreter(self.execution, self.state, self.model, self.source, self.options)
+        child.scopes = [*self.scopes, frame]
+        child.captures = [[]]
+        child.listeners = self.listeners
+        return child
+
+    # ---- events ----------------------------------------------------------------------------------------------
+    def emit(self, event: Event) -> None:
+        for listener in self.listeners:
+            listener(event)
+
+    # ---- names -------------------------------------------------------------------------------------------------
+    def lookup(self, name: str) -> Any:
+        for scope in reversed(self.scopes):
+            if name in scope:
+                return scope[name]
+        variables = self.state.variables
+        if name in variables:
+            return variables[name]
+        if name == "@prefix":
+            return self.state.text
+        command = COMMANDS.get(name)
+        if command is not None:
+            return command
+        raise MissingVariable(name)
+
+    def has(self, name: str) -> bool:
+        try:
+            self.lookup(name)
+        except MissingVariable:
+            return False
+        return True
+
+    def variable(self, name: str) -> Any:
+        """A program argument or captured variable only (never a helper): what ``tools=`` names resolve to."""
+        for scope in reversed(self.scopes):
+            if name in scope:
+                return scope[name]
+        return self.state.variables.get(name)
+
+    def known_names(self) -> list[str]:
+        names = set(self.state.variables) | set(COMMANDS)
+        for scope in self.scopes:
+            names |= set(scope)
+        return sorted(names)
+
+    def assign(self, name: str, value: Any, *, append: bool = False) -> None:
+        """Write a variable; dotted names (``this.x``, ``obj.x``) write into copies, never into caller data."""
+        from .variables import assign_path
+        assign_path(self, name, value, append=append)
+
+    # ---- calls from expressions ----------------------------------------------------------------------------------
+    async def call(self, func: Any, args: list, kwargs: dict, node: n.Call) -> Any:
+        if isinstance(func, Command):
+            return await func.fn(self, node, *args, **kwargs)
+        if not callable(func):
+            raise TypeError(f"{_describe_callee(node)} is a {type(func).__name__}, not something to call")
+        return await maybe_await(func(*args, **kwargs))
+
+    def is_top_level(self, node: n.Expr) -> bool:
+        """True when ``node`` is the whole expression of the tag being rendered (so a command may write text)."""
+        return node is self._top_expr
+
+    # ---- writing ---------------------------------------------------------------------------------------------------
+    def write(self, text: str, kind: str = TEXT, variable: Optional[str] = None, meta: Optional[dict] = None,
+              line: int = 0) -> None:
+        if self.captures:
+            if text or kind == TOOL_RESULT:
+                self.captures[-1].append(Span(text, kind, variable, 0, None, meta))
+            return
+        span = self.state.append(text, kind, variable, meta, line)
+        if span is not None and self.listeners and kind in (TEXT, VALUE):
+            self.emit(TemplateText(text))
+
+    def begin_capture(self) -> None:
+        self.captures.append([])
+
+    def end_capture(self) -> list[Span]:
+        return self.captures.pop()
+
+    async def render_to_string(self, body: tuple[n.Node, ...]) -> str:
+        """Render nodes without writing them to the transcript (select options, block arguments)."""
+        self.begin_capture()
+        try:
+            await self.render(body)
+        finally:
+            spans = self.end_capture()
+        return "".join(s.text for s in spans)
+
+    # ---- visiting ----------------------------------------------------------------------------------------------------
+    async def run(self, body: tuple[n.Node, ...]) -> None:
+        try:
+            await self.render(body)
+        except LoopControl as exc:
+            word = "break" if isinstance(exc, BreakLoop) else "continue"
+            raise TemplateRuntimeError(f"{{{{{word}}}}} outside of a loop", source=self.source,
+                                       hint="use it inside {{#each}} or {{#geneach}}") from None
+
+    async def render(self, body: tuple[n.Node, ...]) -> None:
+        visit = self._visit
+        for node in body:
+            await visit[type(node)](node)
+
+    async def visit_text(self, node: n.Text) -> None:
+        self.write(node.text, TEXT, line=node.line)
+
+    async def visit_output(self, node: n.Output) -> None:
+        while True:
+            previous = self._top_expr
+            self._top_expr = node.expr
+            try:
+                value = node.fn(self)
+                if node.is_async:
+                    value = await value
+                if isinstance(value, Command) and isinstance(node.expr, n.Var):  # {{break}}, {{gen}}: no-arg call
+                    value = await value.fn(self, node.expr)
+                break
+            except MissingVariable as exc:
+                if self.options.get("await_missing"):
+                    await self.execution.pause(exc.name)
+                    continue
+                raise self.error_for(exc, node) from None
+            except (LoopControl, TemplateRuntimeError):
+                raise
+            except Exception as exc:  # noqa: BLE001 - every failure becomes an error naming the template line
+                raise self.error_for(exc, node) from exc
+            finally:
+                self._top_expr = previous
+        await self.output_value(value, node)
+
+    async def output_value(self, value: Any, node: n.Node) -> None:
+        from .answer import ToolResults
+        if value is None or value is NOTHING:
+            return
+        if isinstance(value, ToolResults):
+            for record in value:
+                self.write(record.content, TOOL_RESULT, record.variable, {"record": record}, node.line)
+            return
+        self.write(value if isinstance(value, str) else str(value), VALUE, line=node.line)
+
+    async def visit_block(self, node: n.Block) -> None:
+        handler = BLOCKS[node.name]
+        try:
+            args, kwargs = await node.args_fn(self)
+        except MissingVariable as exc:
+            if self.options.get("await_missing"):
+                await self.execution.pause(exc.name)
+                return await self.visit_block(node)
+            raise self.error_for(exc, node) from None
+        except (LoopControl, TemplateRuntimeError):
+            raise
+        except Exception as exc:  # noqa: BLE001
+            raise self.error_for(exc, node) from exc
+        try:
+            await handler(self, node, *args, **kwargs)
+        except (LoopControl, TemplateRuntimeError):
+            raise
+        except Exception as exc:  # noqa: BLE001
+            raise self.error_for(exc, node) from exc
+
+    async def visit_partial(self, node: n.Partial) -> None:
+        from .commands.partials import run_partial
+        try:
+            target = node.target.name if isinstance(node.target, n.Var) else None
+            value = self.lookup(target) if target else node.target.value  # type: ignore[attr-defined]
+            args, kwargs = await node.args_fn(self)
+            await run_partial(self, node, value, args, kwargs)
+        except (LoopControl, TemplateRuntimeError):
+            raise
+        except Exception as exc:  # noqa: BLE001
+            raise self.error_for(exc, node) from exc
+
+    # ---- errors ------------------------------------------------------------------------------------------------------
+    def error_for(self, exc: BaseException, node: n.Node) -> TemplateRuntimeError:
+        hint = ""
+        if isinstance(exc, MissingVariable):
+            message = f"variable or helper {exc.name!r} is not defined"
+            close = difflib.get_close_matches(exc.name, self.known_names(), n=3)
+            hint = (f"did you mean {', '.join(repr(c) for c in close)}? " if close else "") + \
+                "pass it as a program argument, e.g. program(" + exc.name.lstrip("@") + "=…)"
+        elif isinstance(exc, SandboxError):
+            message = f"not allowed: {exc}"
+        elif isinstance(exc, ToolError):
+            message = str(exc)
+        elif isinstance(exc, KeyError):
+            message = f"key {exc.args[0]!r} not found" if exc.args else "key not found"
+        else:
+            message = f"{type(exc).__name__}: {exc}"
+        return TemplateRuntimeError(message, line=node.line, col=node.col, source=self.source, hint=hint)
+
+
+def _describe_callee(node: n.Call) -> str:
+    func = node.func
+    if isinstance(func, n.Var):
+        return repr(func.name)
+    if isinstance(func, n.Attr):
+        return repr(func.name)
+    return "the value"

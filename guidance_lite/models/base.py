@@ -1,0 +1,195 @@
+"""The one interface every model backend implements (kani-style: small, with quirks kept in backend modules).
+
+The interpreter builds a :class:`GenRequest`, a backend streams :class:`Delta` pieces and ends with one
+:class:`Completion`. Backends never see template nodes or program state, only this request.
+"""
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Optional, Sequence, Union
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..tools import Tool
+
+
+def new_call_id() -> str:
+    """A fresh tool-call id in OpenAI's shape, for calls whose id is empty or missing."""
+    return "call_" + uuid.uuid4().hex[:24]
+
+
+@dataclass
+class ToolCall:
+    """One call the model asked for. ``arguments_json`` is exactly what the model sent."""
+
+    id: str
+    name: str
+    arguments_json: str = "{}"
+
+    def __post_init__(self) -> None:
+        if not self.id:
+            self.id = new_call_id()
+
+    @property
+    def arguments(self) -> dict:
+        """Parsed arguments; raises ``ValueError`` when the model sent something that is not a JSON object."""
+        text = self.arguments_json.strip() or "{}"
+        value = json.loads(text)
+        if not isinstance(value, dict):
+            raise ValueError(f"tool arguments must be a JSON object, got {type(value).__name__}")
+        return value
+
+    def to_openai(self) -> dict:
+        """The assistant-message form OpenAI expects (arguments as a JSON string)."""
+        return {"id": self.id, "type": "function",
+                "function": {"name": self.name, "arguments": self.arguments_json or "{}"}}
+
+
+@dataclass
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+    estimated: bool = False  # True when counted with tiktoken because the backend gave no usage
+
+    def __add__(self, other: "Usage") -> "Usage":
+        return Usage(self.prompt_tokens + other.prompt_tokens,
+                     self.completion_tokens + other.completion_tokens,
+                     self.total_tokens + other.total_tokens,
+                     self.estimated or other.estimated)
+
+
+@dataclass
+class Delta:
+    """A streamed piece of one choice: some text, or a fragment of a tool call (accumulated by ``tool_index``)."""
+
+    text: str = ""
+    choice: int = 0
+    tool_index: Optional[int] = None
+    tool_id: Optional[str] = None
+    tool_name: Optional[str] = None
+    tool_arguments: str = ""  # a fragment of the arguments JSON
+
+
+@dataclass
+class Choice:
+    text: str = ""
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    finish_reason: Optional[str] = None  # "stop" | "length" | "tool_calls" | ...
+    stop_text: Optional[str] = None  # the stop string / regex match that ended generation, if known
+
+
+@dataclass
+class Completion:
+    """The final item of every stream: all choices, complete, plus usage."""
+
+    choices: list[Choice]
+    usage: Optional[Usage] = None
+    model: Optional[str] = None
+    cached: bool = False
+
+
+Message = dict  # an OpenAI chat-format message dict
+
+
+@dataclass
+class GenRequest:
+    """Everything a backend needs for one generation.
+
+    ``messages`` and ``prompt`` are computed lazily from a snapshot of program state, so building a request costs the
+    same whatever the transcript length; a backend reads the one it needs. ``messages`` is None for templates that
+    use no role blocks (text mode). ``prefill`` is assistant text already rendered in the open assistant block.
+    """
+
+    messages_fn: Optional[Callable[[], list[Message]]] = None
+    prompt_fn: Optional[Callable[[], str]] = None
+    prefill: str = ""
+    stop: Optional[list[str]] = None
+    stop_regex: Optional[list[str]] = None
+    max_tokens: Optional[int] = None
+    temperature: Optional[float] = None
+    top_p: Optional[float] = None
+    n: int = 1
+    seed: Optional[int] = None
+    tools: Optional[Sequence["Tool"]] = None
+    tool_choice: Optional[Union[str, dict]] = None  # 'auto' | 'required' | 'none' | tool name
+    parallel_tool_calls: Optional[bool] = None
+    pattern: Optional[str] = None  # regex the output must match (constrained where the backend can)
+    options: Optional[list[str]] = None  # select: the output must be one of these
+    extra: dict[str, Any] = field(default_factory=dict)  # other model_kwargs, passed through
+    stream: bool = True
+    _messages: Optional[list[Message]] = field(default=None, repr=False)
+    _prompt: Optional[str] = field(default=None, repr=False)
+
+    @property
+    def chat(self) -> bool:
+        return self.messages_fn is not None
+
+    @property
+    def messages(self) -> Optional[list[Message]]:
+        if self._messages is None and self.messages_fn is not None:
+            self._messages = self.messages_fn()
+        return self._messages
+
+    @property
+    def prompt(self) -> str:
+        if self._prompt is None:
+            self._prompt = self.prompt_fn() if self.prompt_fn is not None else ""
+        return self._prompt
+
+    def tool_schemas(self) -> Optional[list[dict]]:
+        return [t.schema() for t in self.tools] if self.tools else None
+
+
+class ModelError(RuntimeError):
+    """A backend failure explained for people (what went wrong and what to change)."""
+
+
+class Model:
+    """Base class of all backends. Override ``stream`` (or ``complete``; each defaults to the other).
+
+    Capability flags tell the interpreter what it may ask:
+    - ``chat``: takes ``messages`` (every backend here does; completion backends render them with a chat template).
+    - ``text``: takes a plain ``prompt`` (templates without role blocks).
+    - ``supports_prefill``: can continue a partly written assistant message.
+    - ``can_constrain``: enforces ``pattern`` / ``options`` / tool-argument schemas during generation.
+    """
+
+    name: str = "model"
+    chat: bool = True
+    text: bool = False
+    supports_prefill: bool = False
+    can_constrain: bool = False
+    context_window: Optional[int] = None
+
+    async def stream(self, request: GenRequest) -> AsyncIterator[Union[Delta, Completion]]:
+        """Yield ``Delta`` pieces, then exactly one ``Completion``."""
+        if type(self).complete is Model.complete:
+            raise NotImplementedError(f"{type(self).__name__} must override stream() or complete()")
+        completion = await self.complete(request)
+        for i, choice in enumerate(completion.choices):
+            if choice.text:
+                yield Delta(text=choice.text, choice=i)
+        yield completion
+
+    async def complete(self, request: GenRequest) -> Completion:
+        """The whole answer at once (default: drain ``stream``)."""
+        if type(self).stream is Model.stream:
+            raise NotImplementedError(f"{type(self).__name__} must override stream() or complete()")
+        final: Optional[Completion] = None
+        async for item in self.stream(request):
+            if isinstance(item, Completion):
+                final = item
+        if final is None:
+            raise ModelError(f"{self.name}: the stream ended without a completion")
+        return final
+
+    def count_tokens(self, text: str) -> int:
+        """Token estimate for context-window checks (backends with a tokenizer override this)."""
+        from ..tokens import count_tokens
+        return count_tokens(text, model=self.name)
+
+    async def aclose(self) -> None:
+        """Release clients/connections (optional)."""
+        return None

@@ -1,0 +1,154 @@
+"""AST node types. Immutable, so one parsed template is shared by every Program made from the same text."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    """Base: every node knows where it starts in the template (1-based line and column)."""
+
+    line: int
+    col: int
+
+
+# ---- expressions ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Expr(Node):
+    """Base of expression nodes."""
+
+
+@dataclass(frozen=True, slots=True)
+class Const(Expr):
+    """A literal value."""
+
+    value: Any
+
+
+@dataclass(frozen=True, slots=True)
+class Var(Expr):
+    """A name: a variable, a helper, ``this`` or an ``@`` name (``@index``, ``@prefix`` …)."""
+
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Attr(Expr):
+    """``obj.name`` (mapping keys win over attributes)."""
+
+    obj: Expr
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Index(Expr):
+    """``obj[key]``."""
+
+    obj: Expr
+    key: Expr
+
+
+@dataclass(frozen=True, slots=True)
+class Call(Expr):
+    """A call, written ``f(a, k=v)`` or handlebars-style ``f a k=v``; ``command`` marks the latter."""
+
+    func: Expr
+    args: tuple[Expr, ...]
+    kwargs: tuple[tuple[str, Expr], ...]
+    command: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class BinOp(Expr):
+    """Arithmetic and comparison: ``op`` is the Python operator text."""
+
+    op: str
+    left: Expr
+    right: Expr
+
+
+@dataclass(frozen=True, slots=True)
+class BoolOp(Expr):
+    """``and`` / ``or`` with short-circuit."""
+
+    op: str
+    left: Expr
+    right: Expr
+
+
+@dataclass(frozen=True, slots=True)
+class UnaryOp(Expr):
+    """``not``, unary ``-`` and ``+``."""
+
+    op: str
+    operand: Expr
+
+
+@dataclass(frozen=True, slots=True)
+class ListLit(Expr):
+    items: tuple[Expr, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class DictLit(Expr):
+    items: tuple[tuple[Expr, Expr], ...]
+
+
+# ---- template nodes --------------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Text(Node):
+    """Literal template text (whitespace control already applied)."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Output(Node):
+    """``{{expr}}`` or ``{{command args}}``: evaluates and inserts the value (commands may emit text themselves)."""
+
+    expr: Expr
+    source: str = ""
+    fn: Any = field(default=None, compare=False, repr=False)  # compiled evaluator (expressions.compile_expr)
+    is_async: bool = field(default=False, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Branch(Node):
+    """A section of a block after a separator: ``{{else}}``, ``{{elif cond}}`` or ``{{or}}``."""
+
+    kind: str  # 'else' | 'elif' | 'or'
+    cond: Optional[Expr]
+    body: tuple[Node, ...]
+    cond_fn: Any = field(default=None, compare=False, repr=False)  # async evaluator of ``cond``
+
+
+@dataclass(frozen=True, slots=True)
+class Block(Node):
+    """``{{#name args}} body {{sep}} … {{/name}}``."""
+
+    name: str
+    args: tuple[Expr, ...]
+    kwargs: tuple[tuple[str, Expr], ...]
+    body: tuple[Node, ...]
+    branches: tuple[Branch, ...] = ()
+    end_line: int = 0
+    args_fn: Any = field(default=None, compare=False, repr=False)  # async: ctx -> (args list, kwargs dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Partial(Node):
+    """``{{>name args}}``: runs another Program or template string in place."""
+
+    target: Expr
+    args: tuple[Expr, ...]
+    kwargs: tuple[tuple[str, Expr], ...]
+    args_fn: Any = field(default=None, compare=False, repr=False)  # async: ctx -> (args list, kwargs dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Template:
+    """A parsed template: the root node list plus facts the tools (`check`, display) want."""
+
+    body: tuple[Node, ...]
+    source: str = field(repr=False, default="")

@@ -1,0 +1,338 @@
+"""Program (a parsed template plus defaults and options) and Result (what one run produced).
+
+A run is an ``Execution``: an interpreter task on an event loop. ``await`` pauses it on a future, so resuming
+continues from the saved position (nothing is parsed or rendered again).
+"""
+from __future__ import annotations
+
+import asyncio
+import queue
+import threading
+from pathlib import Path
+from typing import Any, AsyncIterator, Callable, Iterator, Optional
+
+from .errors import TemplateRuntimeError
+from .events import Event, Finished, Paused
+from .models.base import Model, ModelError, Usage
+from .nodes import Template
+from .parser import parse
+from .runner import run_sync
+from .state import ProgramState
+
+# Keyword arguments of Program / calls that are options, not template variables.
+OPTION_NAMES = ("await_missing", "on_tool_call", "tool_errors", "tool_timeout", "silent")
+
+
+class Execution:
+    """One run of a program: state, interpreter, and the task that can pause and resume."""
+
+    def __init__(self, program: "Program", variables: dict, model: Optional[Model], options: dict) -> None:
+        from .interpreter import Interpreter
+        self.program = program
+        self.state = ProgramState(variables)
+        self.options = options
+        self.interp = Interpreter(self, self.state, model, program.source, options)
+        self.loop: Optional[asyncio.AbstractEventLoop] = None
+        self.task: Optional[asyncio.Task] = None
+        self._stopped: Optional[asyncio.Future] = None
+        self._resume: Optional[asyncio.Future] = None
+        self.paused_on: Optional[str] = None
+        self.done = False
+        self.error: Optional[TemplateRuntimeError] = None
+
+    # ---- called by the interpreter -------------------------------------------------------------------------
+    async def pause(self, variable: str) -> None:
+        """Stop here until ``resume`` is called with more variables."""
+        assert self.loop is not None and self._stopped is not None
+        self.paused_on = variable
+        self._resume = self.loop.create_future()
+        self.interp.emit(Paused(variable))
+        if not self._stopped.done():
+            self._stopped.set_result("paused")
+        await self._resume
+        self.paused_on = None
+
+    # ---- driving -----------------------------------------------------------------------------------------------
+    async def _main(self) -> None:
+        try:
+            await self.interp.run(self.program.template.body)
+            self.done = True
+        except TemplateRuntimeError as exc:
+            self.error = exc
+        except (ModelError, ) as exc:
+            self.error = TemplateRuntimeError(str(exc), source=self.program.source)
+        except Exception as exc:  # noqa: BLE001 - surfaced to the caller with the partial state
+            self.error = TemplateRuntimeError(f"{type(exc).__name__}: {exc}", source=self.program.source)
+            self.error.__cause__ = exc
+        finally:
+            if self._stopped is not None and not self._stopped.done():
+                self._stopped.set_result("done")
+
+    async def advance(self, new_variables: Optional[dict] = None) -> "Result":
+        loop = asyncio.get_running_loop()
+        if self.loop is None:
+            self.loop = loop
+        elif self.loop is not loop:
+            raise RuntimeError("a paused program resumes on the event loop that started it: use result(...) for "
+                               "programs started synchronously and await result.aresume(...) for arun()")
+        self._stopped = loop.create_future()
+        if self.task is None:
+            self.task = loop.create_task(self._main())
+        else:
+            if new_variables:
+                self.state.variables.update(new_variables)
+            resume, self._resume = self._resume, None
+            assert resume is not None
+            resume.set_result(None)
+        try:
+            await self._stopped
+        except asyncio.CancelledError:
+            if self.task is not None:
+                self.task.cancel()
+            raise
+        result = Result(self, completed=self.done, snapshot=not (self.done or self.error))
+        if self.error is not None:
+            self.error.partial = Result(self, completed=False)
+            raise self.error
+        return result
+
+
+class Result:
+    """What a run produced: ``variables``, ``messages``, ``text``, ``usage``, ``tool_calls``; ``completed`` is False
+    when the program paused at an ``await`` (call the result with the missing values to resume)."""
+
+    def __init__(self, execution: Execution, *, completed: bool, snapshot: bool = False) -> None:
+        self._execution = execution
+        self._resumed = False
+        state = execution.state
+        self.completed = completed
+        self.paused_on = execution.paused_on
+        self.state = state
+        if snapshot:  # a paused run goes on changing its state; keep what it was now
+            self.variables = dict(state.variables)
+            self.messages = [dict(m) for m in state.messages]
+            self.text = state.text
+            self.tool_calls = list(state.tool_calls)
+            self.usage = Usage() + state.usage
+        else:
+            self.variables = state.variables
+            self.messages = state.messages
+            self.text = state.text
+            self.tool_calls = state.tool_calls
+            self.usage = state.usage
+
+    # mapping-like access to variables
+    def __getitem__(self, name: str) -> Any:
+        return self.variables[name]
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self.variables.get(name, default)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.variables
+
+    def __str__(self) -> str:
+        return self.text
+
+    def __repr__(self) -> str:
+        from .display import render_text
+        return render_text(self.state)
+
+    def _repr_html_(self) -> str:
+        from .display import render_html
+        return render_html(self.state, completed=self.completed)
+
+    # resuming
+    def _check_resumable(self) -> Execution:
+        if self.completed:
+            raise RuntimeError("this program already finished; call the program again for a new run")
+        if self._resumed:
+            raise RuntimeError("this paused result was already resumed; resume the newest result instead")
+        self._resumed = True
+        return self._execution
+
+    def __call__(self, **variables: Any) -> "Result":
+        """Resume a paused program with the missing variables (sync)."""
+        return run_sync(self._check_resumable().advance(variables))
+
+    async def aresume(self, **variables: Any) -> "Result":
+        """Resume a paused program started with ``arun`` (async)."""
+        return await self._check_resumable().advance(variables)
+
+
+class Program:
+    """A template ready to run. Parsing happens here (cached by text), so syntax errors surface at creation."""
+
+    def __init__(self, template: str, model: Optional[Model] = None, *, name: Optional[str] = None,
+                 await_missing: bool = False, on_tool_call: Optional[Callable] = None,
+                 tool_errors: str = "feedback", tool_timeout: Optional[float] = None,
+                 silent: Optional[bool] = None, **defaults: Any) -> None:
+        if isinstance(template, Program):
+            template = template.source
+        self.source: str = template
+        self.name = name
+        self.template: Template = parse(template, name=name)
+        self._model = model
+        if tool_errors not in ("feedback", "raise"):
+            raise ValueError(f"tool_errors must be 'feedback' or 'raise', not {tool_errors!r}")
+        self.options = {"await_missing": await_missing, "on_tool_call": on_tool_call, "tool_errors": tool_errors,
+                        "tool_timeout": tool_timeout, "silent": silent}
+        self.defaults = defaults
+
+    @classmethod
+    def from_file(cls, path: "str | Path", model: Optional[Model] = None, **kwargs: Any) -> "Program":
+        p = Path(path)
+        kwargs.setdefault("name", p.name)
+        return cls(p.read_text(encoding="utf-8"), model, **kwargs)
+
+    @property
+    def model(self) -> Optional[Model]:
+        if self._model is None and _uses_model(self.template):
+            from .models import default
+            self._model = default()
+        return self._model
+
+    def _execution(self, kwargs: dict) -> Execution:
+        options = dict(self.options)
+        for key in OPTION_NAMES:
+            if key in kwargs:
+                options[key] = kwargs.pop(key)
+        model = kwargs.pop("model", None) or self.model
+        variables = {**self.defaults, **kwargs}
+        return Execution(self, variables, model, options)
+
+    # ---- running ------------------------------------------------------------------------------------------------
+    def __call__(self, **kwargs: Any) -> Result:
+        execution = self._execution(kwargs)
+        live = _live_view(execution)
+        try:
+            result = run_sync(execution.advance())
+        except TemplateRuntimeError as exc:
+            if live is not None:
+                live.close(completed=False, error=exc.message)
+            raise
+        if live is not None:
+            live.close(completed=result.completed)
+            result._shown_live = True  # type: ignore[attr-defined]
+        return result
+
+    async def arun(self, **kwargs: Any) -> Result:
+        execution = self._execution(kwargs)
+        live = _live_view(execution)
+        try:
+            result = await execution.advance()
+        except TemplateRuntimeError as exc:
+            if live is not None:
+                live.close(completed=False, error=exc.message)
+            raise
+        if live is not None:
+            live.close(completed=result.completed)
+        return result
+
+    async def astream(self, **kwargs: Any) -> AsyncIterator[Event]:
+        """Typed events in order, ending with ``Finished(result)`` (errors raise after the events so far)."""
+        execution = self._execution(kwargs)
+        events: asyncio.Queue = asyncio.Queue()
+        execution.interp.listeners.append(events.put_nowait)
+        runner = asyncio.ensure_future(execution.advance())
+        try:
+            while True:
+                getter = asyncio.ensure_future(events.get())
+                done, _ = await asyncio.wait({getter, runner}, return_when=asyncio.FIRST_COMPLETED)
+                if getter in done:
+                    yield getter.result()
+                    continue
+                getter.cancel()
+                while not events.empty():
+                    yield events.get_nowait()
+                result = runner.result()  # raises TemplateRuntimeError with .partial
+                yield Finished(result)
+                return
+        finally:
+            if not runner.done():
+                runner.cancel()
+
+    def stream(self, **kwargs: Any) -> Iterator[Event]:
+        """Sync iterator over the same events as ``astream`` (runs on the background loop)."""
+        box: "queue.Queue[tuple[str, Any]]" = queue.Queue()
+        stop = threading.Event()
+
+        async def pump() -> None:
+            try:
+                async for event in self.astream(**kwargs):
+                    box.put(("event", event))
+                    if stop.is_set():
+                        return
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+                box.put(("error", exc))
+            else:
+                box.put(("end", None))
+
+        from .runner import background_loop
+        future = asyncio.run_coroutine_threadsafe(pump(), background_loop())
+        try:
+            while True:
+                kind, value = box.get()
+                if kind == "event":
+                    yield value
+                elif kind == "error":
+                    raise value
+                else:
+                    return
+        finally:
+            stop.set()
+            future.cancel()
+
+    def map(self, inputs: list, *, concurrency: int = 16, progress: bool = False,
+            return_exceptions: bool = True) -> list:
+        """Run many instances concurrently on one event loop; results in input order."""
+        from .batch import amap
+        return run_sync(amap(self, inputs, concurrency=concurrency, progress=progress,
+                             return_exceptions=return_exceptions))
+
+    async def amap(self, inputs: list, *, concurrency: int = 16, progress: bool = False,
+                   return_exceptions: bool = True) -> list:
+        from .batch import amap
+        return await amap(self, inputs, concurrency=concurrency, progress=progress,
+                          return_exceptions=return_exceptions)
+
+    # ---- display -----------------------------------------------------------------------------------------------------
+    def __repr__(self) -> str:
+        label = f" {self.name!r}" if self.name else ""
+        first = self.source.strip().splitlines()[0] if self.source.strip() else ""
+        return f"<Program{label}: {len(self.source.splitlines())} lines, starts {first[:60]!r}>"
+
+    def _repr_html_(self) -> str:
+        from .display import render_program_html
+        return render_program_html(self.source, self.name)
+
+
+def _uses_model(template: Template) -> bool:
+    """Whether the template can call a model (so a default model is needed); cheap scan of command names."""
+    from . import nodes as n
+    stack = list(template.body)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, n.Output) and "gen" in node.source or isinstance(node, n.Output) and \
+                "select" in node.source:
+            return True
+        if isinstance(node, n.Block):
+            if node.name in ("select", "geneach"):
+                return True
+            stack.extend(node.body)
+            for branch in node.branches:
+                stack.extend(branch.body)
+        if isinstance(node, n.Partial):
+            return True
+    return False
+
+
+def _live_view(execution: Execution) -> Any:
+    if execution.options.get("silent"):
+        return None
+    from .live import LiveView, in_ipython
+    if not in_ipython():
+        return None
+    view = LiveView(execution.state)
+    execution.interp.listeners.append(lambda event: view.update())
+    return view

@@ -1,0 +1,61 @@
+"""Running async programs from sync code: one background event-loop thread, shared by every sync call.
+
+Why a thread instead of ``asyncio.run``: the sync API must work inside a running notebook loop (no nesting), and a
+paused program keeps its suspended task alive on this loop until it is resumed.
+"""
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any, Awaitable, Optional, TypeVar
+
+T = TypeVar("T")
+
+_lock = threading.Lock()
+_loop: Optional[asyncio.AbstractEventLoop] = None
+
+
+def background_loop() -> asyncio.AbstractEventLoop:
+    global _loop
+    with _lock:
+        if _loop is None or _loop.is_closed():
+            loop = asyncio.new_event_loop()
+            ready = threading.Event()
+
+            def serve() -> None:
+                asyncio.set_event_loop(loop)
+                ready.set()
+                loop.run_forever()
+
+            threading.Thread(target=serve, name="guidance_lite-loop", daemon=True).start()
+            ready.wait()
+            _loop = loop
+        return _loop
+
+
+def run_sync(coro: Awaitable[T]) -> T:
+    """Run ``coro`` on the background loop and wait for it (works with or without a running loop here)."""
+    loop = background_loop()
+    try:
+        running = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
+    if running is loop:
+        raise RuntimeError("a synchronous guidance_lite call was made from inside a running program "
+                           "(e.g. from an async helper): await program.arun(...) instead")
+    future = asyncio.run_coroutine_threadsafe(coro, loop)  # type: ignore[arg-type]
+    try:
+        return future.result()
+    except KeyboardInterrupt:
+        future.cancel()
+        raise
+
+
+def in_background_loop() -> bool:
+    try:
+        return asyncio.get_running_loop() is _loop
+    except RuntimeError:
+        return False
+
+
+__all__ = ["run_sync", "background_loop", "in_background_loop", "Any"]

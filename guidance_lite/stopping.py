@@ -1,0 +1,115 @@
+"""Stop strings and stop regexes, applied client-side (whatever the backend), incrementally while streaming.
+
+Uses the ``regex`` module's partial matching so a stream stops as soon as a match is certain and text that might
+be the start of a stop sequence is held back instead of being shown and then taken back.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Iterable, Optional, Sequence, Union
+
+import regex
+
+
+def as_list(value: Union[None, str, Iterable[str]]) -> list[str]:
+    if value is None or value is False:
+        return []
+    if isinstance(value, str):
+        return [value] if value else []
+    return [v for v in value if v]
+
+
+@lru_cache(maxsize=256)
+def _compile(pattern: str) -> "regex.Pattern[str]":
+    return regex.compile(pattern)
+
+
+@dataclass
+class StopHit:
+    start: int  # where the kept text ends
+    text: str  # the stop text that matched
+
+
+def find_stop(text: str, stops: Sequence[str], patterns: Sequence[str]) -> Optional[StopHit]:
+    """The earliest complete stop string / regex match in ``text``."""
+    best: Optional[StopHit] = None
+    for s in stops:
+        i = text.find(s)
+        if i != -1 and (best is None or i < best.start):
+            best = StopHit(i, s)
+    for p in patterns:
+        m = _compile(p).search(text)
+        if m is not None and (best is None or m.start() < best.start):
+            best = StopHit(m.start(), m.group(0))
+    return best
+
+
+def _holdback_start(text: str, stops: Sequence[str], patterns: Sequence[str]) -> int:
+    """Index from which ``text`` might still turn into a stop match once more text arrives."""
+    start = len(text)
+    for s in stops:
+        for k in range(min(len(s) - 1, len(text)), 0, -1):
+            if s.startswith(text[-k:]):
+                start = min(start, len(text) - k)
+                break
+    for p in patterns:
+        m = _compile(p).search(text, partial=True)
+        if m is not None and m.partial:
+            start = min(start, m.start())
+    return start
+
+
+class StopMatcher:
+    """Feed streamed chunks; get back the text that is safe to show, and whether generation must stop."""
+
+    def __init__(self, stops: Sequence[str] = (), patterns: Sequence[str] = ()) -> None:
+        self.stops = list(stops)
+        self.patterns = list(patterns)
+        self.buffer = ""
+        self.emitted = 0
+        self.hit: Optional[StopHit] = None
+
+    @property
+    def active(self) -> bool:
+        return bool(self.stops or self.patterns)
+
+    def feed(self, chunk: str) -> str:
+        if self.hit is not None:
+            return ""
+        self.buffer += chunk
+        if not self.active:
+            out = self.buffer[self.emitted:]
+            self.emitted = len(self.buffer)
+            return out
+        # search only the region that can contain a new match (after what was already cleared)
+        hit = find_stop(self.buffer, self.stops, self.patterns)
+        if hit is not None:
+            self.hit = hit
+            out = self.buffer[self.emitted:hit.start]
+            self.emitted = hit.start
+            return out
+        safe = _holdback_start(self.buffer, self.stops, self.patterns)
+        out = self.buffer[self.emitted:safe] if safe > self.emitted else ""
+        self.emitted = max(self.emitted, safe)
+        return out
+
+    def finish(self) -> str:
+        """The held-back tail once the stream ended without a stop."""
+        if self.hit is not None:
+            return ""
+        out = self.buffer[self.emitted:]
+        self.emitted = len(self.buffer)
+        return out
+
+    @property
+    def text(self) -> str:
+        return self.buffer[: self.hit.start] if self.hit else self.buffer
+
+
+def apply_stops(text: str, stops: Sequence[str], patterns: Sequence[str]) -> tuple[str, Optional[str]]:
+    """Cut ``text`` at the first stop; returns (kept text, stop text or None)."""
+    hit = find_stop(text, stops, patterns)
+    if hit is None:
+        return text, None
+    return text[: hit.start], hit.text

@@ -1,0 +1,198 @@
+"""Functionary v3.2 tool calls: ``>>>name\\n{…}`` per call, ``>>>all\\ntext`` for text meant for the user.
+
+Prompt side follows MeetKai's v3.2 (Llama 3 based) template: a first system message explaining the ``>>>recipient``
+protocol and listing the tools as a TypeScript ``namespace functions``, then the conversation; assistant turns as
+``>>>all\\n{text}`` followed by ``>>>{name}\\n{arguments}`` per call, tool results in ``tool`` turns (render with the
+llama3 chat template).
+
+Parsing: segments start with ``>>>``; the very first segment may lack it (the real template ends the generation prompt
+with ``>>>``): output starting with ``all\\n`` is text, output starting with ``name\\n{`` is a call. Text without any
+``>>>`` is plain text. Raw code for a ``python`` tool (not JSON) is not supported and stays text (with a warning).
+"""
+from __future__ import annotations
+
+import json
+from typing import Any, Optional
+
+from .base import (HistoryItem, Malformed, Reader, ToolFormat, ToolStreamParser, WHITESPACE, arguments_value,
+                   read_json_value, skip_whitespace, tool_choice_instruction)
+
+MARKER = ">>>"
+PROTOCOL = ("You are capable of executing available function(s) if required.\n"
+            "Only execute function(s) when absolutely necessary.\n"
+            "Ask for the required input to:recipient==all\n"
+            "Use JSON for function arguments.\n"
+            "Respond in this format:\n"
+            ">>>${recipient}\n"
+            "${content}\n"
+            "Available functions:\n")
+
+
+def typescript_type(schema: Any) -> str:
+    """A JSON schema as the TypeScript type functionary was trained to read."""
+    if not isinstance(schema, dict):
+        return "any"
+    if "enum" in schema:
+        return " | ".join(json.dumps(v, ensure_ascii=False) for v in schema["enum"]) or "never"
+    for key in ("anyOf", "oneOf"):
+        if key in schema:
+            return " | ".join(typescript_type(s) for s in schema[key]) or "any"
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        return " | ".join(typescript_type({**schema, "type": k}) for k in kind) or "any"
+    if kind == "string":
+        return "string"
+    if kind in ("number", "integer"):
+        return "number"
+    if kind == "boolean":
+        return "boolean"
+    if kind == "null":
+        return "null"
+    if kind == "array":
+        item = typescript_type(schema.get("items", {}))
+        return f"({item})[]" if "|" in item else f"{item}[]"
+    if kind == "object" or "properties" in schema:
+        properties = schema.get("properties") or {}
+        if not properties:
+            return "object"
+        return "{\n" + _typescript_members(properties, schema.get("required") or []) + "}"
+    return "any"
+
+
+def _typescript_members(properties: dict, required: list) -> str:
+    lines = []
+    for name, prop in properties.items():
+        if isinstance(prop, dict) and prop.get("description"):
+            lines.append(f"// {prop['description']}\n")
+        optional = "" if name in required else "?"
+        lines.append(f"{name}{optional}: {typescript_type(prop)},\n")
+    return "".join(lines)
+
+
+def typescript_namespace(tools: list[dict]) -> str:
+    parts = ["// Supported function definitions that should be called when necessary.\nnamespace functions {\n\n"]
+    for tool in tools:
+        function = tool["function"]
+        if function.get("description"):
+            parts.append(f"// {function['description']}\n")
+        parameters = function.get("parameters") or {}
+        properties = parameters.get("properties") or {}
+        if properties:
+            members = _typescript_members(properties, parameters.get("required") or [])
+            parts.append(f"type {function['name']} = (_: {{\n{members}}}) => any;\n\n")
+        else:
+            parts.append(f"type {function['name']} = () => any;\n\n")
+    parts.append("} // namespace functions")
+    return "".join(parts)
+
+
+def _is_name_char(ch: Optional[str]) -> bool:
+    return ch is not None and (ch.isalnum() or ch == "_")
+
+
+class FunctionaryV32Format(ToolFormat):
+    name = "functionary_v3_2"
+    trigger = MARKER
+    value_markers = (MARKER,)
+
+    def _render(self, history: list[HistoryItem], tools: list[dict], mode: str) -> list[dict]:
+        out: list[dict] = []
+        if tools:
+            system = PROTOCOL + typescript_namespace(tools)
+            instruction = tool_choice_instruction(mode)
+            if instruction:
+                system += "\n\n" + instruction
+            out.append({"role": "system", "content": system})
+        for item in history:
+            if item.role == "assistant":
+                content = f"{MARKER}all\n{self.escape(item.text)}" if item.text else ""
+                for call in item.calls:
+                    args = json.dumps(arguments_value(call), ensure_ascii=False)
+                    content += f"{MARKER}{call.name}\n{self.escape(args)}"
+                out.append({"role": "assistant", "content": content})
+            else:  # values outside assistant turns can't forge an assistant call: left as they are
+                out.append({"role": item.role, "content": item.text})
+        return out
+
+    def call_grammar_prefix(self, tool_name: Optional[str] = None) -> str:
+        return MARKER if tool_name is None else f"{MARKER}{tool_name}\n"
+
+    def call_grammar_suffix(self) -> str:
+        return ""
+
+    def _machine(self, parser: ToolStreamParser) -> Reader:
+        ch = yield
+        pending = ""
+        word = ""
+        while _is_name_char(ch):
+            word += ch
+            ch = yield
+        if word and ch == "\n":
+            if word == "all":
+                ch = yield
+            else:
+                gap = "\n"
+                ch = yield
+                while ch is not None and ch in WHITESPACE:
+                    gap += ch
+                    ch = yield
+                if ch == "{":
+                    ch = yield from self._call(parser, ch, word, 0)
+                else:
+                    pending = word + gap
+        else:
+            pending = word
+        while True:
+            trigger, lead = yield from parser.read_text(ch, (MARKER,), pending)
+            pending = ""
+            if trigger is None:
+                return
+            parser.begin_attempt(parser.offset(len(trigger)), lead)
+            try:
+                name = ""
+                ch = yield
+                while _is_name_char(ch):
+                    name += ch
+                    ch = yield
+                if not name:
+                    raise Malformed(f"expected a recipient name after {MARKER}")
+                ch = yield from _expect_newline(ch)
+            except Malformed as error:
+                parser.give_back(error)
+                if parser.at_end:
+                    return
+                ch = yield
+                continue
+            if name == "all":
+                parser.end_attempt()
+                continue
+            ch = yield from skip_whitespace(ch)
+            ch = yield from self._call(parser, ch, name, None)
+
+    @staticmethod
+    def _call(parser: ToolStreamParser, ch: Optional[str], name: str, start: Optional[int]) -> Reader:
+        """Arguments of the call to ``name`` from ``ch`` on; returns the next character after it (and whitespace)."""
+        if start is not None:
+            parser.begin_attempt(start)
+        try:
+            if ch != "{":
+                raise Malformed(f"expected a JSON object of arguments after {MARKER}{name}")
+            call = parser.new_call()
+            call.set_name(name)
+            call.has_arguments = True
+            _, ch = yield from read_json_value(ch, call.add_arguments)
+            parser.complete(call)
+            parser.end_attempt()
+        except Malformed as error:
+            parser.give_back(error)
+            if parser.at_end:
+                return None
+            ch = yield
+            return ch
+        return (yield from skip_whitespace(ch))
+
+
+def _expect_newline(ch: Optional[str]) -> Reader:
+    if ch != "\n":
+        raise Malformed(f"expected a newline after the recipient name, found {ch!r}")
+    return (yield)
