@@ -10,15 +10,17 @@ so streaming the same text in chunks of any size gives the same content and call
 
 Rules shared by every format:
 - Plain text streams as ``Delta(text=…)``; text that might be the start of a trigger (e.g. ``"<tool"``) is held back
-  until it is known not to be one, so call syntax never leaks into text deltas. Whitespace right before and right
-  after a call is dropped (it only separates the call from the text); all other text is kept verbatim.
+  until it is known not to be one, so call syntax never leaks into text deltas. Whitespace right before a call, after
+  a call at the start or end of the output, and between calls is dropped (it only separates calls from text); all
+  other text is kept verbatim (``"Checking <call> done"`` -> ``"Checking done"``).
 - A call streams as ``Delta(tool_index, tool_id, tool_name)`` once its name is known, then argument fragments. The
   arguments are re-serialised while they stream into canonical JSON (``json.dumps(args, ensure_ascii=False)`` form),
   so the fragments concatenate to exactly the final ``ToolCall.arguments_json``. Arguments written as a JSON string
   holding an object are decoded; missing or ``null`` arguments become ``"{}"``.
 - Malformed output (bad JSON, unknown shape, unterminated call) never raises: the attempted call is given back as
   plain text and a warning goes to ``logging.getLogger("guidance_lite")``. If the attempt had already produced calls
-  (several calls in one array) those are kept and only the malformed rest is dropped, with a warning. Deltas already
+  or text (several calls in one array, a streamed ``response``) those are kept and the rest of the output is dropped,
+  with a warning. Deltas already
   streamed for a call that turns out malformed are superseded by the final result (``finish()``), which is
   authoritative; tool indexes are never reused, so such fragments never mix with a later call's.
 """
@@ -365,6 +367,7 @@ class ToolStreamParser:
         self._next_index = 0
         self._attempt: Optional[_Attempt] = None
         self._finished = False
+        self._discarding = False  # a malformed attempt that had produced results: the rest of the output is dropped
         self._machine = fmt._machine(self)
         next(self._machine)
 
@@ -374,19 +377,23 @@ class ToolStreamParser:
             raise RuntimeError("this tool stream parser is finished; make a new one with format.stream_parser()")
         for ch in chunk:
             self._seen.append(ch)
-            self._machine.send(ch)
+            if not self._discarding:
+                self._machine.send(ch)
         return self._take()
 
     def finish(self) -> tuple[str, list[ToolCall], list[Delta]]:
         """End of output: returns (content, calls, last deltas)."""
         if not self._finished:
             self._finished = True
-            try:
-                self._machine.send(None)
-            except StopIteration:
-                pass
-            else:  # pragma: no cover - every machine returns at the end of output
-                raise RuntimeError(f"{self.format.name}: parser did not stop at the end of output")
+            if self._discarding:
+                self._machine.close()
+            else:
+                try:
+                    self._machine.send(None)
+                except StopIteration:
+                    pass
+                else:  # pragma: no cover - every machine returns at the end of output
+                    raise RuntimeError(f"{self.format.name}: parser did not stop at the end of output")
         return "".join(self._content), list(self._calls), self._take()
 
     @property
@@ -422,7 +429,8 @@ class ToolStreamParser:
         self._attempt = None
 
     def give_back(self, error: Malformed) -> None:
-        """The attempt failed: its text becomes plain text (or, if it already produced results, is dropped)."""
+        """The attempt failed: its text becomes plain text (or, if it already produced results, it and the rest of the
+        output are dropped)."""
         attempt = self._attempt
         self._attempt = None
         if attempt is None:  # pragma: no cover - machines only fail inside an attempt
@@ -430,8 +438,9 @@ class ToolStreamParser:
         raw = "".join(self._seen[attempt.start:])
         produced = len(self._calls) > attempt.calls_before or len(self._content) > attempt.text_before
         if produced:
-            logger.warning("%s: dropping malformed output after the parsed part (%s): %r",
+            logger.warning("%s: dropping the rest of the output after a malformed part (%s): %r",
                            self.format.name, error, raw[-200:])
+            self._discarding = True
             return
         if not isinstance(error, NotACall):
             logger.warning("%s: could not parse a tool call (%s); keeping it as text: %r",
@@ -439,15 +448,24 @@ class ToolStreamParser:
         self.emit_text(attempt.lead + raw)
 
     # ---- text with held-back trigger prefixes -------------------------------------------------------------------
+    def after_call(self, ch: Optional[str]) -> Reader:
+        """After a call: whitespace is dropped if no text came before; otherwise ``read_text`` decides (it keeps
+        whitespace only if more text follows)."""
+        if self._content:
+            return ch
+        return (yield from skip_whitespace(ch))
+
     def read_text(self, ch: Optional[str], triggers: tuple[str, ...], pending: str = "") -> Reader:
         """Emit plain text from ``ch`` on until a trigger has been read completely or the output ends.
 
         Returns ``(trigger, lead)``: the trigger (None at the end of output) and the whitespace right before it, which
-        is not emitted. Text that could still turn into a trigger, and trailing whitespace, is held back meanwhile.
+        is not emitted. Text that could still turn into a trigger, and trailing whitespace, is held back meanwhile;
+        at the end of an output that made calls, held-back whitespace alone is dropped.
         """
         while True:
             if ch is None:
-                self.emit_text(pending)
+                if pending.strip(WHITESPACE) or not self._calls:
+                    self.emit_text(pending)
                 return None, ""
             pending += ch
             for trigger in triggers:

@@ -189,7 +189,7 @@ class FunctionaryV32Format(ToolFormat):
                 return None
             ch = yield
             return ch
-        return (yield from skip_whitespace(ch))
+        return (yield from parser.after_call(ch))
 
 
 def _expect_newline(ch: Optional[str]) -> Reader:

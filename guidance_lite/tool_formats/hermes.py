@@ -88,7 +88,7 @@ class HermesFormat(ToolFormat):
                     ch = yield
                 parser.complete(call)
                 parser.end_attempt()
-                ch = yield from skip_whitespace(ch)
+                ch = yield from parser.after_call(ch)
             except Malformed as error:
                 parser.give_back(error)
                 if parser.at_end:

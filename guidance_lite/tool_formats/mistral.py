@@ -118,7 +118,7 @@ class MistralFormat(ToolFormat):
                 else:
                     ch = yield from self._named_call(parser, ch)
                 parser.end_attempt()
-                ch = yield from skip_whitespace(ch)
+                ch = yield from parser.after_call(ch)
             except Malformed as error:
                 parser.give_back(error)
                 if parser.at_end:
