@@ -10,7 +10,7 @@ occurrence of a family control marker inside them gets a ZERO WIDTH SPACE (U+200
 delimiter, so it can no longer be read (or tokenized) as a marker and can't forge a turn:
 
 - ``<|name|>`` tokens (``<|im_start|>``, ``<|eot_id|>``, ``<|start_header_id|>``, ``<|python_tag|>``, ...):
-  U+200B after ``<|``;
+  U+200B after ``<|`` (also DeepSeek's full-width ``<｜User｜>`` form, after ``<｜``);
 - Mistral ``[INST]``, ``[/INST]``, ``[TOOL_CALLS]``, ``[AVAILABLE_TOOLS]``, ``[TOOL_RESULTS]``, ``[SYSTEM_PROMPT]``,
   ``[ARGS]`` (and closing forms): U+200B after ``[``;
 - ``<s>``, ``</s>``, ``<start_of_turn>``, ``<end_of_turn>``, ``<bos>``, ``<eos>``: U+200B after ``<``.
@@ -33,6 +33,7 @@ ZERO_WIDTH_SPACE = "\u200b"
 
 _CONTROL_MARKER = re.compile(
     r"<\|(?=[A-Za-z0-9_.:/\-]{1,64}\|>)"
+    r"|<\uff5c(?=[^\uff5c<>\s]{1,64}\uff5c>)"
     r"|\[(?=/?(?:INST|SYS|TOOL_CALLS|AVAILABLE_TOOLS|TOOL_RESULTS|SYSTEM_PROMPT|ARGS|CALL_ID|THINK)\])"
     r"|<(?=/?s>|(?:start_of_turn|end_of_turn|bos|eos)>)"
 )
@@ -72,7 +73,7 @@ def _turns(messages: list[dict]) -> list[Turn]:
     return turns
 
 
-# ---- hand-written families --------------------------------------------------------------------------------------------
+# ---- hand-written families ---------------------------------------------------------------------------------------
 def _chatml(turns: list[Turn], generation: bool, prefill: str, bos: str, eos: str) -> str:
     out = [bos]
     for turn in turns:

@@ -354,6 +354,11 @@ def render_html(state: ProgramState, *, title: str | None = None, completed: boo
             continue
         info = _message_info(state, block.message, spans, block, open_by_index)
         out.append(_html_message(info, _html_body(spans, block, info.scope)))
+    streaming = getattr(state, "streaming", None)
+    if running and streaming and streaming[1]:
+        label = _esc(streaming[0] or "gen")
+        out.append(f'<div class="gl-msg gl-plain"><div class="gl-body"><span class="gl-gen" title="generating">'
+                   f'<span class="gl-label">{label}</span>{_esc(streaming[1])}</span></div></div>')
     out.append(_footer_html(state))
     out.append("</div>")
     return "".join(out)

@@ -76,6 +76,9 @@ async def run_model(interp: "Interpreter", request: GenRequest, variable: Option
     started = time.perf_counter()
     final: Optional[Completion] = None
     stream = model.stream(request)
+    state = interp.state
+    if listening:
+        state.streaming = [variable, ""]
     try:
         async for item in stream:
             if isinstance(item, Completion):
@@ -92,12 +95,15 @@ async def run_model(interp: "Interpreter", request: GenRequest, variable: Option
             if matcher.active:
                 safe = matcher.feed(item.text)
                 if listening and safe:
+                    state.streaming[1] += safe  # type: ignore[index]
                     emit(TextDelta(safe, variable))
                 if matcher.hit is not None and request.n == 1:
                     break
             elif listening:
+                state.streaming[1] += item.text  # type: ignore[index]
                 emit(TextDelta(item.text, variable))
     finally:
+        state.streaming = None
         closer = getattr(stream, "aclose", None)
         if closer is not None:
             await closer()
@@ -114,7 +120,6 @@ async def run_model(interp: "Interpreter", request: GenRequest, variable: Option
         if hit is not None:
             choice.text, choice.stop_text, choice.finish_reason = kept, hit, "stop"
     duration = time.perf_counter() - started
-    state = interp.state
     if final.usage is not None:
         state.usage = state.usage + final.usage
     state.gen_log.append({"variable": variable, "usage": final.usage, "duration": duration,

@@ -58,8 +58,9 @@ class LiveView:
         """Cheap signature of the state (append-only lists + the growing last span) to skip redundant renders."""
         state = self.state
         spans = state.spans
+        streaming = getattr(state, "streaming", None)
         return (len(spans), len(spans[-1].text) if spans else 0, len(state.records), len(state.open_roles),
-                len(state.gen_log), len(state.tool_calls))
+                len(state.gen_log), len(state.tool_calls), len(streaming[1]) if streaming else -1)
 
     def update(self, force: bool = False) -> None:
         """Re-render if ``min_interval`` passed and the state changed (or ``force``); otherwise return at once."""

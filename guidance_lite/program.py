@@ -142,6 +142,13 @@ class Result:
         from .display import render_html
         return render_html(self.state, completed=self.completed)
 
+    def _ipython_display_(self) -> None:
+        """Show the result, unless the live view already shows this run (no second copy in the cell)."""
+        if getattr(self, "_shown_live", False):
+            return
+        from IPython.display import display
+        display({"text/html": self._repr_html_(), "text/plain": repr(self)}, raw=True)
+
     # resuming
     def _check_resumable(self) -> Execution:
         if self.completed:
@@ -227,6 +234,7 @@ class Program:
             raise
         if live is not None:
             live.close(completed=result.completed)
+            result._shown_live = True  # type: ignore[attr-defined]
         return result
 
     async def astream(self, **kwargs: Any) -> AsyncIterator[Event]:

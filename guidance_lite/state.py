@@ -106,6 +106,7 @@ class ProgramState:
         self.usage = Usage()
         self.gen_log: list[dict] = []  # one entry per model call: variable, usage, duration, finish_reason
         self._text_cache: tuple[int, str] = (0, "")
+        self.streaming: Optional[list] = None  # [variable, text so far] while a gen streams (for the live view)
         self.uses_roles = False  # any role block opened: requests go out as chat messages
         self.loose_text_line: Optional[int] = None  # first line of non-whitespace text written outside roles
 

@@ -98,6 +98,7 @@ def test_neutralize_rule() -> None:
     assert neutralize("[INST] [/INST] [TOOL_RESULTS]") == "[" + ZWSP + "INST] [" + ZWSP + "/INST] [" + ZWSP + \
         "TOOL_RESULTS]"
     assert neutralize("<s> </s> <end_of_turn>") == "<" + ZWSP + "s> <" + ZWSP + "/s> <" + ZWSP + "end_of_turn>"
+    assert neutralize("<\uff5cUser\uff5c>") == "<\uff5c" + ZWSP + "User\uff5c>"
     ordinary = "a <b>bold</b> [link] x<|y and [INSTRUCTIONS] <|not a token |>"
     assert neutralize(ordinary) == ordinary
 

@@ -144,7 +144,8 @@ async def test_tool_choice_none_renders_no_tools_and_parses_nothing(scripted_ser
 async def test_history_with_calls_and_results_is_rendered_in_the_format(scripted_server: ScriptedServer) -> None:
     history = ASK + [
         {"role": "assistant", "content": "", "tool_calls": [
-            {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'}}]},
+            {"id": "call_1", "type": "function",
+             "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'}}]},
         {"role": "tool", "tool_call_id": "call_1", "content": "sunny in Paris"}]
     scripted_server.push("It is sunny in Paris.")
     model = OpenAICompletion("scripted-model", base_url=scripted_server.base_url)

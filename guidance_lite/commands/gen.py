@@ -49,7 +49,8 @@ async def gen(interp: "Interpreter", node: "Node", name: Optional[str] = None, *
         raise ValueError(f"tool_errors must be 'feedback' or 'raise', not {errors!r}")
     params = dict(stop=stop, stop_regex=stop_regex, max_tokens=max_tokens, n=n, temperature=temperature,
                   top_p=top_p, seed=seed, pattern=pattern, extra=model_kwargs,
-                  tools=list(toolset.values()) or None, parallel_tool_calls=parallel_tool_calls)
+                  tools=list(toolset.values()) or None, parallel_tool_calls=parallel_tool_calls,
+                  stream=True if stream is None else bool(stream))
     dispatcher = _dispatcher(interp, toolset, name, errors,
                              tool_timeout if tool_timeout is not None else interp.options.get("tool_timeout"))
     top = interp.is_top_level(node)  # type: ignore[arg-type]

@@ -1,0 +1,573 @@
+"""The ``guidance-lite`` command: ``run`` executes a template file, ``check`` parses it and lists what it needs.
+
+Why a CLI at all: templates are files, and trying one against a model (or a scripted Mock) should not need a Python
+script. Exit codes are part of the interface so shell scripts and CI can branch on them:
+0 ok, 2 usage or template syntax errors, 3 runtime or model errors, 1 anything unexpected (a bug: traceback shown).
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Iterable, Optional, Sequence
+
+from . import nodes as n
+
+EXIT_OK = 0
+EXIT_UNEXPECTED = 1
+EXIT_USAGE = 2
+EXIT_RUNTIME = 3
+
+PROG = "guidance-lite"
+DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
+# Keyword arguments a Program call takes as options (program.OPTION_NAMES) or as the model: never template variables.
+RESERVED_NAMES = ("model", "await_missing", "on_tool_call", "tool_errors", "tool_timeout", "silent")
+
+
+class UsageError(Exception):
+    """Bad command-line input (exit 2); the message says what to change."""
+
+
+class RuntimeFailure(Exception):
+    """The program or model failed (exit 3); the message is ready to print."""
+
+
+class _SyntaxFailure(Exception):
+    """A template syntax error (exit 2), already formatted as ``path:line:col: message`` + caret + hint."""
+
+    def __init__(self, text: str, error: Any) -> None:
+        super().__init__(text)
+        self.error = error
+
+
+# ---- template analysis (check) ----------------------------------------------------------------------------------
+# Commands whose first argument (or name=) is the variable they write.
+_NAMING_COMMANDS = ("gen", "select")
+
+
+@dataclass
+class TemplateReport:
+    """What a template needs and does, in order of first appearance.
+
+    ``variables``: names read before anything in the template sets them (the program's inputs, including tools and
+    partials passed as arguments and names it ``await``s); ``sets``: variables it writes; ``commands``: inline
+    commands and helpers it calls; ``blocks``: block commands it opens.
+    """
+
+    variables: list[str] = field(default_factory=list)
+    sets: list[str] = field(default_factory=list)
+    commands: list[str] = field(default_factory=list)
+    blocks: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _add(items: list[str], name: str) -> None:
+    if name not in items:
+        items.append(name)
+
+
+def _const_str(expr: Optional[n.Expr]) -> Optional[str]:
+    return expr.value if isinstance(expr, n.Const) and isinstance(expr.value, str) else None
+
+
+class _Analyzer:
+    """Walks the AST in execution order, tracking which names are bound (set earlier, or scoped by a loop)."""
+
+    def __init__(self) -> None:
+        from .commands import COMMANDS
+        self.commands = COMMANDS
+        self.report = TemplateReport()
+        self.bound: set[str] = {"this"}
+        self.scopes: list[set[str]] = []
+
+    # ---- names ----
+    def is_bound(self, name: str) -> bool:
+        return name.startswith("@") or name in self.bound or any(name in scope for scope in self.scopes)
+
+    def read(self, name: str) -> None:
+        if self.is_bound(name):
+            return
+        if name in self.commands:
+            _add(self.report.commands, name)
+        else:
+            _add(self.report.variables, name)
+
+    def bind(self, name: Optional[str]) -> None:
+        """A variable written by the template (a dotted name writes into its root, creating it when missing)."""
+        if not name:
+            return
+        root = name.split(".", 1)[0]
+        if self.is_bound(root) and root not in self.bound:
+            return  # this.x, item.x inside a loop: writes into the scoped value
+        self.bound.add(root)
+        _add(self.report.sets, root)
+
+    # ---- expressions ----
+    def expr(self, node: Optional[n.Expr]) -> None:
+        if node is None or isinstance(node, n.Const):
+            return
+        if isinstance(node, n.Var):
+            self.read(node.name)
+        elif isinstance(node, n.Attr):
+            self.expr(node.obj)
+        elif isinstance(node, n.Index):
+            self.expr(node.obj)
+            self.expr(node.key)
+        elif isinstance(node, n.Call):
+            self.call(node)
+        elif isinstance(node, (n.BinOp, n.BoolOp)):
+            self.expr(node.left)
+            self.expr(node.right)
+        elif isinstance(node, n.UnaryOp):
+            self.expr(node.operand)
+        elif isinstance(node, n.ListLit):
+            for item in node.items:
+                self.expr(item)
+        elif isinstance(node, n.DictLit):
+            for key, value in node.items:
+                self.expr(key)
+                self.expr(value)
+
+    def arguments(self, args: Iterable[n.Expr], kwargs: Iterable[tuple[str, n.Expr]]) -> None:
+        for arg in args:
+            self.expr(arg)
+        for key, value in kwargs:
+            self.expr(value)
+            if key == "tools":  # tools=['get_weather']: a string names the program argument holding the tool
+                items = value.items if isinstance(value, n.ListLit) else (value,)
+                for item in items:
+                    name = _const_str(item)
+                    if name:
+                        self.read(name)
+
+    def call(self, node: n.Call) -> None:
+        self.expr(node.func)
+        self.arguments(node.args, node.kwargs)
+        func = node.func.name if isinstance(node.func, n.Var) else None
+        if func is None or self.is_bound(func) or func not in self.commands:
+            return
+        kwargs = dict(node.kwargs)
+        first = node.args[0] if node.args else kwargs.get("name")
+        if func in _NAMING_COMMANDS:
+            name = _const_str(first)
+            self.bind(name)
+            if func == "gen":
+                self._bind_derived(name, kwargs.get("save_prompt"), "prompt")
+                self._bind_derived(name, kwargs.get("save_stop_text"), "stop_text")
+        elif func == "set":
+            if isinstance(first, n.DictLit):
+                for key, _ in first.items:
+                    self.bind(_const_str(key))
+            else:
+                self.bind(_const_str(first))
+        elif func == "parse":
+            self.bind(_const_str(kwargs.get("name")))
+        elif func == "await":
+            name = _const_str(first)
+            if name:
+                self.read(name)
+
+    def _bind_derived(self, name: Optional[str], option: Optional[n.Expr], suffix: str) -> None:
+        """gen's save_prompt= / save_stop_text=: a string names the variable, True means ``{name}_{suffix}``."""
+        if isinstance(option, n.Const):
+            if isinstance(option.value, str):
+                self.bind(option.value)
+            elif option.value is True and name:
+                self.bind(f"{name}_{suffix}")
+
+    # ---- template nodes ----
+    def body(self, nodes: Iterable[n.Node]) -> None:
+        for node in nodes:
+            self.node(node)
+
+    def node(self, node: n.Node) -> None:
+        if isinstance(node, n.Output):
+            self.expr(node.expr)
+        elif isinstance(node, n.Block):
+            self.block(node)
+        elif isinstance(node, n.Partial):
+            if isinstance(node.target, n.Var):
+                self.read(node.target.name)
+            self.arguments(node.args, node.kwargs)
+
+    def block(self, node: n.Block) -> None:
+        _add(self.report.blocks, node.name)
+        self.arguments(node.args, node.kwargs)
+        kwargs = dict(node.kwargs)
+        first = node.args[0] if node.args else kwargs.get("name")
+        if node.name in ("each", "geneach"):
+            if node.name == "geneach":
+                self.bind(_const_str(first))
+            item_name = _const_str(kwargs.get("item_name"))
+            self.scopes.append({item_name} if item_name else set())
+            try:
+                self.body(node.body)
+            finally:
+                self.scopes.pop()
+        else:
+            self.body(node.body)
+        for branch in node.branches:
+            self.expr(branch.cond)
+            self.body(branch.body)
+        if node.name in ("block", "select"):
+            self.bind(_const_str(first))
+
+
+def analyze(template: n.Template) -> TemplateReport:
+    """The inputs a parsed template reads, what it sets, and the commands and blocks it uses."""
+    analyzer = _Analyzer()
+    analyzer.body(template.body)
+    return analyzer.report
+
+
+# ---- arguments ----------------------------------------------------------------------------------------------------
+def parse_value(text: str) -> Any:
+    """A ``--var`` value: JSON when it parses (``3``, ``true``, ``["a"]``), else the raw string."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def parse_var(item: str) -> tuple[str, Any]:
+    name, sep, value = item.partition("=")
+    name = name.strip()
+    if not sep or not name:
+        raise UsageError(f"--var takes NAME=VALUE (e.g. --var question='What is 2+2?'), got {item!r}")
+    return name, parse_value(value)
+
+
+def load_variables(vars_json: Optional[str], items: Sequence[str]) -> dict[str, Any]:
+    """Program arguments from ``--vars-json FILE`` (a JSON object), overridden by each ``--var``."""
+    variables: dict[str, Any] = {}
+    if vars_json is not None:
+        try:
+            data = json.loads(Path(vars_json).read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise UsageError(f"--vars-json: cannot read {vars_json}: {exc.strerror or exc}") from None
+        except ValueError as exc:
+            raise UsageError(f"--vars-json: {vars_json} is not valid JSON: {exc}") from None
+        if not isinstance(data, dict):
+            raise UsageError(f"--vars-json: {vars_json} must hold a JSON object of variable names to values, "
+                             f"not a {type(data).__name__}")
+        variables.update(data)
+    for item in items:
+        name, value = parse_var(item)
+        variables[name] = value
+    for name in variables:
+        if name in RESERVED_NAMES:
+            raise UsageError(f"{name!r} is a program option, not a template variable: rename the variable in the "
+                             f"template (e.g. {name}_)")
+    return variables
+
+
+def read_template(path: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UsageError(f"{path}: no such template file") from None
+    except IsADirectoryError:
+        raise UsageError(f"{path}: is a directory, not a template file") from None
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read: {exc.strerror or exc}") from None
+
+
+def make_model(args: argparse.Namespace) -> Any:
+    """The model the flags ask for: --mock, --base-url, --model/--api-key, else ``gl.models.default()``."""
+    from . import models
+    from .models.base import ModelError
+    try:
+        if args.mock is not None:
+            return models.Mock(list(args.mock) or None)
+        if args.base_url is not None:
+            return models.OpenAI(args.model or "default", base_url=args.base_url, api_key=args.api_key)
+        if args.model is not None or args.api_key is not None:
+            name = args.model or os.environ.get("GUIDANCE_LITE_MODEL", DEFAULT_OPENAI_MODEL)
+            return models.OpenAI(name, api_key=args.api_key)
+        return models.default()
+    except (ModelError, ValueError, ImportError, OSError) as exc:
+        raise RuntimeFailure(f"could not set up the model: {exc}") from exc
+
+
+# ---- output -------------------------------------------------------------------------------------------------------
+def compact_repr(value: Any) -> str:
+    """One line per variable: ``repr`` with any line breaks escaped."""
+    return repr(value).replace("\r", "\\r").replace("\n", "\\n")
+
+
+def result_document(result: Any) -> dict:
+    """The ``--json`` document of a (possibly partial) Result."""
+    return {
+        "variables": dict(result.variables),
+        "messages": list(result.messages),
+        "text": result.text,
+        "usage": dataclasses.asdict(result.usage),
+        "tool_calls": [record.to_dict() for record in result.tool_calls],
+        "completed": bool(result.completed),
+    }
+
+
+def dump_json(document: Any, out: IO[str]) -> None:
+    out.write(json.dumps(document, ensure_ascii=False, indent=2, default=str) + "\n")
+    out.flush()
+
+
+def syntax_error_text(path: str, exc: Any, source: str) -> str:
+    """``path:line:col: message``, the source line with a caret, and the hint."""
+    from .errors import source_excerpt
+    parts = [f"{path}:{exc.line}:{exc.col}: {exc.message}"]
+    excerpt = source_excerpt(source, exc.line, exc.col)
+    if excerpt:
+        parts.append(excerpt)
+    if exc.hint:
+        parts.append(f"hint: {exc.hint}")
+    return "\n".join(parts)
+
+
+def runtime_error_text(path: str, exc: Any) -> str:
+    from .errors import source_excerpt
+    from .expressions import MissingVariable
+    where = f"{path}:{exc.line}:{exc.col}" if exc.line else path
+    parts = [f"{where}: error: {exc.message}"]
+    excerpt = source_excerpt(exc.source, exc.line, exc.col) if exc.source and exc.line else ""
+    if excerpt:
+        parts.append(excerpt)
+    if exc.hint:
+        parts.append(f"hint: {exc.hint}")
+    missing = exc.__context__
+    if isinstance(missing, MissingVariable):
+        parts.append(f"hint: on the command line: --var {missing.name.lstrip('@')}=VALUE")
+    return "\n".join(parts)
+
+
+class StreamPrinter:
+    """Writes generated text as it arrives (choice 0), a line break between separate generations, and tool calls."""
+
+    def __init__(self, out: IO[str]) -> None:
+        self.out = out
+        self.at_line_start = True
+        self.break_pending = False
+
+    def write(self, text: str) -> None:
+        if not text:
+            return
+        if self.break_pending and not self.at_line_start:
+            self.out.write("\n")
+        self.break_pending = False
+        self.out.write(text)
+        self.out.flush()
+        self.at_line_start = text.endswith("\n")
+
+    def line(self, text: str) -> None:
+        self.break_pending = True
+        self.write(text + "\n")
+
+    def handle(self, event: Any) -> None:
+        from .events import TextDelta, ToolCallReady, ToolResult
+        if isinstance(event, TextDelta):
+            if event.choice == 0:
+                self.write(event.text)
+            return
+        if isinstance(event, ToolCallReady):
+            self.line(f"[tool call] {event.call.name}({event.call.arguments_json})")
+        elif isinstance(event, ToolResult):
+            record = event.record
+            outcome = f"error: {record.error}" if record.error else record.content
+            self.line(f"[tool result] {record.name}: {compact_repr(outcome)[1:-1]}")
+        self.break_pending = True
+
+    def finish(self) -> None:
+        if not self.at_line_start:
+            self.out.write("\n")
+            self.out.flush()
+            self.at_line_start = True
+
+
+# ---- commands -----------------------------------------------------------------------------------------------------
+def parse_template(path: str, source: str) -> n.Template:
+    from .errors import TemplateSyntaxError
+    from .parser import parse
+    try:
+        return parse(source, name=path)
+    except TemplateSyntaxError as exc:
+        raise _SyntaxFailure(syntax_error_text(path, exc, source), exc) from None
+
+
+def cmd_run(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
+    from .errors import TemplateRuntimeError
+    from .events import Finished
+    from .program import Program
+    source = read_template(args.template)
+    variables = load_variables(args.vars_json, args.var)
+    try:
+        parse_template(args.template, source)  # syntax errors before building (maybe loading) a model
+    except _SyntaxFailure as exc:
+        err.write(f"{exc}\n")
+        return EXIT_USAGE
+    try:
+        model = make_model(args)
+    except RuntimeFailure as exc:
+        err.write(f"{args.template}: error: {exc}\n")
+        return EXIT_RUNTIME
+    program = Program(source, model, name=args.template, silent=True)
+    printer = StreamPrinter(err if args.json else out) if args.stream else None
+    try:
+        if printer is not None:
+            result = None
+            try:
+                for event in program.stream(**variables):
+                    if isinstance(event, Finished):
+                        result = event.result
+                    else:
+                        printer.handle(event)
+            finally:
+                printer.finish()
+            assert result is not None, "the event stream ended without Finished"
+        else:
+            result = program(**variables)
+    except TemplateRuntimeError as exc:
+        err.write(runtime_error_text(args.template, exc) + "\n")
+        if args.json and exc.partial is not None:
+            dump_json({**result_document(exc.partial), "error": {"message": exc.message, "line": exc.line,
+                                                                 "col": exc.col, "hint": exc.hint}}, out)
+        return EXIT_RUNTIME
+    finally:
+        _close_model(model)
+    if args.json:
+        dump_json(result_document(result), out)
+    else:
+        for name, value in result.variables.items():
+            out.write(f"{name} = {compact_repr(value)}\n")
+        out.flush()
+    if not result.completed:
+        _abandon(result)
+        err.write(f"{args.template}: error: the program paused waiting for {result.paused_on!r} "
+                  f"(an {{{{await}}}} with no value): pass it with --var {result.paused_on}=VALUE\n")
+        return EXIT_RUNTIME
+    return EXIT_OK
+
+
+def _abandon(result: Any) -> None:
+    """Cancel a paused run the CLI will never resume (else its task is reported as destroyed while pending)."""
+    import asyncio
+    from .runner import run_sync
+    task = getattr(getattr(result, "_execution", None), "task", None)
+    if task is None or task.done():
+        return
+
+    async def cancel() -> None:
+        task.cancel()
+        await asyncio.wait([task])
+
+    run_sync(cancel())
+
+
+def _close_model(model: Any) -> None:
+    """Release the model's HTTP clients on the loop that used them (quiet exit, no unclosed-socket warnings)."""
+    from .models.base import ModelError
+    from .runner import run_sync
+    try:
+        run_sync(model.aclose())
+    except (ModelError, OSError, RuntimeError) as exc:
+        print(f"{PROG}: warning: closing the model failed: {exc}", file=sys.stderr)
+
+
+def cmd_check(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
+    source = read_template(args.template)
+    try:
+        template = parse_template(args.template, source)
+    except _SyntaxFailure as exc:
+        err.write(f"{exc}\n")
+        if args.json:
+            e = exc.error
+            dump_json({"file": args.template, "ok": False,
+                       "error": {"message": e.message, "line": e.line, "col": e.col, "hint": e.hint}}, out)
+        return EXIT_USAGE
+    report = analyze(template)
+    if args.json:
+        dump_json({"file": args.template, "ok": True, **report.to_dict()}, out)
+        return EXIT_OK
+    out.write(f"{args.template}: ok\n")
+    for label, names in (("variables", report.variables), ("sets", report.sets), ("commands", report.commands),
+                         ("blocks", report.blocks)):
+        out.write(f"{label}: {', '.join(names) if names else '(none)'}\n")
+    out.flush()
+    return EXIT_OK
+
+
+# ---- entry point --------------------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+    parser = argparse.ArgumentParser(
+        prog=PROG, description="Run and check guidance_lite templates.",
+        epilog="exit codes: 0 ok, 2 usage or syntax error, 3 runtime or model error, 1 unexpected error")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    run = sub.add_parser("run", help="run a template and print its variables",
+                         description="Run a template file. Model: --mock, else --base-url (an OpenAI-compatible "
+                                     "server), else --model (OpenAI), else the default model.")
+    run.add_argument("template", metavar="TEMPLATE_FILE")
+    run.add_argument("--model", metavar="NAME", help="model name (OpenAI unless --base-url is given)")
+    run.add_argument("--base-url", metavar="URL", help="an OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1")
+    run.add_argument("--api-key", metavar="KEY", help="API key (default: $OPENAI_API_KEY)")
+    run.add_argument("--var", metavar="NAME=VALUE", action="extend", nargs="+", default=[],
+                     help="a program argument; VALUE is parsed as JSON when it can be (3, true, [\"a\"]), "
+                          "else taken as a string")
+    run.add_argument("--vars-json", metavar="FILE", help="a JSON object of program arguments (--var overrides)")
+    run.add_argument("--stream", action="store_true", help="print generated text as it arrives")
+    run.add_argument("--json", action="store_true",
+                     help="print one JSON document: variables, messages, text, usage, tool_calls, completed")
+    run.add_argument("--mock", metavar="REPLY", nargs="*",
+                     help="use a Mock model answering these replies in order (none: numbered mock outputs)")
+    run.set_defaults(handler=cmd_run)
+
+    check = sub.add_parser("check", help="report syntax errors, or the variables and commands a template uses")
+    check.add_argument("template", metavar="TEMPLATE_FILE")
+    check.add_argument("--json", action="store_true", help="machine-readable output")
+    check.set_defaults(handler=cmd_check)
+    return parser
+
+
+def _tolerant_output(stream: IO[str]) -> None:
+    """Model text may hold characters the terminal encoding can't show: escape them instead of crashing."""
+    reconfigure = getattr(stream, "reconfigure", None)
+    if reconfigure is not None:
+        reconfigure(errors="backslashreplace")
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run the CLI; returns the exit code (the console script passes it to ``sys.exit``)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)  # usage errors exit 2 here, with argparse's message
+    out, err = sys.stdout, sys.stderr
+    _tolerant_output(out)
+    _tolerant_output(err)
+    try:
+        return args.handler(args, out, err)
+    except UsageError as exc:
+        err.write(f"{PROG}: error: {exc}\n")
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        err.write(f"{PROG}: interrupted\n")
+        return 130
+    except BrokenPipeError:  # piped into e.g. `head`, which stopped reading: not an error
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush doesn't fail again
+        return EXIT_OK
+    except Exception:  # noqa: BLE001 - a bug: show the traceback, exit 1
+        err.write(f"{PROG}: unexpected error (please report it):\n{traceback.format_exc()}")
+        return EXIT_UNEXPECTED
+
+
+__all__ = ["main", "build_parser", "analyze", "TemplateReport", "parse_value", "load_variables",
+           "result_document", "EXIT_OK", "EXIT_UNEXPECTED", "EXIT_USAGE", "EXIT_RUNTIME"]
