@@ -104,8 +104,8 @@ class _Analyzer:
         if not name:
             return
         root = name.split(".", 1)[0]
-        if self.is_bound(root) and root not in self.bound:
-            return  # this.x, item.x inside a loop: writes into the scoped value
+        if root == "this" or root.startswith("@") or any(root in scope for scope in self.scopes):
+            return  # this.x, item.x inside a loop: writes into the loop's value
         self.bound.add(root)
         _add(self.report.sets, root)
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional, Sequence, Union
+from typing import Any, Callable, Optional, Protocol, Sequence, Union
 
 from .models.base import ModelError
 
@@ -352,6 +352,17 @@ def _closed(schema: dict) -> dict:
 
 
 # ---- tool calls ----------------------------------------------------------------------------------------------------
+class CallSyntaxSource(Protocol):
+    """What a tool format tells us about its call text (``guidance_lite.tool_formats.ToolFormat`` provides it)."""
+
+    name: str
+    trigger: Optional[str]
+
+    def call_grammar_prefix(self, tool_name: Optional[str] = None) -> str: ...
+
+    def call_grammar_suffix(self) -> str: ...
+
+
 @dataclass
 class ToolSpec:
     """What a grammar needs from one offered tool: its name and its parameters' JSON schema."""
@@ -360,105 +371,95 @@ class ToolSpec:
     parameters: dict
 
 
-def tool_specs(tools: Sequence[dict]) -> list[ToolSpec]:
+def tool_specs(tools: Sequence[Any]) -> list[ToolSpec]:
     """OpenAI tool dicts (``{"type": "function", "function": {name, parameters}}``) -> ``ToolSpec`` list."""
     specs = []
     for tool in tools:
         fn = tool.get("function", tool) if isinstance(tool, dict) else None
         if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
-            raise ModelError(f"a tool schema must look like {{'type': 'function', 'function': {{'name': …, "
-                             f"'parameters': {{…}}}}}}; got {tool!r}")
+            raise ModelError(f"a tool schema must look like {{'type': 'function', 'function': {{'name': ..., "
+                             f"'parameters': {{...}}}}}}; got {tool!r:.200}")
         params = fn.get("parameters") or {"type": "object", "properties": {}}
         specs.append(ToolSpec(fn["name"], params))
     return specs
 
 
 def chosen_tools(specs: list[ToolSpec], tool_choice: Union[str, dict, None]) -> list[ToolSpec]:
-    """The tools a forced call may use: all for 'required'/'auto', one for a tool name or OpenAI's dict form."""
+    """The tools a call may use: all for 'required'/'auto', one for a tool name or OpenAI's dict form."""
     name: Optional[str] = None
     if isinstance(tool_choice, dict):
         name = (tool_choice.get("function") or {}).get("name") or tool_choice.get("name")
         if not name:
             raise ModelError(f"tool_choice {tool_choice!r} names no function; use "
-                             f"{{'type': 'function', 'function': {{'name': …}}}} or the tool's name")
-    elif tool_choice not in (None, "auto", "required", "any"):
+                             f"{{'type': 'function', 'function': {{'name': ...}}}} or the tool's name")
+    elif tool_choice not in (None, "auto", "required"):
         name = str(tool_choice)
+    if not specs:
+        raise ModelError("a tool call was asked for but no tools were offered; pass tools=[...] to gen")
     if name is None:
         return specs
     picked = [s for s in specs if s.name == name]
     if not picked:
-        offered = ", ".join(repr(s.name) for s in specs) or "none"
+        offered = ", ".join(repr(s.name) for s in specs)
         raise ModelError(f"tool_choice names {name!r} but that tool was not offered (offered: {offered})")
     return picked
 
 
-# Each builder writes the rule for ONE call of each tool (alternatives) and the rule for the whole call text.
-CallSyntax = Callable[[GrammarBuilder, list[ToolSpec], bool], str]
+# How several calls follow each other, per format (formats not listed here get a single call).
+# Each gets the builder, the rule for one complete call, and the per-tool (name, arguments rule) pairs.
+ParallelSyntax = Callable[[GrammarBuilder, str, list[tuple[str, str]]], str]
 
 
-def _call_objects(builder: GrammarBuilder, specs: list[ToolSpec], args_key: str, name_first: str = "name") -> str:
-    """Rule: one JSON object ``{"name": "<tool>", "<args_key>": <args>}`` for any of ``specs``."""
+def _json_call_objects(builder: GrammarBuilder, tools: list[tuple[str, str]], args_key: str) -> str:
+    """Rule: one bare ``{"name": "<tool>", "<args_key>": <args>}`` object for any of ``tools``."""
     alternatives = []
-    for i, spec in enumerate(specs):
-        args = builder.schema_rule(_closed(spec.parameters), f"gl-args-{i}", f"tool {spec.name!r}")
-        head = '{"' + name_first + '": ' + json.dumps(spec.name) + ', "' + args_key + '": '
-        alternatives.append(builder.add(f"gl-call-{i}", f"{gbnf_literal(head)} {args} \"}}\""))
-    return builder.add("gl-call", " | ".join(alternatives))
+    for name, args in tools:
+        head = '{"name": ' + json.dumps(name, ensure_ascii=False) + ', "' + args_key + '": '
+        alternatives.append(f"{gbnf_literal(head)} {args} \"}}\"")
+    return builder.add("gl-json-call", " | ".join(alternatives))
 
 
-def _hermes(builder: GrammarBuilder, specs: list[ToolSpec], parallel: bool) -> str:
-    obj = _call_objects(builder, specs, "arguments")
-    one = builder.add("gl-tagged-call", f'"<tool_call>\\n" {obj} "\\n</tool_call>"')
-    return f'{one} ( "\\n" {one} )*' if parallel else one
+def _separated(separator: str) -> ParallelSyntax:
+    def syntax(builder: GrammarBuilder, one: str, tools: list[tuple[str, str]]) -> str:
+        return f"{one} ( {gbnf_literal(separator)} {one} )*"
+    return syntax
 
 
-def _llama3_json(builder: GrammarBuilder, specs: list[ToolSpec], parallel: bool) -> str:
-    obj = _call_objects(builder, specs, "parameters")
-    return f'{obj} ( "; " {obj} )*' if parallel else obj
+def _mistral_list(builder: GrammarBuilder, one: str, tools: list[tuple[str, str]]) -> str:
+    obj = _json_call_objects(builder, tools, "arguments")
+    return f'"[TOOL_CALLS][" {obj} ( ", " {obj} )* "]"'
 
 
-def _mistral(builder: GrammarBuilder, specs: list[ToolSpec], parallel: bool) -> str:
-    obj = _call_objects(builder, specs, "arguments")
-    more = f' ( ", " {obj} )*' if parallel else ""
-    return f'"[TOOL_CALLS][" {obj}{more} "]"'
+def _generic_list(builder: GrammarBuilder, one: str, tools: list[tuple[str, str]]) -> str:
+    obj = _json_call_objects(builder, tools, "arguments")
+    return f'{one} | "{{\\"tool_calls\\": [" {obj} ( ", " {obj} )* "]}}"'
 
 
-def _functionary(builder: GrammarBuilder, specs: list[ToolSpec], parallel: bool) -> str:
-    alternatives = []
-    for i, spec in enumerate(specs):
-        args = builder.schema_rule(_closed(spec.parameters), f"gl-args-{i}", f"tool {spec.name!r}")
-        alternatives.append(builder.add(f"gl-call-{i}", f"{gbnf_literal('>>>' + spec.name + chr(10))} {args}"))
-    one = builder.add("gl-call", " | ".join(alternatives))
-    return f'{one} ( "\\n" {one} )*' if parallel else one
-
-
-def _generic_json(builder: GrammarBuilder, specs: list[ToolSpec], parallel: bool) -> str:
-    obj = _call_objects(builder, specs, "arguments")
-    single = builder.add("gl-single", f'"{{\\"tool_call\\": " {obj} "}}"')
-    if not parallel:
-        return single
-    many = builder.add("gl-many", f'"{{\\"tool_calls\\": [" {obj} ( ", " {obj} )* "]}}"')
-    return f"{single} | {many}"
-
-
-CALL_SYNTAX: dict[str, CallSyntax] = {
-    "hermes": _hermes,
-    "llama3_json": _llama3_json,
-    "mistral": _mistral,
-    "functionary_v3_2": _functionary,
-    "generic_json": _generic_json,
+PARALLEL_SYNTAX: dict[str, ParallelSyntax] = {
+    "hermes": _separated("\n"),
+    "functionary_v3_2": _separated("\n"),
+    "llama3_json": _separated("; "),
+    "mistral": _mistral_list,
+    "generic_json": _generic_list,
 }
-
+# Text a call needs in front when it does not open the reply (llama 3 reads bare JSON only at the start).
+MID_TEXT_PREFIX: dict[str, str] = {"llama3_json": "<|python_tag|>"}
+# More strings that start a call in free text, besides the format's ``trigger``.
+EXTRA_TRIGGERS: dict[str, tuple[str, ...]] = {"llama3_json": ("<|python_tag|>",)}
 # Formats whose plain-text answer has a fixed shape too, so 'auto' can be one grammar: text answer | call.
 _JSON_STRING = r'"\"" ( [^"\\\x7F\x00-\x1F] | "\\" (["\\/bfnrt] | "u" [0-9a-fA-F]{4}) )* "\""'
 TEXT_ANSWERS: dict[str, str] = {
     "generic_json": f'{ROOT} ::= "{{\\"response\\": " gl-json-string "}}"\ngl-json-string ::= {_JSON_STRING}',
+    # functionary: text for the user follows ">>>all\n"; once it starts, the rest of the reply is free
+    "functionary_v3_2": f'{ROOT} ::= ">>>all\\n" [^\\x00]*',
 }
 
 
-def supports_call_grammar(format_name: str) -> bool:
-    """Whether ``tool_call_grammar`` knows the call syntax of this tool format."""
-    return format_name in CALL_SYNTAX
+def call_triggers(fmt: CallSyntaxSource) -> tuple[str, ...]:
+    """Strings whose appearance in free text means the model has started a call (empty: no free text)."""
+    if not fmt.trigger:
+        return ()
+    return (fmt.trigger,) + EXTRA_TRIGGERS.get(fmt.name, ())
 
 
 def text_answer_grammar(format_name: str) -> Optional[str]:
@@ -466,26 +467,39 @@ def text_answer_grammar(format_name: str) -> Optional[str]:
     return TEXT_ANSWERS.get(format_name)
 
 
-def tool_call_grammar(format_name: str, tools: Sequence[dict], tool_choice: Union[str, dict, None] = "required",
-                      parallel: bool = True, text_alternative: Optional[str] = None) -> str:
-    """A grammar for the complete call text of ``format_name`` whose arguments match each tool's JSON schema.
+def tool_call_grammar(fmt: CallSyntaxSource, tools: Sequence[Any], tool_choice: Union[str, dict, None] = "required",
+                      *, parallel: bool = True, text_alternative: Optional[str] = None,
+                      after_text: bool = False) -> str:
+    """A grammar for the complete call text of ``fmt`` whose arguments match each tool's JSON schema.
 
-    ``tool_choice``: 'required'/'auto' (any offered tool) or a tool name / OpenAI dict (only that tool).
-    ``parallel`` allows several calls in a row. ``text_alternative`` is a complete grammar (e.g. from
-    ``regex_to_gbnf``) accepted instead of a call: 'auto' with a constrained text answer.
+    One call is the format's ``call_grammar_prefix(name)`` + arguments + ``call_grammar_suffix()``, so the text is
+    exactly what the format's parser reads. ``tool_choice``: 'required'/'auto' (any offered tool) or a tool name /
+    OpenAI dict (only that tool). ``parallel`` allows several calls in a row (formats in ``PARALLEL_SYNTAX``).
+    ``text_alternative`` is a complete grammar (e.g. from ``regex_to_gbnf``) accepted instead of a call.
+    ``after_text``: the call follows text already written in the reply (adds ``MID_TEXT_PREFIX``).
     """
-    syntax = CALL_SYNTAX.get(format_name)
-    if syntax is None:
-        raise ModelError(f"no call grammar for tool format {format_name!r}; known: {', '.join(CALL_SYNTAX)}")
     specs = chosen_tools(tool_specs(tools), tool_choice)
-    if not specs:
-        raise ModelError("a tool call was required but no tools were offered; pass tools=[...] to gen")
     builder = GrammarBuilder()
-    root = syntax(builder, specs, parallel)
-    grammar = builder.grammar(root if not text_alternative else f"( {root} ) | gl-text")
-    if text_alternative:
-        grammar += "\n" + _renamed_root(text_alternative, "gl-text")
-    return grammar
+    try:
+        suffix = gbnf_literal(fmt.call_grammar_suffix())
+        heads = [gbnf_literal(fmt.call_grammar_prefix(spec.name)) for spec in specs]
+    except NotImplementedError:
+        raise ModelError(f"tool format {fmt.name!r} does not describe its call syntax (call_grammar_prefix/"
+                         f"suffix), so calls can't be constrained; use tool_choice='auto'") from None
+    per_tool: list[tuple[str, str]] = []
+    alternatives = []
+    for i, (spec, head) in enumerate(zip(specs, heads)):
+        args = builder.schema_rule(_closed(spec.parameters), f"gl-args-{i}", f"tool {spec.name!r}")
+        per_tool.append((spec.name, args))
+        alternatives.append(builder.add(f"gl-call-{i}", f"{head} {args} {suffix}"))
+    one = builder.add("gl-call", " | ".join(alternatives))
+    syntax = PARALLEL_SYNTAX.get(fmt.name)
+    root = syntax(builder, one, per_tool) if parallel and syntax else one
+    if after_text and fmt.name in MID_TEXT_PREFIX:
+        root = f"{gbnf_literal(MID_TEXT_PREFIX[fmt.name])} ( {root} )"
+    if not text_alternative:
+        return builder.grammar(root)
+    return builder.grammar(f"( {root} ) | gl-text") + "\n" + _renamed_root(text_alternative, "gl-text")
 
 
 def _renamed_root(grammar: str, name: str) -> str:

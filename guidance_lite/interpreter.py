@@ -24,11 +24,11 @@ if TYPE_CHECKING:  # pragma: no cover
 class Interpreter:
     """Executes one program run against a ``ProgramState``; paused runs keep this object (no re-parsing)."""
 
-    def __init__(self, execution: "Execution", state: ProgramState, model: Optional["Model"], source: str,
+    def __init__(self, execution: "Execution", state: ProgramState, model: Any, source: str,
                  options: dict) -> None:
         self.execution = execution
         self.state = state
-        self.model = model
+        self._model = model  # a Model, or a zero-argument function that finds one on first use
         self.source = source
         self.options = options
         self.scopes: list[dict[str, Any]] = []
@@ -40,9 +40,17 @@ class Interpreter:
             n.Partial: self.visit_partial,
         }
 
+    @property
+    def model(self) -> Optional["Model"]:
+        """The model, resolved on the first generation (so programs that never generate need none)."""
+        from .models.base import Model
+        if self._model is not None and not isinstance(self._model, Model):
+            self._model = self._model()
+        return self._model
+
     def fork(self, frame: dict) -> "Interpreter":
         """A child interpreter for one parallel-each iteration: shared state, own scope and output capture."""
-        child = Interpreter(self.execution, self.state, self.model, self.source, self.options)
+        child = Interpreter(self.execution, self.state, self._model, self.source, self.options)
         child.scopes = [*self.scopes, frame]
         child.captures = [[]]
         child.listeners = self.listeners

@@ -26,7 +26,7 @@ OPTION_NAMES = ("await_missing", "on_tool_call", "tool_errors", "tool_timeout", 
 class Execution:
     """One run of a program: state, interpreter, and the task that can pause and resume."""
 
-    def __init__(self, program: "Program", variables: dict, model: Optional[Model], options: dict) -> None:
+    def __init__(self, program: "Program", variables: dict, model: Any, options: dict) -> None:
         from .interpreter import Interpreter
         self.program = program
         self.state = ProgramState(variables)
@@ -193,8 +193,9 @@ class Program:
         return cls(p.read_text(encoding="utf-8"), model, **kwargs)
 
     @property
-    def model(self) -> Optional[Model]:
-        if self._model is None and _uses_model(self.template):
+    def model(self) -> Model:
+        """The model given, or ``gl.models.default()`` (looked up on first use)."""
+        if self._model is None:
             from .models import default
             self._model = default()
         return self._model
@@ -204,7 +205,7 @@ class Program:
         for key in OPTION_NAMES:
             if key in kwargs:
                 options[key] = kwargs.pop(key)
-        model = kwargs.pop("model", None) or self.model
+        model = kwargs.pop("model", None) or self._model or (lambda: self.model)
         variables = {**self.defaults, **kwargs}
         return Execution(self, variables, model, options)
 
@@ -313,26 +314,6 @@ class Program:
     def _repr_html_(self) -> str:
         from .display import render_program_html
         return render_program_html(self.source, self.name)
-
-
-def _uses_model(template: Template) -> bool:
-    """Whether the template can call a model (so a default model is needed); cheap scan of command names."""
-    from . import nodes as n
-    stack = list(template.body)
-    while stack:
-        node = stack.pop()
-        if isinstance(node, n.Output) and "gen" in node.source or isinstance(node, n.Output) and \
-                "select" in node.source:
-            return True
-        if isinstance(node, n.Block):
-            if node.name in ("select", "geneach"):
-                return True
-            stack.extend(node.body)
-            for branch in node.branches:
-                stack.extend(branch.body)
-        if isinstance(node, n.Partial):
-            return True
-    return False
 
 
 def _live_view(execution: Execution) -> Any:
