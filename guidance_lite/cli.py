@@ -350,26 +350,21 @@ def runtime_error_text(path: str, exc: Any) -> str:
 
 
 class StreamPrinter:
-    """Writes generated text as it arrives (choice 0), a line break between separate generations, and tool calls."""
+    """Writes generated text as it arrives (choice 0), ends the line when a generation ends, and notes tool calls."""
 
     def __init__(self, out: IO[str]) -> None:
         self.out = out
         self.at_line_start = True
-        self.break_pending = False
 
     def write(self, text: str) -> None:
-        if not text:
-            return
-        if self.break_pending and not self.at_line_start:
-            self.out.write("\n")
-        self.break_pending = False
-        self.out.write(text)
-        self.out.flush()
-        self.at_line_start = text.endswith("\n")
+        if text:
+            self.out.write(text)
+            self.out.flush()
+            self.at_line_start = text.endswith("\n")
 
-    def line(self, text: str) -> None:
-        self.break_pending = True
-        self.write(text + "\n")
+    def end_line(self) -> None:
+        if not self.at_line_start:
+            self.write("\n")
 
     def handle(self, event: Any) -> None:
         from .events import TextDelta, ToolCallReady, ToolResult
@@ -377,19 +372,13 @@ class StreamPrinter:
             if event.choice == 0:
                 self.write(event.text)
             return
+        self.end_line()  # any other event means the generation in progress (if any) has ended
         if isinstance(event, ToolCallReady):
-            self.line(f"[tool call] {event.call.name}({event.call.arguments_json})")
+            self.write(f"[tool call] {event.call.name}({event.call.arguments_json})\n")
         elif isinstance(event, ToolResult):
             record = event.record
             outcome = f"error: {record.error}" if record.error else record.content
-            self.line(f"[tool result] {record.name}: {compact_repr(outcome)[1:-1]}")
-        self.break_pending = True
-
-    def finish(self) -> None:
-        if not self.at_line_start:
-            self.out.write("\n")
-            self.out.flush()
-            self.at_line_start = True
+            self.write(f"[tool result] {record.name}: {compact_repr(outcome)[1:-1]}\n")
 
 
 # ---- commands -----------------------------------------------------------------------------------------------------
@@ -430,7 +419,7 @@ def cmd_run(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
                     else:
                         printer.handle(event)
             finally:
-                printer.finish()
+                printer.end_line()
             assert result is not None, "the event stream ended without Finished"
         else:
             result = program(**variables)

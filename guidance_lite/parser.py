@@ -4,6 +4,7 @@ blocks, so errors can name an unclosed block and where it opened. Parsed templat
 from __future__ import annotations
 
 import ast
+import re
 import threading
 from dataclasses import dataclass
 from functools import lru_cache
@@ -58,6 +59,21 @@ class _Piece:
     strip_right: bool = False
     text: str = ""
     payload: Any = None
+    compiled: Any = None  # evaluators for the payload (shared by every occurrence of the same tag text)
+
+
+def _compile_payload(kind: str, payload: Any) -> Any:
+    if kind == "output":
+        return compile_expr(payload)
+    if kind == "partial":
+        _target, args, kwargs = payload
+        return compile_args(args, kwargs)
+    if kind == "open":
+        _name, args, kwargs, _tok = payload
+        return compile_args(args, kwargs)
+    if kind == "sep" and payload[1] is not None:
+        return compile_async(payload[1])
+    return None
 
 
 _KW = "kw"  # marker for keyword arguments among positional ones
@@ -323,7 +339,7 @@ def _get_lark() -> Lark:
         with _lark_lock:
             if _lark is None:
                 _lark = Lark(_load_grammar(), parser="lalr", lexer="contextual", transformer=_ToPieces(),
-                             maybe_placeholders=True, cache=False)
+                             maybe_placeholders=True, cache=False, start=["start", "tag"])
     return _lark
 
 
@@ -375,11 +391,12 @@ def _build(pieces: list[_Piece], source: str, name: Optional[str]) -> tuple[n.No
             continue
         elif kind == "output":
             expr = piece.payload
-            fn, is_async = compile_expr(expr)
+            fn, is_async = piece.compiled or compile_expr(expr)
             current().append(n.Output(piece.line, piece.col, expr, source[piece.start:piece.end], fn, is_async))
         elif kind == "partial":
             target, args, kwargs = piece.payload
-            current().append(n.Partial(piece.line, piece.col, target, args, kwargs, compile_args(args, kwargs)))
+            current().append(n.Partial(piece.line, piece.col, target, args, kwargs,
+                                       piece.compiled or compile_args(args, kwargs)))
         elif kind == "open":
             block_name, args, kwargs, _tok = piece.payload
             arity = BLOCK_ARITY.get(block_name)
@@ -420,10 +437,11 @@ def _build(pieces: list[_Piece], source: str, name: Optional[str]) -> tuple[n.No
                            f"opened on line {top.piece.line}, column {top.piece.col}", piece,
                            f"close the inner block first with {{{{/{top.name}}}}}")
             branches = tuple(
-                n.Branch(p.line, p.col, kind_, cond, tuple(body), compile_async(cond) if cond is not None else None)
+                n.Branch(p.line, p.col, kind_, cond, tuple(body),
+                         p.compiled or (compile_async(cond) if cond is not None else None))
                 for kind_, cond, p, body in top.branches)
             block = n.Block(top.piece.line, top.piece.col, top.name, top.args, top.kwargs, tuple(top.body),
-                            branches, piece.line, compile_args(top.args, top.kwargs))
+                            branches, piece.line, top.piece.compiled or compile_args(top.args, top.kwargs))
             current().append(block)
     if stack:
         top = stack[-1]
@@ -512,10 +530,80 @@ def _syntax_error(exc: UnexpectedInput, source: str, name: Optional[str]) -> Tem
     return error(f"unexpected {value!r} in tag", tok.start_pos, hint, value)
 
 
+# The fast path. Text, escapes and comments are found by one regex (they are regular); each distinct tag text is
+# parsed once with the grammar's `tag` start symbol and reused. The tag pattern mirrors the grammar's terminals
+# (strings may hold '}}'; in a run of closing braces the last two close the tag). Anything it can't split cleanly
+# (an unclosed tag, `{{x}}}`) goes to the full Lark parse, which also produces every syntax error message.
+_SCAN = re.compile(r"""
+    (?P<esc>\\\{\{)
+  | (?P<comment>\{\{~?!--.*?--~?\}\}|\{\{~?!(?!--).*?~?\}\})
+  | (?P<tag>\{\{~?(?:"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|[^"'}]|\}(?!\})|\}(?=\}\}))*?~?\}\}(?!\}))
+  | (?P<open>\{\{)
+""", re.DOTALL | re.VERBOSE)
+_TAG_MEMO: dict[str, tuple[str, Any, bool, bool, Any]] = {}
+_TAG_MEMO_LIMIT = 20_000
+
+
+def _tag_shape(tag: str) -> tuple[str, Any, bool, bool, Any]:
+    shape = _TAG_MEMO.get(tag)
+    if shape is None:
+        piece = _get_lark().parse(tag, start="tag")
+        shape = (piece.kind, piece.payload, piece.strip_left, piece.strip_right,
+                 _compile_payload(piece.kind, piece.payload))
+        if len(_TAG_MEMO) < _TAG_MEMO_LIMIT:
+            _TAG_MEMO[tag] = shape
+    return shape
+
+
+def _fast_pieces(source: str) -> Optional[list[_Piece]]:
+    """Pieces via the scanner and the tag memo, or None when the full parse must decide."""
+    pieces: list[_Piece] = []
+    pos = 0
+    line = 1
+    line_start = 0  # offset of the current line's first character
+
+    def advance(to: int) -> None:
+        nonlocal line, line_start
+        count = source.count("\n", pos, to)
+        if count:
+            line += count
+            line_start = source.rindex("\n", pos, to) + 1
+
+    for m in _SCAN.finditer(source):
+        start = m.start()
+        if start > pos:
+            pieces.append(_Piece("text", line, pos - line_start + 1, pos, start, text=source[pos:start]))
+            advance(start)
+            pos = start
+        kind = m.lastgroup
+        end = m.end()
+        col = start - line_start + 1
+        if kind == "open":
+            return None
+        if kind == "esc":
+            pieces.append(_Piece("escaped", line, col, start, end, text="{{"))
+        elif kind == "comment":
+            text = m.group()
+            pieces.append(_Piece("comment", line, col, start, end, strip_left=text.startswith("{{~"),
+                                 strip_right=text.endswith("~}}")))
+        else:
+            try:
+                tag_kind, payload, strip_left, strip_right, compiled = _tag_shape(m.group())
+            except (UnexpectedInput, VisitError, _Fault):
+                return None
+            pieces.append(_Piece(tag_kind, line, col, start, end, strip_left, strip_right, payload=payload,
+                                 compiled=compiled))
+        advance(end)
+        pos = end
+    if pos < len(source):
+        pieces.append(_Piece("text", line, pos - line_start + 1, pos, len(source), text=source[pos:]))
+    return pieces
+
+
 def _lark_pieces(source: str) -> list[_Piece]:
     """Run Lark; when a tag is followed by text starting with '}' (``{{x}}}``), parse the two halves separately."""
     try:
-        pieces = _get_lark().parse(source)
+        pieces = _get_lark().parse(source, start="start")
     except UnexpectedToken as exc:
         tok = exc.token
         if "TAG_CLOSE" in exc.expected and source.startswith("}}}", tok.start_pos):
@@ -535,9 +623,9 @@ def _lark_pieces(source: str) -> list[_Piece]:
     return pieces if isinstance(pieces, list) else []
 
 
-def _parse_uncached(source: str, name: Optional[str]) -> n.Template:
+def _parse_uncached(source: str, name: Optional[str], fast: bool = True) -> n.Template:
     try:
-        pieces = _lark_pieces(source)
+        pieces = (_fast_pieces(source) if fast else None) or _lark_pieces(source)
     except VisitError as exc:
         inner = exc.orig_exc
         if isinstance(inner, _Fault):

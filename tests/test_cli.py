@@ -122,24 +122,27 @@ def test_stream_arrives_before_the_program_ends(tmp_path: Path) -> None:
         first_line_read.wait(20)  # hold the second generation until the test saw the first one
         return "later note"
 
-    with ScriptedServer(script) as server:
+    with ScriptedServer(script) as server, open(tmp_path / "stderr.txt", "w+", encoding="utf-8") as errors:
         env = {**os.environ, "PYTHONPATH": str(REPO)}
         proc = subprocess.Popen([sys.executable, "-m", "guidance_lite", "run", path, "--base-url", server.base_url,
                                  "--var", "question=q", "n=1", 'items=["a"]', "--stream"], cwd=tmp_path, env=env,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                stdout=subprocess.PIPE, stderr=errors, text=True, encoding="utf-8")
         try:
             assert proc.stdout is not None
             first = proc.stdout.readline()
             still_running = proc.poll() is None
             first_line_read.set()
-            rest, errors = proc.communicate(timeout=60)
+            rest = proc.stdout.read()
+            proc.wait(timeout=60)
         finally:
             first_line_read.set()
             if proc.poll() is None:
                 proc.kill()
+            proc.stdout.close()
+        errors.seek(0)
+        assert proc.returncode == 0, errors.read()
     assert first == "first answer\n"
     assert still_running
-    assert proc.returncode == 0, errors
     assert rest.splitlines()[0] == "later note"
 
 
