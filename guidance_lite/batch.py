@@ -1,35 +1,56 @@
-"""Batch runs: many program instances concurrently on one event loop, results in input order."""
+"""Batch runs: many program instances concurrently on one event loop, results in input order.
+
+Why a fixed pool of workers (not one task per input behind a semaphore): at most ``concurrency`` programs exist at
+once, so a batch of 100,000 inputs costs ``concurrency`` tasks, and the first failure with
+``return_exceptions=False`` stops the batch without having to cancel thousands of waiting tasks.
+"""
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Iterable, Optional
 
 if TYPE_CHECKING:  # pragma: no cover
     from .program import Program
 
 
-async def amap(program: "Program", inputs: list, *, concurrency: int = 16, progress: bool = False,
-               return_exceptions: bool = True) -> list:
-    """Run ``program(**kwargs)`` for each dict in ``inputs``; a failed item is its exception object (or raises with
-    ``return_exceptions=False``)."""
-    if concurrency < 1:
-        raise ValueError("concurrency must be at least 1")
+def _progress_bar(total: int) -> Any:
+    """A tqdm bar (a widget in notebooks, stderr in terminals)."""
+    from tqdm.auto import tqdm
+    return tqdm(total=total, desc="programs", unit="program")
+
+
+def _check_inputs(inputs: Iterable[Any]) -> list[dict]:
+    if isinstance(inputs, (str, bytes)) or hasattr(inputs, "keys"):
+        raise TypeError(f"map takes a list of dicts of program arguments (one dict per run), "
+                        f"not a single {type(inputs).__name__}")
     items = list(inputs)
     for i, item in enumerate(items):
         if not isinstance(item, dict):
             raise TypeError(f"map takes a list of dicts of program arguments; item {i} is a {type(item).__name__}")
-    results: list[Any] = [None] * len(items)
-    bar: Optional[Any] = None
-    if progress:
-        from tqdm.auto import tqdm
-        bar = tqdm(total=len(items), desc="programs")
-    semaphore = asyncio.Semaphore(concurrency)
+    return items
 
-    async def one(i: int, kwargs: dict) -> None:
-        async with semaphore:
+
+async def amap(program: "Program", inputs: Iterable[dict], *, concurrency: int = 16, progress: bool = False,
+               return_exceptions: bool = True) -> list:
+    """Run ``program(**kwargs)`` for each dict in ``inputs``, at most ``concurrency`` at a time.
+
+    Results come back in input order. A failed item is its exception object in its slot; with
+    ``return_exceptions=False`` the first failure cancels the runs in progress and is raised.
+    """
+    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+        raise ValueError(f"concurrency must be an integer of at least 1, got {concurrency!r}")
+    items = _check_inputs(inputs)
+    results: list[Any] = [None] * len(items)
+    if not items:
+        return results
+    bar: Optional[Any] = _progress_bar(len(items)) if progress else None
+    pending = iter(range(len(items)))  # shared by the workers: each index is taken exactly once
+
+    async def worker() -> None:
+        for i in pending:
             try:
-                results[i] = await program.arun(silent=True, **kwargs)
-            except Exception as exc:  # noqa: BLE001 - reported in its slot
+                results[i] = await program.arun(**{"silent": True, **items[i]})
+            except Exception as exc:  # noqa: BLE001 - reported in its slot (or raised below)
                 if not return_exceptions:
                     raise
                 results[i] = exc
@@ -37,12 +58,13 @@ async def amap(program: "Program", inputs: list, *, concurrency: int = 16, progr
                 if bar is not None:
                     bar.update(1)
 
-    tasks = [asyncio.ensure_future(one(i, kw)) for i, kw in enumerate(items)]
+    workers = [asyncio.ensure_future(worker()) for _ in range(min(concurrency, len(items)))]
     try:
-        await asyncio.gather(*tasks)
+        await asyncio.gather(*workers)
     except BaseException:
-        for task in tasks:
+        for task in workers:
             task.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)  # let cancelled runs clean up before raising
         raise
     finally:
         if bar is not None:

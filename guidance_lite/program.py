@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import queue
 import threading
+import weakref
 from pathlib import Path
 from typing import Any, AsyncIterator, Callable, Iterator, Optional
 
@@ -37,6 +38,7 @@ class Execution:
         self._stopped: Optional[asyncio.Future] = None
         self._resume: Optional[asyncio.Future] = None
         self.paused_on: Optional[str] = None
+        self.pauses = 0  # how many times the run has paused (identifies the current pause)
         self.done = False
         self.error: Optional[TemplateRuntimeError] = None
 
@@ -45,6 +47,7 @@ class Execution:
         """Stop here until ``resume`` is called with more variables."""
         assert self.loop is not None and self._stopped is not None
         self.paused_on = variable
+        self.pauses += 1
         self._resume = self.loop.create_future()
         self.interp.emit(Paused(variable))
         if not self._stopped.done():
@@ -105,6 +108,9 @@ class Result:
         self._execution = execution
         self._resumed = False
         state = execution.state
+        if not completed and execution.paused_on is not None:
+            # nobody can resume a paused run once its latest result is gone: end the suspended task cleanly
+            weakref.finalize(self, _cancel_abandoned, execution, execution.pauses)
         self.completed = completed
         self.paused_on = execution.paused_on
         self.state = state
@@ -165,6 +171,15 @@ class Result:
     async def aresume(self, **variables: Any) -> "Result":
         """Resume a paused program started with ``arun`` (async)."""
         return await self._check_resumable().advance(variables)
+
+
+def _cancel_abandoned(execution: Execution, pause: int) -> None:
+    task, loop = execution.task, execution.loop
+    if task is None or loop is None or task.done() or execution.pauses != pause or execution.paused_on is None:
+        return
+    if loop.is_closed():
+        return
+    loop.call_soon_threadsafe(task.cancel)
 
 
 class Program:

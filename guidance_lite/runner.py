@@ -6,6 +6,9 @@ paused program keeps its suspended task alive on this loop until it is resumed.
 from __future__ import annotations
 
 import asyncio
+import atexit
+import concurrent.futures
+import contextlib
 import threading
 from typing import Any, Awaitable, Optional, TypeVar
 
@@ -49,6 +52,26 @@ def run_sync(coro: Awaitable[T]) -> T:
     except KeyboardInterrupt:
         future.cancel()
         raise
+
+
+def _shutdown() -> None:
+    """At exit, cancel programs still paused on the background loop (instead of "Task was destroyed" noise)."""
+    loop = _loop
+    if loop is None or loop.is_closed() or not loop.is_running():
+        return
+
+    async def cancel_all() -> None:
+        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    with contextlib.suppress(concurrent.futures.TimeoutError, concurrent.futures.CancelledError, RuntimeError):
+        asyncio.run_coroutine_threadsafe(cancel_all(), loop).result(timeout=2)
+    loop.call_soon_threadsafe(loop.stop)
+
+
+atexit.register(_shutdown)
 
 
 def in_background_loop() -> bool:

@@ -240,22 +240,47 @@ def test_paused_program_exits_3_with_what_to_pass(tmp_path: Path) -> None:
     assert json.loads(given.stdout)["messages"] == [{"role": "user", "content": "yes"}]
 
 
+def main_in_process(args: list, capsys: pytest.CaptureFixture) -> tuple[int, str, str]:
+    """``cli.main`` without a subprocess (argparse's own usage errors raise SystemExit)."""
+    try:
+        code = cli.main(args)
+    except SystemExit as exc:
+        code = exc.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
 @pytest.mark.parametrize("args, message", [
     (["run", "prog.hbs", "--mock", "--var", "novalue"], "--var takes NAME=VALUE"),
     (["run", "missing.hbs", "--mock"], "missing.hbs: no such template file"),
     (["run", "prog.hbs", "--mock", "--var", "model=x"], "'model' is a program option"),
     (["run", "prog.hbs", "--mock", "--vars-json", "list.json"], "must hold a JSON object"),
+    (["run", "prog.hbs", "--mock", "--vars-json", "bad.json"], "bad.json is not valid JSON"),
     (["run", "prog.hbs", "--mock", "--vars-json", "nothere.json"], "--vars-json: cannot read nothere.json"),
+    (["check", "."], ".: is a directory"),
     (["run"], "required: TEMPLATE_FILE"),
     (["frobnicate"], "invalid choice"),
 ])
-def test_usage_errors_exit_2(tmp_path: Path, args: list, message: str) -> None:
+def test_usage_errors_exit_2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture,
+                             args: list, message: str) -> None:
+    monkeypatch.chdir(tmp_path)
     write(tmp_path, "{{#user}}hi{{/user}}")
     (tmp_path / "list.json").write_text("[1, 2]", encoding="utf-8")
-    proc = run_cli(*args, cwd=tmp_path)
-    assert proc.returncode == 2
-    assert message in proc.stderr
-    assert proc.stdout == ""
+    (tmp_path / "bad.json").write_text("{nope", encoding="utf-8")
+    code, out, err = main_in_process(args, capsys)
+    assert code == 2
+    assert message in err
+    assert out == ""
+
+
+def test_usage_error_exit_code_from_a_subprocess(tmp_path: Path) -> None:
+    write(tmp_path, "{{#user}}hi{{/user}}")
+    bad_var = run_cli("run", "prog.hbs", "--mock", "--var", "novalue", cwd=tmp_path)
+    assert (bad_var.returncode, bad_var.stdout) == (2, "")
+    assert bad_var.stderr == "guidance-lite: error: --var takes NAME=VALUE (e.g. --var question='What is 2+2?'), " \
+                             "got 'novalue'\n"
+    no_command = run_cli(cwd=tmp_path)
+    assert no_command.returncode == 2 and "usage: guidance-lite" in no_command.stderr
 
 
 def test_unexpected_error_exits_1_with_traceback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

@@ -93,7 +93,7 @@ async def geneach(interp: "Interpreter", node: Block, name: Any, *, stop: Any = 
     limit = num_iterations if num_iterations is not None else max_iterations
     try:
         for index in range(limit):
-            if num_iterations is None and index >= min_iterations:
+            if num_iterations is None and index >= min_iterations and stop is not False:
                 if not await _model_continues(interp, node, stop, index):
                     break
             if index > 0 and join:
@@ -120,9 +120,10 @@ async def geneach(interp: "Interpreter", node: Block, name: Any, *, stop: Any = 
 async def _model_continues(interp: "Interpreter", node: Block, stop: Any, index: int) -> bool:
     """Ask the model to choose between starting another item (the body's leading text) and stopping."""
     start = _leading_text(node)
-    if stop is False or stop is None and not start:
-        raise ValueError("geneach needs num_iterations=…, or a body that starts with literal text and a stop=… "
-                         "string so the model can choose between another item and the end")
+    if not start:
+        raise ValueError("geneach needs num_iterations=…, stop=False (loop until max_iterations or {{break}}, e.g. "
+                         "a chat driven by {{await}}), or a body that starts with literal text so the model can "
+                         "choose between another item and the end")
     from .select import choose
     end = stop if isinstance(stop, str) and stop else "<|end|>"
     chosen = await choose(interp, node, [start, end], variable=None)

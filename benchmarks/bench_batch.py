@@ -1,0 +1,100 @@
+"""Batch throughput: programs (a user block and an assistant gen each) through ``gl.models.OpenAI`` against a local
+ScriptedServer that answers every request after a fixed latency.
+
+With latency L and concurrency C the ideal is C / L programs per second (the server is never the bottleneck: it
+answers each request on its own thread). The ratio measured / ideal shows what the library itself costs per program:
+close to 1 at low concurrency; at high concurrency the per-program CPU work (template, HTTP client, SSE parsing)
+becomes the limit. Concurrency 1 runs fewer programs (the time for 1,000 is extrapolated, marked ``~``).
+
+    python benchmarks/bench_batch.py            # 1,000 programs at concurrency 10 and 100, 40 at 1
+    python benchmarks/bench_batch.py --quick    # a smaller run for a smoke test
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmark this checkout, installed or not
+
+import guidance_lite as gl  # noqa: E402
+from guidance_lite.testing import ScriptedServer  # noqa: E402
+
+TEMPLATE = "{{#user}}Question {{i}}: what is {{i}} squared?{{/user}}{{#assistant}}{{gen 'answer' max_tokens=20}}" \
+           "{{/assistant}}"
+FULL_RUNS = {1: 40, 10: 1000, 100: 1000}
+QUICK_RUNS = {1: 8, 10: 100, 100: 300}
+
+
+@dataclass
+class Measurement:
+    concurrency: int
+    programs: int
+    seconds: float
+    latency: float
+
+    @property
+    def throughput(self) -> float:
+        return self.programs / self.seconds
+
+    @property
+    def ideal(self) -> float:
+        return self.concurrency / self.latency
+
+    @property
+    def ratio(self) -> float:
+        return self.throughput / self.ideal
+
+
+def answer(body: dict) -> str:
+    """The server's reply names the question, so each result can be checked against its input."""
+    question = body["messages"][-1]["content"]
+    number = int(question.split(":")[0].removeprefix("Question "))
+    return f"{number} squared is {number * number}."
+
+
+def measure(program: gl.Program, concurrency: int, programs: int, latency: float) -> Measurement:
+    inputs = [{"i": i} for i in range(programs)]
+    started = time.perf_counter()
+    results = program.map(inputs, concurrency=concurrency)
+    seconds = time.perf_counter() - started
+    failures = [r for r in results if isinstance(r, BaseException)]
+    if failures:
+        raise SystemExit(f"{len(failures)} of {programs} programs failed at concurrency {concurrency}; "
+                         f"first: {failures[0]}")
+    for i, result in enumerate(results):
+        if result["answer"] != f"{i} squared is {i * i}.":
+            raise SystemExit(f"program {i} got the wrong answer {result['answer']!r} (results out of order?)")
+    return Measurement(concurrency, programs, seconds, latency)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer programs (a smoke test, a few seconds)")
+    parser.add_argument("--latency", type=float, default=0.05, help="server latency per request in seconds")
+    args = parser.parse_args(argv)
+    runs = QUICK_RUNS if args.quick else FULL_RUNS
+    rows: list[Measurement] = []
+    with ScriptedServer(answer, latency=args.latency) as server:
+        model = gl.models.OpenAI("bench-model", base_url=server.base_url, api_key="unused")
+        program = gl.Program(TEMPLATE, model=model)
+        measure(program, 10, 20, args.latency)  # warm up: imports, client, connection pool
+        for concurrency, programs in runs.items():
+            rows.append(measure(program, concurrency, programs, args.latency))
+        requests = len(server.requests)
+    print(f"batch throughput: {TEMPLATE.count('{{gen')} gen per program, server latency {args.latency * 1000:.0f} ms,"
+          f" {requests} requests served")
+    print(f"{'concurrency':>11}  {'programs':>8}  {'seconds':>8}  {'programs/s':>10}  {'ideal/s':>8}  {'ratio':>6}"
+          f"  {'time for 1,000':>14}")
+    for row in rows:
+        per_thousand = 1000 / row.throughput
+        mark = "" if row.programs == 1000 else "~"
+        print(f"{row.concurrency:>11}  {row.programs:>8}  {row.seconds:>8.2f}  {row.throughput:>10.1f}  "
+              f"{row.ideal:>8.0f}  {row.ratio:>6.2f}  {mark + f'{per_thousand:.1f} s':>14}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
