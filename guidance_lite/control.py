@@ -1,9 +1,15 @@
 """Signals between commands and the interpreter that are not errors: loop control and "already written"."""
 from __future__ import annotations
 
+from typing import Any
+
 
 class LoopControl(Exception):
-    """Base of ``{{break}}`` / ``{{continue}}`` signals."""
+    """Base of ``{{break}}`` / ``{{continue}}`` signals; ``node`` is the tag that raised it (for error lines)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.node: Any = None
 
 
 class BreakLoop(LoopControl):

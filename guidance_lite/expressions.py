@@ -48,7 +48,7 @@ def safe_getattr(obj: Any, name: str) -> Any:
     if isinstance(obj, Mapping):
         if name in obj:
             return obj[name]
-    if name.startswith("_") or name in _INTERNAL_ATTRS:
+    if name.startswith("_") or name in _INTERNAL_ATTRS or getattr(type(obj), "__gl_opaque__", False):
         raise SandboxError(f"access to attribute {name!r} is not allowed in templates")
     try:
         return getattr(obj, name)
@@ -91,6 +91,8 @@ def has_call(expr: n.Expr) -> bool:
         return has_call(expr.obj) or has_call(expr.key)
     if isinstance(expr, (n.BinOp, n.BoolOp)):
         return has_call(expr.left) or has_call(expr.right)
+    if isinstance(expr, n.Compare):
+        return has_call(expr.first) or any(has_call(e) for _, e in expr.rest)
     if isinstance(expr, n.UnaryOp):
         return has_call(expr.operand)
     if isinstance(expr, n.ListLit):
@@ -123,6 +125,21 @@ def _compile_sync(e: n.Expr) -> Evaluator:
     if isinstance(e, n.BinOp):
         fn, left, right = _BINOPS[e.op], _compile_sync(e.left), _compile_sync(e.right)
         return lambda ctx: fn(left(ctx), right(ctx))
+    if isinstance(e, n.Compare):
+        first = _compile_sync(e.first)
+        rest = [(_BINOPS[op], _compile_sync(x)) for op, x in e.rest]
+
+        def compare(ctx: EvalContext) -> Any:
+            left = first(ctx)
+            result: Any = True
+            for fn, operand in rest:
+                right = operand(ctx)
+                result = fn(left, right)
+                if not result:
+                    return result
+                left = right
+            return result
+        return compare
     if isinstance(e, n.BoolOp):
         left, right = _compile_sync(e.left), _compile_sync(e.right)
         if e.op == "and":
@@ -181,6 +198,21 @@ def _compile_async(e: n.Expr) -> Callable[["EvalContext"], Awaitable[Any]]:
         async def binop(ctx: EvalContext) -> Any:
             return fn(await left(ctx), await right(ctx))
         return binop
+    if isinstance(e, n.Compare):
+        afirst = _compile_async(e.first)
+        arest = [(_BINOPS[op], _compile_async(x)) for op, x in e.rest]
+
+        async def acompare(ctx: EvalContext) -> Any:
+            left = await afirst(ctx)
+            result: Any = True
+            for fn, operand in arest:
+                right = await operand(ctx)
+                result = fn(left, right)
+                if not result:
+                    return result
+                left = right
+            return result
+        return acompare
     if isinstance(e, n.BoolOp):
         left, right = _compile_async(e.left), _compile_async(e.right)
         is_and = e.op == "and"

@@ -145,7 +145,8 @@ class Interpreter:
             await self.render(body)
         except LoopControl as exc:
             word = "break" if isinstance(exc, BreakLoop) else "continue"
-            raise TemplateRuntimeError(f"{{{{{word}}}}} outside of a loop", source=self.source,
+            line, col = (exc.node.line, exc.node.col) if exc.node is not None else (0, 0)
+            raise TemplateRuntimeError(f"{{{{{word}}}}} outside of a loop", source=self.source, line=line, col=col,
                                        hint="use it inside {{#each}} or {{#geneach}}") from None
 
     async def render(self, body: tuple[n.Node, ...]) -> None:
@@ -172,7 +173,11 @@ class Interpreter:
                     await self.execution.pause(exc.name)
                     continue
                 raise self.error_for(exc, node) from None
-            except (LoopControl, TemplateRuntimeError):
+            except LoopControl as exc:
+                if exc.node is None:
+                    exc.node = node
+                raise
+            except TemplateRuntimeError:
                 raise
             except Exception as exc:  # noqa: BLE001 - every failure becomes an error naming the template line
                 raise self.error_for(exc, node) from exc
@@ -190,19 +195,25 @@ class Interpreter:
             return
         self.write(value if isinstance(value, str) else str(value), VALUE, line=node.line)
 
+    async def evaluate_at(self, node: n.Node, evaluator: Any) -> Any:
+        """Run an async evaluator for ``node``: a missing name pauses (with ``await_missing``) and is retried;
+        any other failure becomes an error naming ``node``'s line."""
+        while True:
+            try:
+                return await evaluator(self)
+            except MissingVariable as exc:
+                if self.options.get("await_missing"):
+                    await self.execution.pause(exc.name)
+                    continue
+                raise self.error_for(exc, node) from None
+            except (LoopControl, TemplateRuntimeError):
+                raise
+            except Exception as exc:  # noqa: BLE001
+                raise self.error_for(exc, node) from exc
+
     async def visit_block(self, node: n.Block) -> None:
         handler = BLOCKS[node.name]
-        try:
-            args, kwargs = await node.args_fn(self)
-        except MissingVariable as exc:
-            if self.options.get("await_missing"):
-                await self.execution.pause(exc.name)
-                return await self.visit_block(node)
-            raise self.error_for(exc, node) from None
-        except (LoopControl, TemplateRuntimeError):
-            raise
-        except Exception as exc:  # noqa: BLE001
-            raise self.error_for(exc, node) from exc
+        args, kwargs = await self.evaluate_at(node, node.args_fn)
         try:
             await handler(self, node, *args, **kwargs)
         except (LoopControl, TemplateRuntimeError):
@@ -212,10 +223,14 @@ class Interpreter:
 
     async def visit_partial(self, node: n.Partial) -> None:
         from .commands.partials import run_partial
+        target = node.target
+
+        async def target_value(interp: "Interpreter") -> Any:
+            return interp.lookup(target.name) if isinstance(target, n.Var) else target.value  # type: ignore
+
+        value = await self.evaluate_at(node, target_value)
+        args, kwargs = await self.evaluate_at(node, node.args_fn)
         try:
-            target = node.target.name if isinstance(node.target, n.Var) else None
-            value = self.lookup(target) if target else node.target.value  # type: ignore[attr-defined]
-            args, kwargs = await node.args_fn(self)
             await run_partial(self, node, value, args, kwargs)
         except (LoopControl, TemplateRuntimeError):
             raise

@@ -69,6 +69,14 @@ class BinOp(Expr):
 
 
 @dataclass(frozen=True, slots=True)
+class Compare(Expr):
+    """A comparison chain with Python's meaning: ``a < b < c`` is ``a < b and b < c`` (``b`` evaluated once)."""
+
+    first: Expr
+    rest: tuple[tuple[str, Expr], ...]
+
+
+@dataclass(frozen=True, slots=True)
 class BoolOp(Expr):
     """``and`` / ``or`` with short-circuit."""
 

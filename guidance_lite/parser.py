@@ -276,9 +276,14 @@ class _Not:
         self.operand = operand
 
 
+_COMPARISONS = frozenset(op for op, prec in _PRECEDENCE.items() if prec == 4)
+
+
 def _make(op: str, left: n.Expr, right: n.Expr) -> n.Expr:
     if op in ("and", "or"):
         return n.BoolOp(left.line, left.col, op, left, right)
+    if op in _COMPARISONS:
+        return n.Compare(left.line, left.col, left, ((op, right),))
     return n.BinOp(left.line, left.col, op, left, right)
 
 
@@ -323,9 +328,16 @@ def _climb(chain: list) -> n.Expr:
             if prec < min_prec or (min_prec == _NOT_PRECEDENCE and prec <= _NOT_PRECEDENCE):
                 break
             pos += 1
-            left = _make(op, left, parse(prec + 1))
+            right = parse(prec + 1)
+            if op in _COMPARISONS and id(left) in chained:  # `a < b < c`: extend this chain, don't nest
+                left = n.Compare(left.line, left.col, left.first, left.rest + ((op, right),))  # type: ignore
+            else:
+                left = _make(op, left, right)
+            if isinstance(left, n.Compare):
+                chained.add(id(left))
         return left
 
+    chained: set[int] = set()
     return parse(1)
 
 
@@ -501,6 +513,15 @@ def _syntax_error(exc: UnexpectedInput, source: str, name: Optional[str]) -> Tem
         line, col = _line_col(source, pos)
         return TemplateSyntaxError(message, line=line, col=col, source=source, hint=hint, text=text, name=name)
 
+    error_pos = getattr(exc, "pos_in_stream", None)
+    if error_pos is None and isinstance(exc, UnexpectedToken):
+        error_pos = exc.token.start_pos if exc.token.type != "$END" else len(source)
+    comment_start = _last_tag_open(source, (error_pos if error_pos is not None else len(source)) + 1)
+    if comment_start >= 0 and source.startswith(("{{!", "{{~!"), comment_start):
+        long_form = source.startswith(("{{!--", "{{~!--"), comment_start)
+        return error("unclosed comment: it is never closed with " + ("'--}}'" if long_form else "'}}'"),
+                     comment_start, "end the comment with " + ("--}}" if long_form else "}}"),
+                     source[comment_start:comment_start + 20])
     if isinstance(exc, UnexpectedEOF) or (isinstance(exc, UnexpectedToken) and exc.token.type == "$END"):
         open_pos = max(_last_tag_open(source, len(source)), 0)
         return error("unclosed tag: '{{' is never closed with '}}'", open_pos, "add '}}' to end the tag",

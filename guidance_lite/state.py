@@ -134,8 +134,9 @@ class ProgramState:
         span = Span(text, kind, variable, self.current_scope,
                     role.record_index if role else None, meta)
         self.spans.append(span)
-        if role is None and kind != MARKER and text.strip() and self.loose_text_line is None and not span.scope:
-            self.loose_text_line = line or -1
+        if role is None and kind != MARKER and self.loose_text_line is None and not span.scope and text.strip():
+            leading = len(text) - len(text.lstrip())
+            self.loose_text_line = line + text.count("\n", 0, leading) if line else -1
         return span
 
     def open_role(self, role: str, attrs: dict, hidden: bool = False, line: int = 0) -> OpenRole:
@@ -153,9 +154,20 @@ class ProgramState:
             opened.content_start = len(self.spans)
         return opened
 
+    def visible_scopes(self) -> set[int]:
+        """Scopes whose text counts right now: visible text plus the hidden blocks still open."""
+        return {0, *self.open_scopes}
+
     def content_of(self, opened: OpenRole) -> str:
+        """The block's text so far, without tool-call renderings and without hidden blocks that already closed."""
+        visible = self.visible_scopes()
         return "".join(s.text for s in self.spans[opened.content_start:] if s.kind != TOOL_CALL
-                       and s.message == opened.record_index)
+                       and s.message == opened.record_index and s.scope in visible)
+
+    def visible_text_since(self, start: int) -> str:
+        """Text written since span ``start`` that is visible now (role markers excluded)."""
+        visible = self.visible_scopes()
+        return "".join(s.text for s in self.spans[start:] if s.kind != MARKER and s.scope in visible)
 
     def close_role(self, opened: OpenRole, message: dict, extra_spans: Iterable[Span] = ()) -> MessageRecord:
         """Turn the open block into a message record; ``extra_spans`` (tool blocks) are appended first."""

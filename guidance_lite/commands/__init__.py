@@ -16,6 +16,7 @@ class Command:
 
     name: str
     fn: CommandFn
+    __gl_opaque__ = True  # templates may call it but not read its attributes (see expressions.safe_getattr)
 
     def __repr__(self) -> str:
         return f"<built-in {self.name}>"

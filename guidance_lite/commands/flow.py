@@ -17,7 +17,7 @@ async def if_block(interp: "Interpreter", node: Block, condition: Any, **kwargs:
         await interp.render(node.body)
         return
     for branch in node.branches:
-        if branch.kind == "else" or await branch.cond_fn(interp):
+        if branch.kind == "else" or await interp.evaluate_at(branch, branch.cond_fn):
             await interp.render(branch.body)
             return
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ..errors import TemplateRuntimeError
 from ..nodes import Partial
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -22,5 +23,9 @@ async def run_partial(interp: "Interpreter", node: Partial, value: Any, args: li
     interp.scopes.append(frame)
     try:
         await interp.render(template.body)
+    except TemplateRuntimeError as exc:
+        # the line inside the partial means nothing against the program's source: name the partial tag instead
+        raise TemplateRuntimeError(f"in partial (its line {exc.line}): {exc.message}", line=node.line, col=node.col,
+                                   source=interp.source, hint=exc.hint) from exc
     finally:
         interp.scopes.pop()

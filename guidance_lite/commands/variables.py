@@ -58,7 +58,8 @@ async def block_(interp: "Interpreter", node: Block, name: Optional[str] = None,
         if capture_start is not None:
             text = "".join(s.text for s in interp.captures[-1][capture_start:])
         else:
-            text = "".join(s.text for s in state.spans[start:] if s.kind != "marker")
+            visible = state.visible_scopes() | ({scope} if scope is not None else set())
+            text = "".join(s.text for s in state.spans[start:] if s.kind != "marker" and s.scope in visible)
         interp.assign(name, text)
         interp.emit(VariableSet(name, text))
 
@@ -73,6 +74,5 @@ async def parse_(interp: "Interpreter", node: Node, template: Any, *, name: Opti
     start = len(interp.state.spans)
     await interp.render(parsed.body)
     if name is not None:
-        text = "".join(s.text for s in interp.state.spans[start:] if s.kind != "marker")
-        interp.assign(name, text)
+        interp.assign(name, interp.state.visible_text_since(start))
     return NOTHING
