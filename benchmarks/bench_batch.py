@@ -12,6 +12,7 @@ becomes the limit. Concurrency 1 runs fewer programs (the time for 1,000 is extr
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import time
 from dataclasses import dataclass
@@ -70,6 +71,32 @@ def measure(program: gl.Program, concurrency: int, programs: int, latency: float
     return Measurement(concurrency, programs, seconds, latency)
 
 
+def raw_round_trip(base_url: str, repeats: int = 7) -> float:
+    """Median seconds of one streamed request with the bare async SDK (what ``gl.models.OpenAI`` uses underneath):
+    the transport's own cost, before any template work."""
+    import asyncio
+
+    import openai
+
+    async def run() -> list[float]:
+        client = openai.AsyncOpenAI(base_url=base_url, api_key="unused", max_retries=0)
+        times = []
+        try:
+            for i in range(repeats):
+                started = time.perf_counter()
+                stream = await client.chat.completions.create(
+                    model="bench-model", stream=True, stream_options={"include_usage": True},
+                    messages=[{"role": "user", "content": f"Question {i}: what is {i} squared?"}])
+                async for _ in stream:
+                    pass
+                times.append(time.perf_counter() - started)
+        finally:
+            await client.close()
+        return times
+
+    return statistics.median(asyncio.run(run()))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer programs (a smoke test, a few seconds)")
@@ -83,9 +110,12 @@ def main(argv: list[str] | None = None) -> int:
         measure(program, 10, 20, args.latency)  # warm up: imports, client, connection pool
         for concurrency, programs in runs.items():
             rows.append(measure(program, concurrency, programs, args.latency))
+        round_trip = raw_round_trip(server.base_url)
         requests = len(server.requests)
     print(f"batch throughput: {TEMPLATE.count('{{gen')} gen per program, server latency {args.latency * 1000:.0f} ms,"
           f" {requests} requests served")
+    print(f"bare async SDK round trip (median, sequential): {round_trip * 1000:.1f} ms "
+          f"({(round_trip - args.latency) * 1000:+.1f} ms over the server latency)")
     print(f"{'concurrency':>11}  {'programs':>8}  {'seconds':>8}  {'programs/s':>10}  {'ideal/s':>8}  {'ratio':>6}"
           f"  {'time for 1,000':>14}")
     for row in rows:

@@ -118,14 +118,11 @@ async def hand_written(client: openai.AsyncOpenAI, rounds: int) -> tuple[str, li
     return "".join(text), messages
 
 
-async def best_of(run: Callable[[], Awaitable[Any]], repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        gc.collect()
-        start = time.perf_counter()
-        await run()
-        times.append(time.perf_counter() - start)
-    return min(times)
+async def timed(run: Callable[[], Awaitable[Any]]) -> float:
+    gc.collect()
+    start = time.perf_counter()
+    await run()
+    return time.perf_counter() - start
 
 
 def _bodies(server: ScriptedServer) -> list[dict]:
@@ -164,12 +161,10 @@ async def measure(rounds: int, latency: float, repeat: int) -> dict:
                     shown = {k: (ours.get(k), theirs.get(k)) for k in keys if k != "messages"}
                     raise SystemExit(f"{name}: request #{index} differs from the hand-written loop's in {keys}: "
                                      f"{json.dumps(shown, default=str)[:1500]}")
-        times = {name: 0.0 for name in runs}
-        for name in runs:
-            times[name] = float("inf")
-        for _ in range(repeat):  # interleaved, so drift on the machine affects all three alike
+        times = {name: float("inf") for name in runs}
+        for _ in range(repeat):  # interleaved, so drift on the machine affects all three alike; best of N
             for name, run in runs.items():
-                times[name] = min(times[name], await best_of(run, 1))
+                times[name] = min(times[name], await timed(run))
         await client.close()
         await model.aclose()
     return times

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import IO, Any, Iterable, Optional, Sequence
 
 from . import nodes as n
+from .program import OPTION_NAMES
 
 EXIT_OK = 0
 EXIT_UNEXPECTED = 1
@@ -25,8 +26,8 @@ EXIT_RUNTIME = 3
 
 PROG = "guidance-lite"
 DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
-# Keyword arguments a Program call takes as options (program.OPTION_NAMES) or as the model: never template variables.
-RESERVED_NAMES = ("model", "await_missing", "on_tool_call", "tool_errors", "tool_timeout", "silent")
+# Keyword arguments a Program call takes as its model or options, never as template variables.
+RESERVED_NAMES = ("model", *OPTION_NAMES)
 
 
 class UsageError(Exception):
@@ -420,9 +421,12 @@ def cmd_run(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
                         printer.handle(event)
             finally:
                 printer.end_line()
-            assert result is not None, "the event stream ended without Finished"
+            if result is None:
+                raise RuntimeError("the event stream ended without a Finished event")
         else:
             result = program(**variables)
+        if not result.completed:
+            _abandon(result)
     except TemplateRuntimeError as exc:
         err.write(runtime_error_text(args.template, exc) + "\n")
         if args.json and exc.partial is not None:
@@ -430,7 +434,7 @@ def cmd_run(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
                                                                  "col": exc.col, "hint": exc.hint}}, out)
         return EXIT_RUNTIME
     finally:
-        _close_model(model)
+        _close_model(model, err)
     if args.json:
         dump_json(result_document(result), out)
     else:
@@ -438,7 +442,6 @@ def cmd_run(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
             out.write(f"{name} = {compact_repr(value)}\n")
         out.flush()
     if not result.completed:
-        _abandon(result)
         err.write(f"{args.template}: error: the program paused waiting for {result.paused_on!r} "
                   f"(an {{{{await}}}} with no value): pass it with --var {result.paused_on}=VALUE\n")
         return EXIT_RUNTIME
@@ -460,14 +463,14 @@ def _abandon(result: Any) -> None:
     run_sync(cancel())
 
 
-def _close_model(model: Any) -> None:
+def _close_model(model: Any, err: IO[str]) -> None:
     """Release the model's HTTP clients on the loop that used them (quiet exit, no unclosed-socket warnings)."""
     from .models.base import ModelError
     from .runner import run_sync
     try:
         run_sync(model.aclose())
     except (ModelError, OSError, RuntimeError) as exc:
-        print(f"{PROG}: warning: closing the model failed: {exc}", file=sys.stderr)
+        err.write(f"{PROG}: warning: closing the model failed: {exc}\n")
 
 
 def cmd_check(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:

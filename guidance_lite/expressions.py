@@ -53,6 +53,8 @@ def safe_getattr(obj: Any, name: str) -> Any:
     try:
         return getattr(obj, name)
     except AttributeError:
+        if getattr(type(obj), name, None) is not None:  # a property that raised: its message says why
+            raise
         if isinstance(obj, Mapping):
             raise KeyError(name) from None
         raise AttributeError(f"{type(obj).__name__} value has no attribute or key {name!r}") from None

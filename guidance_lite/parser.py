@@ -3,7 +3,6 @@ blocks, so errors can name an unclosed block and where it opened. Parsed templat
 """
 from __future__ import annotations
 
-import ast
 import re
 import threading
 from dataclasses import dataclass
@@ -106,6 +105,26 @@ def _split_args(items: list) -> tuple[tuple[n.Expr, ...], tuple[tuple[str, n.Exp
     return tuple(args), tuple(kwargs)
 
 
+_SIMPLE_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", "'": "'", '"': '"', "0": "\0", "a": "\a",
+                   "b": "\b", "f": "\f", "v": "\v", "\n": ""}
+_ESCAPE = re.compile(r"\\(x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|.)", re.DOTALL)
+
+
+def _unescape(body: str) -> str:
+    """Python's string escapes; an unknown escape (``\\d`` in a regex) stays as written, without a warning."""
+    def replace(m: "re.Match[str]") -> str:
+        code = m.group(1)
+        if code in _SIMPLE_ESCAPES:
+            return _SIMPLE_ESCAPES[code]
+        if code[0] in "xuU" and len(code) > 1:
+            value = int(code[1:], 16)
+            if value > 0x10FFFF:
+                raise ValueError(f"\\{code} is not a valid character")
+            return chr(value)
+        return "\\" + code
+    return _ESCAPE.sub(replace, body)
+
+
 class _Fault(Exception):
     """A syntax problem found while transforming (converted to TemplateSyntaxError with position)."""
 
@@ -206,11 +225,10 @@ class _ToPieces(Transformer):
         if "\\" not in raw:  # no escapes: the text between the quotes is the value
             return n.Const(t.line, t.column, raw[1:-1])
         try:
-            value = ast.literal_eval(raw.replace("\r", "\\r").replace("\n", "\\n") if "\n" in raw or "\r" in raw
-                                     else raw)
-        except (ValueError, SyntaxError) as exc:
-            raise _Fault(f"invalid string literal {str(t)!r}: {exc}", t,
-                         "check the backslash escapes in the string") from None
+            value = _unescape(raw[1:-1])
+        except ValueError as exc:
+            raise _Fault(f"invalid string literal {raw!r}: {exc}", t, "check the backslash escapes in the string") \
+                from None
         return n.Const(t.line, t.column, value)
 
     def const_int(self, items: list) -> n.Const:

@@ -115,7 +115,7 @@ class Result:
         self.paused_on = execution.paused_on
         self.state = state
         if snapshot:  # a paused run goes on changing its state; keep what it was now
-            self.variables = dict(state.variables)
+            self.variables = _snapshot(state.variables)
             self.messages = [dict(m) for m in state.messages]
             self.text = state.text
             self.tool_calls = list(state.tool_calls)
@@ -164,6 +164,16 @@ class Result:
         self._resumed = True
         return self._execution
 
+    def cancel(self) -> None:
+        """Abandon a paused run (it will never be resumed); a no-op for finished runs."""
+        if self.completed or self._resumed:
+            return
+        self._resumed = True
+        execution = self._execution
+        task, loop = execution.task, execution.loop
+        if task is not None and loop is not None and not task.done() and not loop.is_closed():
+            loop.call_soon_threadsafe(task.cancel)
+
     def __call__(self, **variables: Any) -> "Result":
         """Resume a paused program with the missing variables (sync)."""
         return run_sync(self._check_resumable().advance(variables))
@@ -171,6 +181,19 @@ class Result:
     async def aresume(self, **variables: Any) -> "Result":
         """Resume a paused program started with ``arun`` (async)."""
         return await self._check_resumable().advance(variables)
+
+
+def _snapshot(value: Any) -> Any:
+    """Copy containers (dict, list, tuple, set) all the way down; other objects are shared as they are."""
+    if isinstance(value, dict):
+        return {k: _snapshot(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_snapshot(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(_snapshot(v) for v in value)
+    if isinstance(value, set):
+        return set(value)
+    return value
 
 
 def _cancel_abandoned(execution: Execution, pause: int) -> None:

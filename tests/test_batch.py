@@ -77,14 +77,14 @@ def test_return_exceptions_false_raises_and_cancels_the_rest() -> None:
 @pytest.mark.parametrize("concurrency", [1, 3])
 def test_concurrency_limit_is_respected_and_reached(concurrency: int) -> None:
     tracker = Tracker()
-    results = make_program(tracker).map([{"i": i, "delay": 0.01} for i in range(10)], concurrency=concurrency)
+    results = make_program(tracker).map([{"i": i, "delay": 0.05} for i in range(10)], concurrency=concurrency)
     assert tracker.max_running == concurrency
     assert len(results) == 10 and sorted(tracker.finished) == list(range(10))
 
 
 def test_default_concurrency_runs_items_at_the_same_time() -> None:
     tracker = Tracker()
-    make_program(tracker).map([{"i": i, "delay": 0.05} for i in range(40)])
+    make_program(tracker).map([{"i": i, "delay": 0.1} for i in range(40)])
     assert tracker.max_running == 16
 
 

@@ -130,7 +130,8 @@ def test_loops_run_parallel_calls_then_answer(style: str) -> None:
 
 def test_auto_loop_last_round_uses_tool_choice_none() -> None:
     r, mock = run(AUTO_LOOP.replace("max_rounds=5", "max_rounds=2"),
-                  [calls(("x1", "get_time", '{"zone":"UTC"}')), calls(("x2", "get_time", '{"zone":"UTC"}')), {"content": "final", "tool_calls": [{"name": "get_time", "arguments": {}}]}],
+                  [calls(("x1", "get_time", '{"zone":"UTC"}')), calls(("x2", "get_time", '{"zone":"UTC"}')),
+                   {"content": "final", "tool_calls": [{"name": "get_time", "arguments": {}}]}],
                   question=QUESTION, tools=TOOLS)
     assert [req.tool_choice for req in mock.requests] == ["auto", "auto", "none"]
     assert r["answer"] == "final" and len(r.tool_calls) == 2
@@ -215,6 +216,13 @@ def test_tool_timeout_as_a_gen_argument() -> None:
     assert [t.error for t in r.tool_calls] == ["timed out after 0.05s"]
 
 
+def test_gen_tool_errors_overrides_the_program_option() -> None:
+    template = AUTO_LOOP.replace("max_rounds=5", "max_rounds=5 tool_errors='feedback'")
+    r, _ = run(template, [calls(("bad", "_broken", '{"city":"Paris"}')), "carried on"], question=QUESTION,
+               tools=[_broken], tool_errors="raise")
+    assert r["answer"] == "carried on" and r.tool_calls[0].error_type == "exception"
+
+
 @pytest.mark.parametrize("style", sorted(STYLES))
 def test_tool_errors_raise_names_the_tool(style: str) -> None:
     with pytest.raises(gl.TemplateRuntimeError, match="'_broken' failed.*no data for Paris") as info:
@@ -266,6 +274,22 @@ def test_usage_sums_over_every_model_call() -> None:
     replies = [calls(("1", "get_time", '{"zone":"CET"}')), "one two three"]
     r, _ = run(AUTO_LOOP, replies, question=QUESTION, tools=TOOLS)
     assert r.usage.completion_tokens == 3 and len(r.state.gen_log) == 2
+
+
+def test_results_keep_call_order_whatever_finishes_first() -> None:
+    async def slow(tag: str) -> str:
+        await asyncio.sleep(0.05)
+        return tag
+
+    def fast(tag: str) -> str:
+        return tag
+    reply = calls(("1", "slow", '{"tag":"a"}'), ("2", "fast", '{"tag":"b"}'), ("3", "slow", '{"tag":"c"}'))
+    r, mock = run(EXPLICIT_LOOP, [reply, "ok"], question=QUESTION, tools=[slow, fast])
+    assert [(m["tool_call_id"], m["content"]) for m in mock.requests[1].messages[3:]] == [
+        ("1", "a"), ("2", "b"), ("3", "c")]
+    assert [t.id for t in r.tool_calls] == ["1", "2", "3"]
+    assert r.tool_calls[1].started_at + r.tool_calls[1].duration < r.tool_calls[0].started_at + \
+        r.tool_calls[0].duration  # the fast call really finished first
 
 
 def test_eight_calls_run_concurrently() -> None:

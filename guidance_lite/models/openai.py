@@ -513,7 +513,7 @@ class OpenAI(Model):
             for index, call in enumerate(getattr(message, "tool_calls", None) or []):
                 function = call.function
                 calls.append(ToolCall(getattr(call, "id", None) or "", function.name,
-                                      _arguments_json(getattr(function, "arguments", None))))
+                                      getattr(function, "arguments", None) or ""))
             choices.append(Choice(getattr(message, "content", None) or "", calls, choice.finish_reason))
         usage = _usage_from_api(response.usage) if getattr(response, "usage", None) else None
         completion = Completion(choices or [Choice()], usage, getattr(response, "model", None))
