@@ -450,17 +450,7 @@ def cmd_run(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
 
 def _abandon(result: Any) -> None:
     """Cancel a paused run the CLI will never resume (else its task is reported as destroyed while pending)."""
-    import asyncio
-    from .runner import run_sync
-    task = getattr(getattr(result, "_execution", None), "task", None)
-    if task is None or task.done():
-        return
-
-    async def cancel() -> None:
-        task.cancel()
-        await asyncio.wait([task])
-
-    run_sync(cancel())
+    result.cancel()
 
 
 def _close_model(model: Any, err: IO[str]) -> None:
