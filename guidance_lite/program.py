@@ -249,21 +249,13 @@ class Program:
 
     # ---- running ------------------------------------------------------------------------------------------------
     def __call__(self, **kwargs: Any) -> Result:
-        execution = self._execution(kwargs)
-        live = _live_view(execution)
-        try:
-            result = run_sync(execution.advance())
-        except TemplateRuntimeError as exc:
-            if live is not None:
-                live.close(completed=False, error=exc.message)
-            raise
-        if live is not None:
-            live.close(completed=result.completed)
-            result._shown_live = True  # type: ignore[attr-defined]
-        return result
+        return run_sync(self._drive(self._execution(kwargs)))
 
     async def arun(self, **kwargs: Any) -> Result:
-        execution = self._execution(kwargs)
+        return await self._drive(self._execution(kwargs))
+
+    async def _drive(self, execution: Execution) -> Result:
+        """Run until the end or a pause, showing it live in notebooks (unless silent)."""
         live = _live_view(execution)
         try:
             result = await execution.advance()

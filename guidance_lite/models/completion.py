@@ -153,27 +153,9 @@ class OpenAICompletion(OpenAI):
     # ---- generation -----------------------------------------------------------------------------------------
     async def stream(self, request: GenRequest) -> AsyncIterator[Union[Delta, Completion]]:
         plan = self.plan(request)
-        body = plan.body
-        self._check_context(body)
-        cache_key = None
-        if self._cache is not None and (body.get("temperature") == 0 or body.get("seed") is not None) \
-                and body.get("n", 1) == 1:
-            cache_key = self._cache.key({k: v for k, v in body.items() if k not in TRANSPORT_KEYS}, self.base_url)
-            stored = self._cache.get(cache_key)
-            if stored is not None:
-                completion = completion_from_json(stored, cached=True)
-                for delta in deltas_of(completion):
-                    yield delta
-                yield completion
-                return
         options = self._sdk_options(request)
         calls = self._streamed_text(plan, options) if request.stream else self._plain_text(plan, options)
-        async for item in calls:
-            if isinstance(item, Completion):
-                if item.usage is None:
-                    item.usage = self._estimate_usage(body, item)
-                if cache_key is not None:
-                    self._cache.put(cache_key, completion_to_json(item))
+        async for item in self._serve(plan.body, calls):
             yield item
 
     async def _plain_text(self, plan: CompletionPlan, options: dict) -> AsyncIterator[Union[Delta, Completion]]:

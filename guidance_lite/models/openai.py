@@ -471,6 +471,15 @@ class OpenAI(Model):
     # ---- generation -----------------------------------------------------------------------------------------
     async def stream(self, request: GenRequest) -> AsyncIterator[Union[Delta, Completion]]:
         body = self.request_body(request)
+        options = self._sdk_options(request)
+        calls = self._streamed(body, options) if request.stream else self._plain(body, options)
+        async for item in self._serve(body, calls):
+            yield item
+
+    async def _serve(self, body: dict, calls: AsyncIterator[Union[Delta, Completion]]
+                     ) -> AsyncIterator[Union[Delta, Completion]]:
+        """Context check, cache lookup/replay, usage estimate and cache write around one HTTP exchange
+        (``calls`` is only started on a cache miss)."""
         self._check_context(body)
         cache_key = None
         if self._cache is not None and (body.get("temperature") == 0 or body.get("seed") is not None) \
@@ -479,13 +488,12 @@ class OpenAI(Model):
             cache_key = self._cache.key(key_body, self.base_url)
             stored = self._cache.get(cache_key)
             if stored is not None:
+                await calls.aclose()  # type: ignore[attr-defined]
                 completion = completion_from_json(stored, cached=True)
                 for delta in deltas_of(completion):
                     yield delta
                 yield completion
                 return
-        options = self._sdk_options(request)
-        calls = self._streamed(body, options) if request.stream else self._plain(body, options)
         async for item in calls:
             if isinstance(item, Completion):
                 if item.usage is None:
