@@ -71,6 +71,43 @@ def measure(program: gl.Program, concurrency: int, programs: int, latency: float
     return Measurement(concurrency, programs, seconds, latency)
 
 
+def raw_sdk_batch(base_url: str, concurrency: int, programs: int) -> float:
+    """Seconds for the same requests sent with the bare async SDK at the same concurrency (no templates): the
+    baseline for what guidance_lite adds on top of the HTTP client."""
+    import asyncio
+
+    import openai
+
+    async def run() -> float:
+        client = openai.AsyncOpenAI(base_url=base_url, api_key="unused", max_retries=0)
+        gate = asyncio.Semaphore(concurrency)
+
+        async def one(i: int) -> str:
+            async with gate:
+                stream = await client.chat.completions.create(
+                    model="bench-model", stream=True, stream_options={"include_usage": True}, max_tokens=20,
+                    temperature=0.0, messages=[{"role": "user", "content": f"Question {i}: what is {i} squared?"}])
+                return "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
+
+        try:
+            await asyncio.gather(*(one(i) for i in range(min(concurrency, programs))))  # warm the pool
+            started = time.perf_counter()
+            answers = await asyncio.gather(*(one(i) for i in range(programs)))
+            elapsed = time.perf_counter() - started
+        finally:
+            await client.close()
+        assert answers[-1] == f"{programs - 1} squared is {(programs - 1) ** 2}."
+        return elapsed
+
+    return asyncio.run(run())
+
+
+def _serve(latency: float, conn) -> None:  # runs in the server process
+    with ScriptedServer(answer, latency=latency) as server:
+        conn.send(server.base_url)
+        conn.recv()  # until the parent says stop
+
+
 def raw_round_trip(base_url: str, repeats: int = 7) -> float:
     """Median seconds of one streamed request with the bare async SDK (what ``gl.models.OpenAI`` uses underneath):
     the transport's own cost, before any template work."""
@@ -104,25 +141,41 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     runs = QUICK_RUNS if args.quick else FULL_RUNS
     rows: list[Measurement] = []
-    with ScriptedServer(answer, latency=args.latency) as server:
-        model = gl.models.OpenAI("bench-model", base_url=server.base_url, api_key="unused")
+    sdk_seconds: dict[int, float] = {}
+    # the server runs in its own process, as a real one would: it must not compete with the client for the GIL
+    import multiprocessing
+    parent, child = multiprocessing.Pipe()
+    server = multiprocessing.get_context("fork").Process(target=_serve, args=(args.latency, child), daemon=True)
+    server.start()
+    try:
+        base_url = parent.recv()
+        model = gl.models.OpenAI("bench-model", base_url=base_url, api_key="unused")
         program = gl.Program(TEMPLATE, model=model)
         measure(program, 10, 20, args.latency)  # warm up: imports, client, connection pool
         for concurrency, programs in runs.items():
             rows.append(measure(program, concurrency, programs, args.latency))
-        round_trip = raw_round_trip(server.base_url)
-        requests = len(server.requests)
-    print(f"batch throughput: {TEMPLATE.count('{{gen')} gen per program, server latency {args.latency * 1000:.0f} ms,"
-          f" {requests} requests served")
+            sdk_seconds[concurrency] = raw_sdk_batch(base_url, concurrency, programs)
+        round_trip = raw_round_trip(base_url)
+    finally:
+        parent.send("stop")
+        server.join(timeout=5)
+        if server.is_alive():
+            server.terminate()
+    print(f"batch throughput: {TEMPLATE.count('{{gen')} gen per program, server latency {args.latency * 1000:.0f} ms "
+          "(server in its own process)")
     print(f"bare async SDK round trip (median, sequential): {round_trip * 1000:.1f} ms "
           f"({(round_trip - args.latency) * 1000:+.1f} ms over the server latency)")
     print(f"{'concurrency':>11}  {'programs':>8}  {'seconds':>8}  {'programs/s':>10}  {'ideal/s':>8}  {'ratio':>6}"
-          f"  {'time for 1,000':>14}")
+          f"  {'time for 1,000':>14}  {'bare SDK s':>10}  {'vs SDK':>6}")
     for row in rows:
         per_thousand = 1000 / row.throughput
         mark = "" if row.programs == 1000 else "~"
+        sdk = sdk_seconds[row.concurrency]
         print(f"{row.concurrency:>11}  {row.programs:>8}  {row.seconds:>8.2f}  {row.throughput:>10.1f}  "
-              f"{row.ideal:>8.0f}  {row.ratio:>6.2f}  {mark + f'{per_thousand:.1f} s':>14}")
+              f"{row.ideal:>8.0f}  {row.ratio:>6.2f}  {mark + f'{per_thousand:.1f} s':>14}  {sdk:>10.2f}  "
+              f"{row.seconds / sdk:>6.2f}")
+    print("ratio = measured / ideal (concurrency / latency); vs SDK = guidance_lite time / the same requests sent "
+          "with the bare async openai SDK at the same concurrency, in this run")
     return 0
 
 

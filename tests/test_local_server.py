@@ -1,0 +1,156 @@
+"""Our OpenAI-compatible backends against a real local server: ``python -m llama_cpp.server`` serving SmolLM2.
+
+The server is started once for the module on a free 127.0.0.1 port and killed afterwards. If it can't start, the
+tests fail with its stderr (no skipping): the server extra is part of what ``.ci/install-local`` installs.
+"""
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from typing import Any, Iterator, Optional
+
+import pytest
+
+from guidance_lite.models.base import Completion, Delta, GenRequest
+from guidance_lite.models.completion import OpenAICompletion
+from guidance_lite.models.llamacpp import bundled_model_path
+from guidance_lite.models.openai import OpenAI
+
+pytestmark = pytest.mark.local_model
+
+STARTUP_SECONDS = 120
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def server_ready(base_url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{base_url}/models", timeout=2) as response:
+            return response.status == 200 and bool(json.load(response).get("data"))
+    except (urllib.error.URLError, ConnectionError, TimeoutError, ValueError):
+        return False
+
+
+@pytest.fixture(scope="module")
+def base_url() -> Iterator[str]:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/v1"
+    command = [sys.executable, "-m", "llama_cpp.server", "--model", bundled_model_path(), "--host", "127.0.0.1",
+               "--port", str(port), "--n_ctx", "2048", "--n_threads", "2", "--verbose", "false"]
+    with tempfile.TemporaryFile() as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + STARTUP_SECONDS
+            while not server_ready(url):
+                if process.poll() is not None or time.monotonic() > deadline:
+                    log.seek(0)
+                    output = log.read().decode("utf-8", "replace")[-4000:]
+                    state = f"exited with code {process.returncode}" if process.poll() is not None else \
+                        f"was not ready after {STARTUP_SECONDS}s"
+                    pytest.fail(f"llama_cpp.server {state} (install it with bash .ci/install-local):\n{output}")
+                time.sleep(0.25)
+            yield url
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
+
+
+class FakeTool:
+    def __init__(self, name: str, parameters: dict) -> None:
+        self.name, self.parameters = name, parameters
+
+    def schema(self) -> dict:
+        return {"type": "function", "function": {"name": self.name, "description": "Weather forecast for a city",
+                                                 "parameters": self.parameters}}
+
+
+WEATHER = FakeTool("get_weather", {"type": "object", "properties": {"city": {"type": "string"}},
+                                   "required": ["city"]})
+
+
+def ask(text: str, **params: Any) -> GenRequest:
+    messages = [{"role": "user", "content": text}]
+    params.setdefault("max_tokens", 24)
+    params.setdefault("temperature", 0)
+    return GenRequest(messages_fn=lambda: messages, **params)
+
+
+async def collect(model: Any, request: GenRequest) -> tuple[list[Delta], Completion]:
+    deltas: list[Delta] = []
+    final: Optional[Completion] = None
+    async for item in model.stream(request):
+        if isinstance(item, Completion):
+            final = item
+        else:
+            deltas.append(item)
+    assert final is not None
+    return deltas, final
+
+
+async def test_chat_backend_plain_reply(base_url: str) -> None:
+    model = OpenAI("smollm2", base_url=base_url)
+    try:
+        final = await model.complete(ask("What is the capital of France?", stream=False))
+    finally:
+        await model.aclose()
+    choice = final.choices[0]
+    assert choice.text.strip()
+    assert choice.finish_reason in ("stop", "length")
+    assert final.usage is not None and final.usage.completion_tokens > 0
+
+
+async def test_chat_backend_streamed_reply(base_url: str) -> None:
+    model = OpenAI("smollm2", base_url=base_url)
+    try:
+        deltas, final = await collect(model, ask("Name three colours."))
+    finally:
+        await model.aclose()
+    assert len(deltas) > 1
+    assert "".join(d.text for d in deltas) == final.choices[0].text
+    assert final.choices[0].text.strip()
+
+
+async def test_completion_backend_plain_generation(base_url: str) -> None:
+    model = OpenAICompletion("smollm2", base_url=base_url, chat_template="chatml", tool_format="hermes")
+    try:
+        deltas, final = await collect(model, ask("What is the capital of France?"))
+    finally:
+        await model.aclose()
+    text = final.choices[0].text
+    assert text.strip()
+    assert "<|im_end|>" not in text and "<|im_start|>" not in text  # the template's stop sequence ended the turn
+    assert "".join(d.text for d in deltas) == text
+
+
+async def test_completion_backend_prompt_with_a_tool(base_url: str) -> None:
+    """A forced call: the prompt ends with the start of a hermes call, so the model completes one."""
+    model = OpenAICompletion("smollm2", base_url=base_url, chat_template="chatml", tool_format="hermes")
+    try:
+        deltas, final = await collect(model, ask("What's the weather in Paris?", tools=[WEATHER],
+                                                 tool_choice="get_weather", max_tokens=40))
+    finally:
+        await model.aclose()
+    choice = final.choices[0]
+    if choice.tool_calls:  # the model closed the call properly: a get_weather call with a JSON object
+        assert choice.finish_reason == "tool_calls"
+        assert [c.name for c in choice.tool_calls] == ["get_weather"]
+        assert isinstance(choice.tool_calls[0].arguments, dict)
+        streamed = [d for d in deltas if d.tool_index is not None]
+        assert "".join(d.tool_arguments for d in streamed) == choice.tool_calls[0].arguments_json
+    else:  # malformed output comes back as text, never as a broken call
+        assert choice.text
+    assert "<tool_call>" not in "".join(d.text for d in deltas if d.tool_index is None) or not choice.tool_calls
