@@ -55,7 +55,7 @@ def build_request(interp: "Interpreter", node: "Node", **params: Any) -> GenRequ
     if interp.captures and interp.captures[0]:  # a parallel-each fork: its own text continues the shared prefix
         local = "".join(s.text for s in interp.captures[0])
         base = prompt_fn
-        prompt_fn = lambda: base() + local  # noqa: E731
+        prompt_fn = lambda: base() + local  # type: ignore[assignment]  # noqa: E731
     extra = {k: v for k, v in params.pop("extra", {}).items() if v is not None}
     request = GenRequest(messages_fn=messages_fn, prompt_fn=prompt_fn, prefill=prefill, extra=extra, **params)
     if request.stop is not None:
@@ -128,8 +128,7 @@ async def run_model(interp: "Interpreter", request: GenRequest, variable: Option
     return final
 
 
-def gen_meta(interp: "Interpreter", choice: Choice) -> dict:
-    """What the display shows on hover for a generated span (the latest model call's usage and timing)."""
-    entry = interp.state.gen_log[-1] if interp.state.gen_log else {}
-    return {"usage": entry.get("usage"), "duration": entry.get("duration"), "finish_reason": choice.finish_reason,
-            "model": entry.get("model")}
+def gen_meta(interp: "Interpreter") -> Optional[dict]:
+    """What the display shows on hover for a generated span: the latest model call's log entry (usage, duration,
+    finish_reason, model), shared rather than copied."""
+    return interp.state.gen_log[-1] if interp.state.gen_log else None

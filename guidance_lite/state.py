@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterable, Optional
+from typing import TYPE_CHECKING, Any, Iterable, NamedTuple, Optional
 
 from .models.base import ToolCall, Usage
 
@@ -28,9 +28,12 @@ ROLE_START = "<|im_start|>"
 ROLE_END = "<|im_end|>"
 
 
-@dataclass(slots=True)
-class Span:
-    """One piece of the transcript. ``scope`` > 0 marks text written inside a hidden block (scope id)."""
+class Span(NamedTuple):
+    """One piece of the transcript. ``scope`` > 0 marks text written inside a hidden block (scope id).
+
+    A tuple on purpose: spans holding only strings and ints are untracked by Python's cyclic GC, so a long transcript
+    does not make every later collection slower (the cost per ``gen`` stays flat as programs grow).
+    """
 
     text: str
     kind: str = TEXT
@@ -172,9 +175,7 @@ class ProgramState:
     def close_role(self, opened: OpenRole, message: dict, extra_spans: Iterable[Span] = ()) -> MessageRecord:
         """Turn the open block into a message record; ``extra_spans`` (tool blocks) are appended first."""
         for span in extra_spans:
-            span.scope = opened.scope
-            span.message = opened.record_index
-            self.spans.append(span)
+            self.spans.append(span._replace(scope=opened.scope, message=opened.record_index))
         if opened.role not in ("function", "tool"):
             self.spans.append(Span(ROLE_END, MARKER, None, opened.scope, opened.record_index))
         self.open_roles.remove(opened)
@@ -198,9 +199,7 @@ class ProgramState:
         start = len(self.spans)
         index = len(self.records)
         for span in spans:
-            span.scope = hidden_scope
-            span.message = index
-            self.spans.append(span)
+            self.spans.append(span._replace(scope=hidden_scope, message=index))
         record = MessageRecord(message, hidden_scope, False, start, len(self.spans))
         self.records.append(record)
         return record
@@ -245,20 +244,33 @@ class ProgramState:
     def messages(self) -> list[dict]:
         return [r.message for r in self.records if r.scope == 0]
 
-    def prompt_snapshot(self):
-        """A zero-argument function rendering the prompt text as it is now (cheap to create)."""
-        n = len(self.spans)
-        scopes = tuple(self.open_scopes)
-        return lambda: self._visible_text(n, scopes)
+    def prompt_snapshot(self) -> "Snapshot":
+        """A zero-argument callable rendering the prompt text as it is now (one small object per request)."""
+        return Snapshot(self, messages=False)
 
     def _visible_text(self, n: int, scopes: tuple) -> str:
         if not scopes and n == len(self.spans):
             return self.text
         return "".join(s.text for s in self.spans[:n] if s.scope == 0 or s.scope in scopes)
 
-    def messages_snapshot(self):
-        """A zero-argument function returning the messages visible now (records are append-only)."""
-        n = len(self.records)
-        scopes = tuple(self.open_scopes)
-        records = self.records
-        return lambda: [r.message for r in records[:n] if r.scope == 0 or r.scope in scopes]
+    def messages_snapshot(self) -> "Snapshot":
+        """A zero-argument callable returning the messages visible now (records are append-only)."""
+        return Snapshot(self, messages=True)
+
+
+class Snapshot:
+    """The prompt text or the messages as they were when a request was built, rendered only when asked for."""
+
+    __slots__ = ("_state", "_n", "_scopes", "_messages")
+
+    def __init__(self, state: ProgramState, *, messages: bool) -> None:
+        self._state = state
+        self._messages = messages
+        self._n = len(state.records) if messages else len(state.spans)
+        self._scopes = tuple(state.open_scopes)
+
+    def __call__(self) -> Any:
+        state, n, scopes = self._state, self._n, self._scopes
+        if self._messages:
+            return [r.message for r in state.records[:n] if r.scope == 0 or r.scope in scopes]
+        return state._visible_text(n, scopes)

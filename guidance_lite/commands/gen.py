@@ -73,7 +73,7 @@ async def gen(interp: "Interpreter", node: "Node", name: Optional[str] = None, *
         _check_pattern(interp, pattern, [c.text for c in completion.choices])
         value = [c.text for c in completion.choices] if n > 1 else choice.text
         if top:
-            _write_gen(interp, choice.text, name, gen_meta(interp, choice), hidden)
+            _write_gen(interp, choice.text, name, gen_meta(interp), hidden)
     _store(interp, name, value, list_append)
     if save_stop_text and name is not None or isinstance(save_stop_text, str):
         target = save_stop_text if isinstance(save_stop_text, str) else f"{name}_stop_text"
@@ -102,7 +102,7 @@ def _check_pattern(interp: "Interpreter", pattern: Optional[str], texts: Sequenc
                                      "generation; use a local model for guaranteed matches)"))
 
 
-def _write_gen(interp: "Interpreter", text: str, name: Optional[str], meta: dict, hidden: bool) -> None:
+def _write_gen(interp: "Interpreter", text: str, name: Optional[str], meta: Optional[dict], hidden: bool) -> None:
     state = interp.state
     scope = state.open_hidden_scope() if hidden else None
     interp.write(text, GEN, name, meta)
@@ -115,7 +115,7 @@ def _write_calls(interp: "Interpreter", choice: Choice, name: Optional[str], hid
     state = interp.state
     scope = state.open_hidden_scope() if hidden else None
     if choice.text:
-        interp.write(choice.text, GEN, name, gen_meta(interp, choice))
+        interp.write(choice.text, GEN, name, gen_meta(interp))
     for call in choice.tool_calls:
         interp.write(render_tool_call(call), TOOL_CALL, name, {"call": call})
         interp.emit(ToolCallReady(call, name))
@@ -167,7 +167,7 @@ async def _auto_loop(interp: "Interpreter", node: "Node", name: Optional[str], p
         choice = completion.choices[0]
         if not choice.tool_calls or last:
             text = choice.text
-            _write_gen(interp, text, name, gen_meta(interp, choice), hidden)
+            _write_gen(interp, text, name, gen_meta(interp), hidden)
             break
         _write_calls(interp, choice, name, hidden)
         message = {"role": "assistant", "content": choice.text,

@@ -53,7 +53,7 @@ async def _select(interp: "Interpreter", node: "Node", name: Optional[str], opti
     if top:
         state = interp.state
         scope = state.open_hidden_scope() if hidden else None
-        meta = gen_meta(interp, _FakeChoice()) if interp.state.gen_log else {}
+        meta = gen_meta(interp)
         interp.write(chosen, GEN, name, meta)
         if scope is not None:
             state.close_hidden_scope(scope)
@@ -61,10 +61,6 @@ async def _select(interp: "Interpreter", node: "Node", name: Optional[str], opti
         interp.assign(name, chosen, append=list_append)
         interp.emit(VariableSet(name, chosen))
     return NOTHING if top else chosen
-
-
-class _FakeChoice:
-    finish_reason = "stop"
 
 
 @command("select")
