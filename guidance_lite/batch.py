@@ -14,8 +14,13 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 def _progress_bar(total: int) -> Any:
-    """A tqdm bar (a widget in notebooks, stderr in terminals)."""
-    from tqdm.auto import tqdm
+    """A tqdm bar: a widget in notebooks when ipywidgets is installed, text on stderr otherwise (tqdm.auto would
+    warn "IProgress not found" in a notebook without ipywidgets)."""
+    import importlib.util
+    if importlib.util.find_spec("ipywidgets") is not None:
+        from tqdm.auto import tqdm
+    else:
+        from tqdm import tqdm
     return tqdm(total=total, desc="programs", unit="program")
 
 

@@ -51,10 +51,8 @@ def _runs_this_python(argv: list[str]) -> bool:
         return False
     if argv[0] in PYTHON_ALIASES:
         return True
-    try:
-        return Path(argv[0]).resolve() == Path(sys.executable).resolve()
-    except OSError:
-        return False
+    # no symlink resolution: a venv's python links to the base interpreter but has other site-packages
+    return os.path.abspath(argv[0]) == os.path.abspath(sys.executable)
 
 
 @pytest.fixture(scope="module")
