@@ -227,16 +227,9 @@ class OpenAICompletion(OpenAI):
                                 delta.choice = index
                                 yield delta
             except openai_sdk.APIConnectionError as err:
-                received = sum(len(t) for t in texts.values())
-                if received:
-                    raise ModelError(f"the server closed the stream after {received} characters "
-                                     f"({type(err.__cause__).__name__ if err.__cause__ else 'connection error'}): the "
-                                     f"answer is incomplete; run again or check the server's logs") from err
-                if drops >= self.max_retries:
-                    raise ModelError(f"the server at {self.base_url} closed the stream before sending any output, "
-                                     f"{drops + 1} time(s): check the server's logs, or raise max_retries") from err
+                delay = self._stream_dropped(err, sum(len(t) for t in texts.values()), drops)
                 drops += 1
-                await asyncio.sleep(min(0.05 * 2 ** drops, 2.0))
+                await asyncio.sleep(delay)
                 continue
             except openai_sdk.OpenAIError as err:
                 raise self._explain(err) from err

@@ -68,11 +68,9 @@ class Mock(Model):
                               c["arguments"] if isinstance(c.get("arguments"), str)
                               else json.dumps(c.get("arguments", {}), ensure_ascii=False))
                      for c in reply.get("tool_calls") or []]
-            offered = {t.name for t in request.tools or ()}
             if calls and request.tool_choice == "none":
-                calls = []
-            elif calls and offered and any(c.name not in offered for c in calls):
-                pass  # the interpreter turns calls of unknown tools into error results, as for real models
+                calls = []  # like a real model told not to call tools (calls of unknown tools stay: they become
+                # error results in dispatch, as with real models)
             return Choice(reply.get("content") or "", calls, "tool_calls" if calls else "stop")
         if isinstance(reply, dict):
             text = str(reply.get("text", ""))

@@ -502,6 +502,18 @@ class OpenAI(Model):
                     self._cache.put(cache_key, completion_to_json(item))  # before yielding: callers may stop here
             yield item
 
+    def _stream_dropped(self, err: BaseException, received: int, drops: int) -> float:
+        """After a stream broke: raise when output had already arrived (it can't be taken back) or retries are used
+        up; otherwise return how long to wait before sending the request again."""
+        if received:
+            raise ModelError(f"the server closed the stream after {received} characters "
+                             f"({type(err.__cause__).__name__ if err.__cause__ else 'connection error'}): the "
+                             f"answer is incomplete; run again or check the server's logs") from err
+        if drops >= self.max_retries:
+            raise ModelError(f"the server at {self.base_url} closed the stream before sending any output, "
+                             f"{drops + 1} time(s): check the server's logs, or raise max_retries") from err
+        return min(0.05 * 2 ** (drops + 1), 2.0)
+
     def _explain(self, err: BaseException) -> ModelError:
         return explain_error(err, model=self.model, base_url=self.base_url, api_key=self.__api_key,
                              max_retries=self.max_retries)
@@ -548,15 +560,9 @@ class OpenAI(Model):
                         for delta in accumulator.feed(chunk):
                             yield delta
             except openai_sdk.APIConnectionError as err:
-                if accumulator.characters:
-                    raise ModelError(f"the server closed the stream after {accumulator.characters} characters "
-                                     f"({type(err.__cause__).__name__ if err.__cause__ else 'connection error'}): the "
-                                     f"answer is incomplete; run again or check the server's logs") from err
-                if drops >= self.max_retries:
-                    raise ModelError(f"the server at {self.base_url} closed the stream before sending any output, "
-                                     f"{drops + 1} time(s): check the server's logs, or raise max_retries") from err
+                delay = self._stream_dropped(err, accumulator.characters, drops)
                 drops += 1
-                await asyncio.sleep(min(0.05 * 2 ** drops, 2.0))
+                await asyncio.sleep(delay)
                 continue
             except openai_sdk.OpenAIError as err:
                 raise self._explain(err) from err

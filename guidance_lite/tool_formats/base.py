@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, Callable, Generator, Iterable, Optional, Union
 
@@ -659,7 +660,7 @@ def result_value(text: str) -> Any:
         return text
 
 
-class ToolFormat:
+class ToolFormat(ABC):
     """One model family's tool-call syntax: prompt rendering (``prepare_messages``) and output parsing."""
 
     name: str = "base"
@@ -679,8 +680,9 @@ class ToolFormat:
             schemas = []
         return self._render(normalize_history(messages), schemas, mode)
 
+    @abstractmethod
     def _render(self, history: list[HistoryItem], tools: list[dict], mode: str) -> list[dict]:
-        raise NotImplementedError
+        """Implemented by each format module."""
 
     def escape(self, text: str) -> str:
         """Neutralise this format's markers inside a value (U+200B after the first character) so a value can't forge
@@ -701,19 +703,20 @@ class ToolFormat:
     def stream_parser(self) -> ToolStreamParser:
         return ToolStreamParser(self)
 
+    @abstractmethod
     def call_grammar_prefix(self, tool_name: Optional[str] = None) -> str:
         """The literal text a forced call starts with (with ``tool_name``: up to where its arguments object starts)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def call_grammar_suffix(self) -> str:
         """The literal text that closes a single call after its arguments object."""
-        raise NotImplementedError
 
     def new_id(self) -> str:
         return new_call_id()
 
+    @abstractmethod
     def _machine(self, parser: ToolStreamParser) -> Reader:
-        raise NotImplementedError
+        """Implemented by each format module."""
 
     def __repr__(self) -> str:
         return f"<ToolFormat {self.name}>"
