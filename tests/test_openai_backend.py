@@ -235,11 +235,11 @@ async def test_reasoning_models_get_max_completion_tokens(scripted_server: Scrip
     assert body["max_completion_tokens"] == 5 and "max_tokens" not in body
 
 
-async def test_select_and_pattern_send_plain_requests(model: OpenAI, scripted_server: ScriptedServer) -> None:
-    scripted_server.push("maybe not an option")
-    request = make_request([{"role": "user", "content": "x"}], options=["yes", "no"], pattern="[a-z]+")
+async def test_pattern_sends_a_plain_request(model: OpenAI, scripted_server: ScriptedServer) -> None:
+    scripted_server.push("maybe not a match")
+    request = make_request([{"role": "user", "content": "x"}], pattern="[a-z]+")
     _, final = await collect(model, request)
-    assert final.choices[0].text == "maybe not an option"  # the interpreter matches it, not the backend
+    assert final.choices[0].text == "maybe not a match"  # the interpreter checks it, not the backend
     body = chat_bodies(scripted_server)[0]
     assert set(body) == {"path", "model", "messages", "stream", "stream_options"}
 
@@ -492,3 +492,42 @@ async def test_concurrent_requests_share_one_client(model: OpenAI, scripted_serv
     results = await asyncio.gather(*(collect(model, user(f"q{i}")) for i in range(20)))
     assert [final.choices[0].text for _, final in results] == [f"echo: q{i}" for i in range(20)]
     assert json.loads(json.dumps(chat_bodies(scripted_server)[0]))["messages"][0]["role"] == "user"
+
+
+# ---- select on a chat API: a forced call with an enum --------------------------------------------------------------
+@pytest.mark.parametrize("streamed", [True, False])
+def test_select_is_a_forced_call_with_an_enum_of_the_options(scripted_server, streamed) -> None:
+    import guidance_lite as gl
+    scripted_server.push({"tool_calls": [{"name": "select_option", "arguments": {"option": "no"}}],
+                          "chunk_size": 3})
+    model = gl.models.OpenAI("scripted-model", base_url=scripted_server.base_url)
+    program = gl.Program("{{#user}}Is it raining?{{/user}}{{#assistant}}{{select 'x' options=['yes', 'no']}}"
+                         "{{/assistant}}", model=model)
+    events = list(program.stream()) if streamed else None
+    result = events[-1].result if streamed else program()
+    assert result["x"] == "no"
+    assert result.messages[-1] == {"role": "assistant", "content": "no"}
+    body = scripted_server.requests[0]
+    assert body["tool_choice"] == {"type": "function", "function": {"name": "select_option"}}
+    schema = body["tools"][0]["function"]["parameters"]
+    assert schema["properties"]["option"]["enum"] == ["yes", "no"] and schema["required"] == ["option"]
+    if streamed:
+        assert not any(type(e).__name__ == "ToolCallDelta" for e in events)
+
+
+def test_select_falls_back_to_matching_text_when_the_server_ignores_the_call(scripted_server) -> None:
+    import guidance_lite as gl
+    scripted_server.push("yes")
+    model = gl.models.OpenAI("scripted-model", base_url=scripted_server.base_url)
+    result = gl.Program("{{#user}}q{{/user}}{{#assistant}}{{select 'x' options=['yes', 'no']}}{{/assistant}}",
+                        model=model)()
+    assert result["x"] == "yes"
+
+
+def test_select_without_tools_sends_a_plain_request(scripted_server) -> None:
+    import guidance_lite as gl
+    scripted_server.push("no")
+    model = gl.models.OpenAI("scripted-model", base_url=scripted_server.base_url, select_with_tools=False)
+    result = gl.Program("{{#user}}q{{/user}}{{#assistant}}{{select 'x' options=['yes', 'no']}}{{/assistant}}",
+                        model=model)()
+    assert result["x"] == "no" and "tools" not in scripted_server.requests[0]

@@ -40,6 +40,33 @@ PREFILL_MESSAGE = ("OpenAI chat models can't continue a partly written assistant
                    "the assistant block (text before it is not sent as a prefix)")
 
 
+SELECT_TOOL = "select_option"
+
+
+def select_tool(options: list[str]) -> dict:
+    """``select`` on a chat API: a forced call whose only argument is an enum of the options, so servers that
+    constrain tool arguments (OpenAI strict schemas, vLLM, llama.cpp) can only produce an option."""
+    return {"type": "function", "function": {
+        "name": SELECT_TOOL, "description": "Answer by choosing exactly one of the options.",
+        "parameters": {"type": "object", "properties": {"option": {"type": "string", "enum": list(options)}},
+                       "required": ["option"], "additionalProperties": False}}}
+
+
+def _select_from_call(choice: Choice) -> None:
+    """Turn the forced select call back into plain text (the interpreter matches it to an option)."""
+    for call in choice.tool_calls:
+        if call.name == SELECT_TOOL:
+            try:
+                option = call.arguments.get("option")
+            except ValueError:
+                option = None
+            if isinstance(option, str):
+                choice.text = option
+                break
+    choice.tool_calls = []
+    choice.finish_reason = "stop"
+
+
 def stable_call_id(position: int, index: int, name: str, arguments: str) -> str:
     """An id for a tool call that arrived without one, in ``new_call_id()``'s shape but derived from the call.
 
@@ -306,7 +333,7 @@ class OpenAI(Model):
     def __init__(self, model: str, *, base_url: Optional[str] = None, api_key: Optional[str] = None,
                  client: Any = None, timeout: Optional[float] = None, max_retries: int = 2,
                  cache: Union[bool, str, Path, "RequestCache"] = False, context_window: Optional[int] = None,
-                 **default_params: Any) -> None:
+                 select_with_tools: bool = True, **default_params: Any) -> None:
         if not isinstance(model, str) or not model:
             raise ValueError(f"OpenAI(model=...) needs a model name such as 'gpt-4o-mini', got {model!r}")
         if max_retries < 0:
@@ -316,6 +343,7 @@ class OpenAI(Model):
                 raise ValueError(f"OpenAI(...) sets {key!r} itself: remove {key}= from the keyword arguments")
         self.name = model
         self.model = model
+        self.select_with_tools = select_with_tools
         self.max_retries = max_retries
         self.timeout = timeout
         self.default_params = dict(default_params)
@@ -449,6 +477,9 @@ class OpenAI(Model):
                 body["parallel_tool_calls"] = request.parallel_tool_calls
         elif request.tool_choice not in (None, "none", "auto"):
             raise ModelError(f"tool_choice={request.tool_choice!r} needs tools: pass tools=[...] to gen")
+        elif request.options and self.select_with_tools:
+            body["tools"] = [select_tool(request.options)]
+            body["tool_choice"] = {"type": "function", "function": {"name": SELECT_TOOL}}
         body.update(extra_body)
         return body
 
@@ -473,8 +504,19 @@ class OpenAI(Model):
         body = self.request_body(request)
         options = self._sdk_options(request)
         calls = self._streamed(body, options) if request.stream else self._plain(body, options)
+        selecting = bool(request.options) and any(t["function"]["name"] == SELECT_TOOL and not request.tools
+                                                  for t in body.get("tools", ()))
         async for item in self._serve(body, calls):
-            yield item
+            if not selecting:
+                yield item
+            elif isinstance(item, Completion):
+                for index, choice in enumerate(item.choices):
+                    _select_from_call(choice)
+                    if choice.text:
+                        yield Delta(text=choice.text, choice=index)
+                yield item
+            elif item.tool_index is None:  # a server that ignored the forced call answers in text
+                yield item
 
     async def _serve(self, body: dict, calls: AsyncIterator[Union[Delta, Completion]]
                      ) -> AsyncIterator[Union[Delta, Completion]]:
