@@ -239,3 +239,47 @@ def test_one_model_on_two_event_loops(scripted_server: ScriptedServer) -> None:
     texts = [asyncio.run(run(model, request(ASK)))[1].choices[0].text for _ in range(2)]
     assert texts == ["first", "second"]
     assert model.chat and model.text and model.supports_prefill
+
+
+# ---- forced calls and constraints ----------------------------------------------------------------------------------
+async def test_required_with_one_tool_starts_that_tools_call(scripted_server: ScriptedServer) -> None:
+    scripted_server.push('{"city": "Oslo"}}\n</tool_call>')
+    model = OpenAICompletion("scripted-model", base_url=scripted_server.base_url, tool_format="hermes")
+    _, final = await run(model, request(ASK, tools=TOOLS[:1], tool_choice="required"))
+    assert scripted_server.requests[0]["prompt"].endswith('<tool_call>\n{"name": "get_weather", "arguments": ')
+    assert [(c.name, c.arguments) for c in final.choices[0].tool_calls] == [("get_weather", {"city": "Oslo"})]
+
+
+async def test_a_forced_call_that_does_not_parse_is_an_error(scripted_server: ScriptedServer) -> None:
+    scripted_server.push('get_weather", "description": "oops')
+    model = OpenAICompletion("scripted-model", base_url=scripted_server.base_url, tool_format="hermes")
+    with pytest.raises(ModelError, match="tool_choice='required' was not honoured"):
+        await run(model, request(ASK, tools=TOOLS, tool_choice="required"))
+
+
+async def test_constrain_llama_cpp_sends_gbnf_grammars(scripted_server: ScriptedServer) -> None:
+    scripted_server.push("no", "123")
+    model = OpenAICompletion("scripted-model", base_url=scripted_server.base_url, constrain="llama.cpp")
+    assert model.can_constrain
+    await run(model, request(ASK, options=["yes", "no"]))
+    await run(model, request(ASK, pattern=r"\d+"))
+    select_body, pattern_body = scripted_server.requests
+    assert '"yes"' in select_body["grammar"] and '"no"' in select_body["grammar"]
+    assert select_body["grammar"].startswith("root ::=") and pattern_body["grammar"].startswith("root ::=")
+
+
+async def test_constrain_llama_cpp_forced_call_grammar_replaces_the_prompt_prefix(
+        scripted_server: ScriptedServer) -> None:
+    scripted_server.push('<tool_call>\n{"name": "get_weather", "arguments": {"city": "Oslo"}}\n</tool_call>')
+    model = OpenAICompletion("scripted-model", base_url=scripted_server.base_url, tool_format="hermes",
+                             constrain="llama.cpp")
+    _, final = await run(model, request(ASK, tools=TOOLS, tool_choice="get_weather"))
+    body = scripted_server.requests[0]
+    assert body["prompt"].endswith("<|im_start|>assistant\n")  # the grammar makes the model write the whole call
+    assert "get_weather" in body["grammar"] and "city" in body["grammar"]
+    assert [(c.name, c.arguments) for c in final.choices[0].tool_calls] == [("get_weather", {"city": "Oslo"})]
+
+
+def test_constrain_names_the_supported_servers() -> None:
+    with pytest.raises(ValueError, match="constrain must be None or 'llama.cpp'"):
+        OpenAICompletion("m", base_url="http://127.0.0.1:1/v1", constrain="vllm")

@@ -188,10 +188,26 @@ async def test_tool_message_without_any_call_id_is_an_error(model: OpenAI, scrip
     ("get_time", {"type": "function", "function": {"name": "get_time"}}),
 ])
 async def test_tool_choice_shapes(model: OpenAI, scripted_server: ScriptedServer, choice: str, expected: Any) -> None:
+    if choice in ("required", "get_time"):  # a forced choice must come back as a call
+        scripted_server.push({"tool_calls": [{"name": "get_time", "arguments": {}}]})
     await collect(model, make_request([{"role": "user", "content": "x"}], tools=[WEATHER, TIME], tool_choice=choice))
     body = chat_bodies(scripted_server)[0]
     assert body["tool_choice"] == expected
     assert "parallel_tool_calls" not in body  # None: not sent
+
+
+async def test_required_with_one_tool_is_sent_as_that_tool(model: OpenAI, scripted_server: ScriptedServer) -> None:
+    """llama.cpp's server ignores 'required' but honours a named choice; with one tool they mean the same."""
+    scripted_server.push({"tool_calls": [{"name": "get_weather", "arguments": {"city": "Oslo"}}]})
+    await collect(model, make_request([{"role": "user", "content": "x"}], tools=[WEATHER], tool_choice="required"))
+    assert chat_bodies(scripted_server)[0]["tool_choice"] == {"type": "function", "function": {"name": "get_weather"}}
+
+
+async def test_a_forced_choice_answered_in_text_is_an_error(model: OpenAI, scripted_server: ScriptedServer) -> None:
+    scripted_server.push("I'd rather chat.")
+    request = make_request([{"role": "user", "content": "x"}], tools=[WEATHER, TIME], tool_choice="required")
+    with pytest.raises(ModelError, match="tool_choice='required' was not honoured.*rather chat"):
+        await collect(model, request)
 
 
 async def test_unknown_tool_choice_fails_before_sending(model: OpenAI, scripted_server: ScriptedServer) -> None:

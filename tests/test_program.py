@@ -306,3 +306,14 @@ def test_import_is_light():
     code = "import sys, guidance_lite; print(json.dumps(['openai' in sys.modules, 'llama_cpp' in sys.modules]))"
     out = subprocess.run([sys.executable, "-c", "import json; " + code], capture_output=True, text=True, check=True)
     assert json.loads(out.stdout) == [False, False]
+
+
+def test_select_matches_a_reply_ignoring_case_and_trailing_punctuation_when_unambiguous():
+    from guidance_lite.commands.select import match_option
+    from guidance_lite.generation import GenerationError
+    assert match_option("No.", ["yes", "no"]) == "no"
+    assert match_option(" YES!", ["yes", "no"]) == "yes"
+    with pytest.raises(GenerationError, match="none of the options"):
+        match_option("maybe", ["yes", "no"])
+    with pytest.raises(GenerationError):
+        match_option("YES.", ["yes", "Yes"])  # two options fit loosely: no guess

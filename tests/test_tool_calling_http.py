@@ -552,8 +552,10 @@ def test_async_on_tool_call_passed_per_run(scripted_server: ScriptedServer) -> N
 # ---- exact request bodies --------------------------------------------------------------------------------------------
 def test_request_bodies_are_exactly_what_openai_expects(scripted_server: ScriptedServer) -> None:
     scripted_server.push({"content": None, "tool_calls": [{"id": "call_x", **call("get_weather", city="Paris")}]},
-                         "It is 21 C.")
-    template = EXPLICIT_LOOP.replace("tool_choice='auto'", "tool_choice='get_weather' parallel_tool_calls=False")
+                         {"tool_calls": [{"id": "call_y", **call("get_weather", city="Rome")}]})
+    # a forced choice is answered with a call every round: two rounds, so exactly two requests
+    template = EXPLICIT_LOOP.replace("tool_choice='auto'", "tool_choice='get_weather' parallel_tool_calls=False") \
+        .replace("range(10)", "range(2)")
     run(template, scripted_server, question=QUESTION, tools=TOOLS)
     first, second = bodies(scripted_server)
     common = {"path": "/v1/chat/completions", "model": "scripted-model", "stream": True,
@@ -580,7 +582,8 @@ def test_request_bodies_are_exactly_what_openai_expects(scripted_server: Scripte
     ("'auto'", "auto"), ("'required'", "required"), ("'none'", "none"),
     ("'get_time'", {"type": "function", "function": {"name": "get_time"}})])
 def test_tool_choice_shapes(scripted_server: ScriptedServer, choice: str, expected: Any) -> None:
-    scripted_server.push("fine")
+    forced = choice in ("'required'", "'get_time'")  # a forced choice must come back as a call
+    scripted_server.push({"tool_calls": [{"name": "get_time", "arguments": {}}]} if forced else "fine")
     run("{{#user}}q{{/user}}{{#assistant}}{{gen 'a' tools=tools tool_choice=" + choice + "}}{{/assistant}}",
         scripted_server, tools=TOOLS)
     (body,) = bodies(scripted_server)

@@ -31,7 +31,15 @@ def match_option(text: str, options: Sequence[str]) -> str:
     candidates = [o for o in options if stripped and o.strip().startswith(stripped)]
     if len(candidates) == 1:
         return candidates[0]
+    loose = _loose(text)  # "No." or "YES" from a model that can't be constrained
+    candidates = [o for o in options if loose and _loose(o) == loose]
+    if len(candidates) == 1:
+        return candidates[0]
     raise GenerationError(f"the model answered {text[:60]!r}, which is none of the options {list(options)!r}")
+
+
+def _loose(text: str) -> str:
+    return text.strip().strip(".!?,;:'\"`").strip().casefold()
 
 
 async def choose(interp: "Interpreter", node: "Node", options: Sequence[str], variable: Optional[str],

@@ -18,7 +18,7 @@ from ..tool_formats import ToolFormat, detect_tool_format, get_tool_format
 from ..tool_formats.base import ToolStreamParser
 from .base import Choice, Completion, Delta, GenRequest, ModelError, Usage
 from .openai import (DEFAULT_BASE_URL, MAX_STOP_SEQUENCES, SDK_OPTIONS, TRANSPORT_KEYS, OpenAI, _usage_from_api,
-                     completion_from_json, completion_to_json, deltas_of)
+                     check_forced_calls, completion_from_json, completion_to_json, deltas_of, forced_tool, must_call)
 
 RESERVED_PARAMS = ("prompt", "messages", "stream")
 FALLBACK_TOOL_FORMAT = "generic_json"  # for chat templates that imply no tool format
@@ -66,7 +66,10 @@ class OpenAICompletion(OpenAI):
     def __init__(self, model: str, *, base_url: Optional[str] = None, api_key: Optional[str] = None,
                  chat_template: str = "chatml", tool_format: Union[str, ToolFormat, None] = None,
                  client: Any = None, timeout: Optional[float] = None, max_retries: int = 2,
-                 bos_token: str = "", eos_token: str = "", **default_params: Any) -> None:
+                 bos_token: str = "", eos_token: str = "", constrain: Optional[str] = None,
+                 **default_params: Any) -> None:
+        if constrain not in (None, "llama.cpp"):
+            raise ValueError(f"constrain must be None or 'llama.cpp' (the server takes GBNF grammars), got {constrain!r}")
         for key in RESERVED_PARAMS:
             if key in default_params:
                 raise ValueError(f"OpenAICompletion(...) sets {key!r} itself: remove {key}= from the keyword arguments")
@@ -76,6 +79,8 @@ class OpenAICompletion(OpenAI):
         super().__init__(model, base_url=base_url, api_key=api_key, client=client, timeout=timeout,
                          max_retries=max_retries, **default_params)
         self.chat_template = chat_template
+        self.constrain = constrain
+        self.can_constrain = constrain is not None
         self.bos_token = bos_token
         self.eos_token = eos_token
         if tool_format is None:
@@ -117,10 +122,8 @@ class OpenAICompletion(OpenAI):
                 raise ModelError(f"{self.name}: could not build the prompt: {exc}") from exc
             if schemas and choice != "none":
                 tool_format = self.tool_format
-                if choice not in (None, "auto"):
-                    named = None if choice == "required" else (choice if isinstance(choice, str)
-                                                               else (choice.get("function") or {}).get("name"))
-                    forced_prefix = tool_format.call_grammar_prefix(named)
+                if must_call(choice) and not self.constrain:  # with a grammar the model writes the whole call
+                    forced_prefix = tool_format.call_grammar_prefix(forced_tool(choice, schemas))
                     prompt += forced_prefix
             stops = stop_sequences(self.chat_template)
         else:
@@ -142,8 +145,29 @@ class OpenAICompletion(OpenAI):
                 body[key] = value
         if request.n != 1:
             body["n"] = request.n
+        grammar = self._grammar(request, tool_format)
+        if grammar is not None:
+            body["grammar"] = grammar
         body.update(extra_body)
         return CompletionPlan(body, tool_format, forced_prefix)
+
+    def _grammar(self, request: GenRequest, tool_format: Optional[ToolFormat]) -> Optional[str]:
+        """With ``constrain='llama.cpp'``: a GBNF grammar for select options, a pattern or a forced call."""
+        if self.constrain is None:
+            return None
+        from .. import constraints
+        if request.options:
+            return constraints.options_grammar(request.options)
+        if tool_format is not None and must_call(request.tool_choice):
+            try:
+                return constraints.tool_call_grammar(tool_format, request.tool_schemas() or [], request.tool_choice,
+                                                     parallel=bool(request.parallel_tool_calls))
+            except ImportError as exc:
+                raise ModelError("constrain='llama.cpp' builds tool-call grammars with llama-cpp-python's schema "
+                                 "converter: pip install 'guidance_lite[local]'") from exc
+        if request.pattern:
+            return constraints.regex_to_gbnf(request.pattern)
+        return None
 
     def _check_context(self, body: dict) -> None:
         if not self.context_window:
@@ -161,6 +185,8 @@ class OpenAICompletion(OpenAI):
         options = self._sdk_options(request)
         calls = self._streamed_text(plan, options) if request.stream else self._plain_text(plan, options)
         async for item in self._serve(plan.body, calls):
+            if isinstance(item, Completion) and plan.tool_format is not None:
+                check_forced_calls(request.tool_choice, item, self.base_url or DEFAULT_BASE_URL)
             yield item
 
     async def _plain_text(self, plan: CompletionPlan, options: dict) -> AsyncIterator[Union[Delta, Completion]]:

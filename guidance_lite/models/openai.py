@@ -123,12 +123,45 @@ def _tool_names(schemas: list[dict]) -> list[str]:
     return [str((schema.get("function") or {}).get("name", schema.get("name", ""))) for schema in schemas]
 
 
+def forced_tool(choice: Union[str, dict, None], schemas: Optional[list[dict]]) -> Optional[str]:
+    """The one tool a ``tool_choice`` forces: a name, a ``{"function": {"name"}}`` dict, or ``'required'`` with a
+    single tool offered (the same thing said the way every server understands; llama.cpp's ignores 'required')."""
+    if isinstance(choice, dict):
+        return (choice.get("function") or {}).get("name")
+    if choice == "required":
+        names = _tool_names(schemas or [])
+        return names[0] if len(names) == 1 else None
+    if choice in (None, "auto", "none"):
+        return None
+    return choice
+
+
+def must_call(choice: Union[str, dict, None]) -> bool:
+    """Whether ``tool_choice`` obliges the model to call a tool."""
+    return choice not in (None, "auto", "none")
+
+
+def check_forced_calls(choice: Union[str, dict, None], completion: Completion, server: str) -> None:
+    """A forced tool choice that came back without a call is the server ignoring it: say so, never pass it as text."""
+    if not must_call(choice):
+        return
+    for option in completion.choices:
+        if not option.tool_calls:
+            raise ModelError(f"tool_choice={choice!r} was not honoured by {server}: the answer has no tool call "
+                             f"({option.text[:80]!r}); check that the server supports forced tool calls, or use "
+                             "tool_choice='auto'")
+
+
 def tool_choice_param(choice: Union[str, dict, None], schemas: Optional[list[dict]]) -> Union[str, dict, None]:
-    """``'auto' | 'required' | 'none'`` pass through; a tool name becomes OpenAI's ``{"type": "function", ...}``."""
+    """``'auto' | 'none'`` pass through; ``'required'`` too unless one tool is offered; a tool name becomes OpenAI's
+    ``{"type": "function", ...}``."""
     if choice is None or isinstance(choice, dict):
         return choice
-    if choice in ("auto", "required", "none"):
+    if choice in ("auto", "none"):
         return choice
+    if choice == "required":
+        single = forced_tool(choice, schemas)
+        return {"type": "function", "function": {"name": single}} if single else choice
     names = _tool_names(schemas or [])
     if choice not in names:
         offered = ", ".join(repr(n) for n in names) or "none"
@@ -507,6 +540,8 @@ class OpenAI(Model):
         selecting = bool(request.options) and any(t["function"]["name"] == SELECT_TOOL and not request.tools
                                                   for t in body.get("tools", ()))
         async for item in self._serve(body, calls):
+            if isinstance(item, Completion) and request.tools:
+                check_forced_calls(request.tool_choice, item, self.base_url or DEFAULT_BASE_URL)
             if not selecting:
                 yield item
             elif isinstance(item, Completion):
