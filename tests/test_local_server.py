@@ -5,69 +5,22 @@ tests fail with its stderr (no skipping): the server extra is part of what ``.ci
 """
 from __future__ import annotations
 
-import json
-import socket
-import subprocess
-import sys
-import tempfile
-import time
-import urllib.error
-import urllib.request
-from typing import Any, Iterator, Optional
+from typing import Any, Optional
 
 import pytest
 
 from guidance_lite.models.base import Completion, Delta, GenRequest
 from guidance_lite.models.completion import OpenAICompletion
-from guidance_lite.models.llamacpp import bundled_model_path
 from guidance_lite.models.openai import OpenAI
 
 pytestmark = pytest.mark.local_model
 
-STARTUP_SECONDS = 120
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def server_ready(base_url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{base_url}/models", timeout=2) as response:
-            return response.status == 200 and bool(json.load(response).get("data"))
-    except (urllib.error.URLError, ConnectionError, TimeoutError, ValueError):
-        return False
 
 
 @pytest.fixture(scope="module")
-def base_url() -> Iterator[str]:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}/v1"
-    command = [sys.executable, "-m", "llama_cpp.server", "--model", bundled_model_path(), "--host", "127.0.0.1",
-               "--port", str(port), "--n_ctx", "2048", "--n_threads", "1", "--n_threads_batch", "2",
-               "--verbose", "false"]
-    with tempfile.TemporaryFile() as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        try:
-            deadline = time.monotonic() + STARTUP_SECONDS
-            while not server_ready(url):
-                if process.poll() is not None or time.monotonic() > deadline:
-                    log.seek(0)
-                    output = log.read().decode("utf-8", "replace")[-4000:]
-                    state = f"exited with code {process.returncode}" if process.poll() is not None else \
-                        f"was not ready after {STARTUP_SECONDS}s"
-                    pytest.fail(f"llama_cpp.server {state} (install it with bash .ci/install-local):\n{output}")
-                time.sleep(0.25)
-            yield url
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
+def base_url(llama_server_url: str) -> str:
+    """The session's shared llama_cpp.server (tests/conftest.py)."""
+    return llama_server_url
 
 
 class FakeTool:

@@ -14,14 +14,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-import socket
-import subprocess
-import sys
-import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Iterator
 
@@ -31,13 +25,12 @@ import pytest
 import guidance_lite as gl
 from guidance_lite import events as ev
 from guidance_lite.models.base import GenRequest, Model
-from guidance_lite.models.llamacpp import LlamaCpp, bundled_model_path
+from guidance_lite.models.llamacpp import LlamaCpp
 from guidance_lite.runner import run_sync
 from guidance_lite.tools import make_tool
 
 pytestmark = pytest.mark.local_model
 
-STARTUP_SECONDS = 120
 BACKENDS = ("local", "server-chat", "server-completion")
 
 INSTRUCTIONS = 'You call tools. Example: {"name": "get_weather", "arguments": {"city": "London"}}'
@@ -65,48 +58,10 @@ SCHEMAS = {"get_weather": make_tool(get_weather).parameters, "get_time": make_to
 
 
 # ---- backends -------------------------------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def server_ready(base_url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{base_url}/models", timeout=2) as response:
-            return response.status == 200 and bool(json.load(response).get("data"))
-    except (urllib.error.URLError, ConnectionError, TimeoutError, ValueError):
-        return False
-
-
 @pytest.fixture(scope="module")
-def server_url() -> Iterator[str]:
-    """``python -m llama_cpp.server`` serving SmolLM2 on a free 127.0.0.1 port, for the whole module."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}/v1"
-    command = [sys.executable, "-m", "llama_cpp.server", "--model", bundled_model_path(), "--host", "127.0.0.1",
-               "--port", str(port), "--n_ctx", "2048", "--n_threads", "1", "--n_threads_batch", "2",
-               "--verbose", "false"]
-    with tempfile.TemporaryFile() as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        try:
-            deadline = time.monotonic() + STARTUP_SECONDS
-            while not server_ready(url):
-                if process.poll() is not None or time.monotonic() > deadline:
-                    log.seek(0)
-                    output = log.read().decode("utf-8", "replace")[-4000:]
-                    state = f"exited with code {process.returncode}" if process.poll() is not None else \
-                        f"was not ready after {STARTUP_SECONDS}s"
-                    pytest.fail(f"llama_cpp.server {state} (install it with bash .ci/install-local):\n{output}")
-                time.sleep(0.25)
-            yield url
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
+def server_url(llama_server_url: str) -> str:
+    """The session's shared llama_cpp.server (tests/conftest.py)."""
+    return llama_server_url
 
 
 @pytest.fixture(scope="module")

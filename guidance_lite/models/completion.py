@@ -17,8 +17,8 @@ from ..chat_templates import TEMPLATES, render_chat, stop_sequences
 from ..tool_formats import ToolFormat, detect_tool_format, get_tool_format
 from ..tool_formats.base import ToolStreamParser
 from .base import Choice, Completion, Delta, GenRequest, ModelError, Usage
-from .openai import (DEFAULT_BASE_URL, MAX_STOP_SEQUENCES, SDK_OPTIONS, TRANSPORT_KEYS, OpenAI, _usage_from_api,
-                     check_forced_calls, completion_from_json, completion_to_json, deltas_of, forced_tool, must_call)
+from .openai import (DEFAULT_BASE_URL, MAX_STOP_SEQUENCES, SDK_OPTIONS, OpenAI, _usage_from_api,
+                     check_forced_calls, deltas_of, forced_tool, must_call)
 
 RESERVED_PARAMS = ("prompt", "messages", "stream")
 FALLBACK_TOOL_FORMAT = "generic_json"  # for chat templates that imply no tool format
