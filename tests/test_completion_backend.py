@@ -8,11 +8,12 @@ from typing import Any, Optional
 import pytest
 
 from guidance_lite.chat_templates import render_chat
-from guidance_lite.models.base import Completion, Delta, GenRequest, ModelError
+from guidance_lite.models.base import Delta, GenRequest, ModelError
 from guidance_lite.models.completion import OpenAICompletion
 from guidance_lite.testing import ScriptedServer
 from guidance_lite.tool_formats import get_tool_format
 from guidance_lite.tools import make_tool
+from helpers import collect as run
 
 
 def get_weather(city: str) -> str:
@@ -36,18 +37,6 @@ ASK = [{"role": "user", "content": "Weather in Paris?"}]
 
 def request(messages: Optional[list[dict]] = None, **params: Any) -> GenRequest:
     return GenRequest(messages_fn=lambda: list(messages or ASK), **params)
-
-
-async def run(model: OpenAICompletion, req: GenRequest) -> tuple[list[Delta], Completion]:
-    deltas: list[Delta] = []
-    final = None
-    async for item in model.stream(req):
-        if isinstance(item, Completion):
-            final = item
-        else:
-            deltas.append(item)
-    assert final is not None
-    return deltas, final
 
 
 def text_of(deltas: list[Delta]) -> str:

@@ -26,28 +26,36 @@ def tool(n: int = 1) -> int:
     return n
 
 
-@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(st.sampled_from(PIECES), max_size=12))
-def test_random_templates_run_or_fail_with_library_errors(pieces):
-    source = "".join(pieces)
-    try:
-        program = gl.Program(source, model=gl.models.Mock(["a", {"tool_calls": [{"name": "tool", "arguments": {}}]}]),
-                             silent=True)
-    except gl.TemplateSyntaxError as exc:
-        assert exc.line >= 1 and str(exc)
-        return
+def _program(source: str) -> gl.Program:
+    return gl.Program(source, model=gl.models.Mock(["a", {"tool_calls": [{"name": "tool", "arguments": {}}]}]),
+                      silent=True)
 
+
+def _run_or_fail_cleanly(program: gl.Program) -> None:
+    """Run with a time limit: success (a paused run is cancelled) or a TemplateRuntimeError with partial state."""
     async def run() -> None:
         try:
             result = await asyncio.wait_for(program.arun(x=1, y=0, items=[1, 2], part="P{{x}}", tool=tool), 10)
         except gl.TemplateRuntimeError as exc:
             assert exc.partial is not None and isinstance(exc.partial.text, str) and str(exc)
             return
-        assert isinstance(result.text, str)
+        assert isinstance(result.text, str) and isinstance(result.messages, list)
         if not result.completed:
             result.cancel()
 
     asyncio.run(run())
+
+
+@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.sampled_from(PIECES), max_size=12))
+def test_random_templates_run_or_fail_with_library_errors(pieces):
+    source = "".join(pieces)
+    try:
+        program = _program(source)
+    except gl.TemplateSyntaxError as exc:
+        assert exc.line >= 1 and str(exc)
+        return
+    _run_or_fail_cleanly(program)
 
 
 LEAVES = [p for p in PIECES if p.count("{{") == p.count("}}") and not p.startswith(("{{#", "{{/"))
@@ -78,17 +86,4 @@ WELL_FORMED = st.recursive(
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(WELL_FORMED)
 def test_random_well_formed_templates_run_or_fail_with_library_errors(source):
-    program = gl.Program(source, model=gl.models.Mock(["a", {"tool_calls": [{"name": "tool", "arguments": {}}]}]),
-                         silent=True)
-
-    async def run() -> None:
-        try:
-            result = await asyncio.wait_for(program.arun(x=1, y=0, items=[1, 2], part="P{{x}}", tool=tool), 10)
-        except gl.TemplateRuntimeError as exc:
-            assert exc.partial is not None and isinstance(exc.partial.text, str) and str(exc)
-            return
-        assert isinstance(result.text, str) and isinstance(result.messages, list)
-        if not result.completed:
-            result.cancel()
-
-    asyncio.run(run())
+    _run_or_fail_cleanly(_program(source))

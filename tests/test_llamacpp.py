@@ -17,11 +17,12 @@ from pydantic import BaseModel
 
 from guidance_lite import constraints
 from guidance_lite.chat_templates import render_chat
-from guidance_lite.models.base import Completion, Delta, GenRequest, ModelError
+from guidance_lite.models.base import Delta, GenRequest, ModelError
 from guidance_lite.models.llamacpp import LlamaCpp, bundled_model_path
 from guidance_lite.tool_formats import FORMATS
 from guidance_lite.tool_formats.hermes import HermesFormat
 from guidance_lite.tools import make_tool
+from helpers import collect
 
 pytestmark = pytest.mark.local_model
 
@@ -65,18 +66,6 @@ def ask(text: str, **params: Any) -> GenRequest:
     messages = [{"role": "user", "content": text}]
     params.setdefault("max_tokens", 24)
     return GenRequest(messages_fn=lambda: messages, **params)
-
-
-async def collect(model: LlamaCpp, request: GenRequest) -> tuple[list[Delta], Completion]:
-    deltas: list[Delta] = []
-    final: Optional[Completion] = None
-    async for item in model.stream(request):
-        if isinstance(item, Completion):
-            final = item
-        else:
-            deltas.append(item)
-    assert final is not None
-    return deltas, final
 
 
 @pytest.fixture(scope="module")

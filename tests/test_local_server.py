@@ -5,13 +5,14 @@ tests fail with its stderr (no skipping): the server extra is part of what ``.ci
 """
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import pytest
 
-from guidance_lite.models.base import Completion, Delta, GenRequest
+from guidance_lite.models.base import GenRequest
 from guidance_lite.models.completion import OpenAICompletion
 from guidance_lite.models.openai import OpenAI
+from helpers import collect
 
 pytestmark = pytest.mark.local_model
 
@@ -41,18 +42,6 @@ def ask(text: str, **params: Any) -> GenRequest:
     params.setdefault("max_tokens", 24)
     params.setdefault("temperature", 0)
     return GenRequest(messages_fn=lambda: messages, **params)
-
-
-async def collect(model: Any, request: GenRequest) -> tuple[list[Delta], Completion]:
-    deltas: list[Delta] = []
-    final: Optional[Completion] = None
-    async for item in model.stream(request):
-        if isinstance(item, Completion):
-            final = item
-        else:
-            deltas.append(item)
-    assert final is not None
-    return deltas, final
 
 
 async def test_chat_backend_plain_reply(base_url: str) -> None:

@@ -28,6 +28,7 @@ from guidance_lite.models.base import GenRequest, Model
 from guidance_lite.models.llamacpp import LlamaCpp
 from guidance_lite.runner import run_sync
 from guidance_lite.tools import make_tool
+from helpers import assert_every_call_answered
 
 pytestmark = pytest.mark.local_model
 
@@ -132,19 +133,6 @@ def assert_valid_call(call: Any, names: tuple[str, ...] = ("get_weather",)) -> N
     assert call.name in names, call
     assert call.id
     jsonschema.validate(call.arguments, SCHEMAS[call.name])
-
-
-def assert_every_call_answered(messages: list[dict]) -> None:
-    """Each assistant tool call is answered by exactly one following tool message, in call order."""
-    waiting: list[str] = []
-    for message in messages:
-        if message["role"] == "tool":
-            assert waiting, f"tool message {message} answers no call"
-            assert message["tool_call_id"] == waiting.pop(0)
-        else:
-            assert not waiting, f"calls {waiting} have no result before a {message['role']} message"
-            waiting = [c["id"] for c in message.get("tool_calls") or []]
-    assert not waiting, f"calls {waiting} were never answered"
 
 
 def text_of(events: list[ev.Event], variable: str) -> str:

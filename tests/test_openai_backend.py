@@ -9,9 +9,10 @@ import openai as openai_sdk
 import pytest
 
 from guidance_lite import tokens
-from guidance_lite.models.base import Completion, Delta, GenRequest, ModelError
+from guidance_lite.models.base import GenRequest, ModelError
 from guidance_lite.models.openai import OpenAI, stable_call_id
 from guidance_lite.testing import ScriptedServer
+from helpers import collect
 
 SECRET_KEY = "sk-test-9f8e7d6c5b4a39281706"
 
@@ -39,20 +40,6 @@ def user(text: str = "hi") -> GenRequest:
 
 def make_request(messages: list[dict], **kwargs: Any) -> GenRequest:
     return GenRequest(messages_fn=lambda: messages, **kwargs)
-
-
-async def collect(model: OpenAI, request: GenRequest) -> tuple[list[Delta], Completion]:
-    deltas: list[Delta] = []
-    final: Optional[Completion] = None
-    async for item in model.stream(request):
-        if isinstance(item, Completion):
-            assert final is None, "exactly one Completion"
-            final = item
-        else:
-            assert final is None, "Deltas come before the Completion"
-            deltas.append(item)
-    assert final is not None
-    return deltas, final
 
 
 def chat_bodies(server: ScriptedServer) -> list[dict]:

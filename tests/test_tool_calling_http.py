@@ -17,20 +17,8 @@ import pytest
 import guidance_lite as gl
 from guidance_lite import events as ev
 from guidance_lite.testing import ScriptedServer
-
-# The loop of the spec, verbatim.
-EXPLICIT_LOOP = """{{#system~}}You are a helpful assistant.{{~/system}}
-{{#user~}}{{question}}{{~/user}}
-{{#each range(10)~}}
-  {{#assistant~}}{{gen 'answer' tools=tools tool_choice='auto'}}{{~/assistant}}
-  {{~#if not callable(answer)}}{{break}}{{/if~}}
-  {{#function~}}{{answer()}}{{~/function}}
-{{~/each}}
-"""
-
-AUTO_LOOP = """{{#system~}}You are a helpful assistant.{{~/system}}
-{{#user~}}{{question}}{{~/user}}
-{{#assistant~}}{{gen 'answer' tools=tools max_rounds=5}}{{~/assistant}}"""
+from helpers import AUTO_LOOP, EXPLICIT_LOOP
+from helpers import assert_every_call_answered as assert_tool_bookkeeping
 
 SYSTEM = {"role": "system", "content": "You are a helpful assistant."}
 QUESTION = "What is the weather in Paris, and what time is it there?"
@@ -86,19 +74,6 @@ def bodies(server: ScriptedServer) -> list[dict]:
 
 def roles(messages: list[dict]) -> list[str]:
     return [m["role"] for m in messages]
-
-
-def assert_tool_bookkeeping(messages: list[dict]) -> None:
-    """Each assistant tool call is answered by exactly one following tool message, in call order."""
-    waiting: list[str] = []
-    for message in messages:
-        if message["role"] == "tool":
-            assert waiting, f"tool message {message} answers no call"
-            assert message["tool_call_id"] == waiting.pop(0)
-        else:
-            assert not waiting, f"calls {waiting} have no result before a {message['role']} message"
-            waiting = [c["id"] for c in message.get("tool_calls") or []]
-    assert not waiting
 
 
 # ---- plain and streamed replies ----------------------------------------------------------------------------

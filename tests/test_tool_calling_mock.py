@@ -15,19 +15,7 @@ import pytest
 
 import guidance_lite as gl
 from guidance_lite import events as ev
-
-EXPLICIT_LOOP = """{{#system~}}You are a helpful assistant.{{~/system}}
-{{#user~}}{{question}}{{~/user}}
-{{#each range(10)~}}
-  {{#assistant~}}{{gen 'answer' tools=tools tool_choice='auto'}}{{~/assistant}}
-  {{~#if not callable(answer)}}{{break}}{{/if~}}
-  {{#function~}}{{answer()}}{{~/function}}
-{{~/each}}
-"""
-
-AUTO_LOOP = """{{#system~}}You are a helpful assistant.{{~/system}}
-{{#user~}}{{question}}{{~/user}}
-{{#assistant~}}{{gen 'answer' tools=tools max_rounds=5}}{{~/assistant}}"""
+from helpers import AUTO_LOOP, EXPLICIT_LOOP
 
 QUESTION = "Weather and time in Paris?"
 STYLES = {"explicit": EXPLICIT_LOOP, "auto": AUTO_LOOP}

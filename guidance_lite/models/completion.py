@@ -169,15 +169,8 @@ class OpenAICompletion(OpenAI):
             return constraints.regex_to_gbnf(request.pattern)
         return None
 
-    def _check_context(self, body: dict) -> None:
-        if not self.context_window:
-            return
-        prompt = tokens.count_tokens(body["prompt"], self.model)
-        reserved = int(body.get("max_tokens") or 0)
-        if prompt + reserved > self.context_window:
-            raise ModelError(f"the request needs about {prompt + reserved} tokens (prompt ~{prompt} + max_tokens "
-                             f"{reserved}) but {self.model!r} has a context window of {self.context_window}: shorten "
-                             f"the conversation, lower max_tokens, or pass context_window= if the model allows more")
+    def _prompt_tokens(self, body: dict) -> int:
+        return tokens.count_tokens(body["prompt"], self.model)
 
     # ---- generation -----------------------------------------------------------------------------------------
     async def stream(self, request: GenRequest) -> AsyncIterator[Union[Delta, Completion]]:

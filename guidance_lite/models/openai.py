@@ -520,12 +520,17 @@ class OpenAI(Model):
         params = {**self.default_params, **(request.extra or {})}
         return {key: params[key] for key in SDK_OPTIONS if params.get(key)}
 
-    def _check_context(self, body: dict) -> None:
-        if not self.context_window:
-            return
+    def _prompt_tokens(self, body: dict) -> int:
+        """Estimated prompt size of a request body (messages plus tool definitions)."""
         prompt = tokens.count_message_tokens(body["messages"], self.model)
         if body.get("tools"):
             prompt += tokens.count_tokens(json.dumps(body["tools"]), self.model)
+        return prompt
+
+    def _check_context(self, body: dict) -> None:
+        if not self.context_window:
+            return
+        prompt = self._prompt_tokens(body)
         reserved = int(body.get("max_tokens") or body.get("max_completion_tokens") or 0)
         if prompt + reserved > self.context_window:
             raise ModelError(f"the request needs about {prompt + reserved} tokens (prompt ~{prompt} + max_tokens "
