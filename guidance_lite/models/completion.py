@@ -17,7 +17,7 @@ from ..chat_templates import TEMPLATES, render_chat, stop_sequences
 from ..tool_formats import ToolFormat, detect_tool_format, get_tool_format
 from ..tool_formats.base import ToolStreamParser
 from .base import Choice, Completion, Delta, GenRequest, ModelError, Usage
-from .openai import (DEFAULT_BASE_URL, MAX_STOP_SEQUENCES, SDK_OPTIONS, OpenAI, _usage_from_api,
+from .openai import (DEFAULT_BASE_URL, MAX_STOP_SEQUENCES, OpenAI, _usage_from_api,
                      check_forced_calls, deltas_of, forced_tool, must_call)
 
 RESERVED_PARAMS = ("prompt", "messages", "stream")
@@ -63,6 +63,8 @@ class OpenAICompletion(OpenAI):
     supports_prefill = True
     can_constrain = False
 
+    reserved_params = RESERVED_PARAMS
+
     def __init__(self, model: str, *, base_url: Optional[str] = None, api_key: Optional[str] = None,
                  chat_template: str = "chatml", tool_format: Union[str, ToolFormat, None] = None,
                  client: Any = None, timeout: Optional[float] = None, max_retries: int = 2,
@@ -99,13 +101,7 @@ class OpenAICompletion(OpenAI):
 
     def plan(self, request: GenRequest) -> CompletionPlan:
         """Render the prompt and decide how the output is parsed."""
-        params = {**self.default_params, **(request.extra or {})}
-        for key in RESERVED_PARAMS:
-            if key in params:
-                raise ModelError(f"gen sets {key!r} itself: remove {key}= from the gen arguments")
-        extra_body = params.pop("extra_body", None) or {}
-        for key in SDK_OPTIONS:
-            params.pop(key, None)
+        params, extra_body = self._body_params(request)
         schemas = request.tool_schemas()
         choice = request.tool_choice
         if not schemas and choice not in (None, "none", "auto"):

@@ -479,13 +479,7 @@ class OpenAI(Model):
             raise ModelError(TEXT_MODE_MESSAGE)
         if request.prefill:
             raise ModelError(PREFILL_MESSAGE)
-        params = {**self.default_params, **(request.extra or {})}
-        for key in RESERVED_PARAMS:
-            if key in params:
-                raise ModelError(f"gen sets {key!r} itself: remove {key}= from the gen arguments")
-        extra_body = params.pop("extra_body", None) or {}
-        for key in SDK_OPTIONS:
-            params.pop(key, None)
+        params, extra_body = self._body_params(request)
         body: dict[str, Any] = {"model": params.pop("model", self.model),
                                 "messages": normalize_messages(request.messages or [])}
         body.update(params)
@@ -515,6 +509,20 @@ class OpenAI(Model):
             body["tool_choice"] = {"type": "function", "function": {"name": SELECT_TOOL}}
         body.update(extra_body)
         return body
+
+    reserved_params: tuple[str, ...] = RESERVED_PARAMS
+
+    def _body_params(self, request: GenRequest) -> tuple[dict, dict]:
+        """The model's default parameters overlaid with the gen's extra arguments, split into body parameters and
+        ``extra_body`` (SDK-only options removed); a parameter the backend sets itself is refused."""
+        params = {**self.default_params, **(request.extra or {})}
+        for key in self.reserved_params:
+            if key in params:
+                raise ModelError(f"gen sets {key!r} itself: remove {key}= from the gen arguments")
+        extra_body = params.pop("extra_body", None) or {}
+        for key in SDK_OPTIONS:
+            params.pop(key, None)
+        return params, extra_body
 
     def _sdk_options(self, request: GenRequest) -> dict:
         params = {**self.default_params, **(request.extra or {})}
