@@ -48,15 +48,22 @@ async def each(interp: RunContext, node: Block, items: Any, *, item_name: str = 
 
 async def _each_in_order(interp: RunContext, node: Block, frames: list[dict]) -> None:
     for frame in frames:
-        interp.scopes.append(frame)
-        try:
-            await interp.render(node.body)
-        except ContinueLoop:
-            continue
-        except BreakLoop:
+        if not await _render_item(interp, node, frame):
             break
-        finally:
-            interp.scopes.pop()
+
+
+async def _render_item(interp: RunContext, node: Block, frame: dict) -> bool:
+    """Render the loop body once in ``frame``; False when it ran ``{{break}}`` (``{{continue}}`` ends it early)."""
+    interp.scopes.append(frame)
+    try:
+        await interp.render(node.body)
+    except ContinueLoop:
+        pass
+    except BreakLoop:
+        return False
+    finally:
+        interp.scopes.pop()
+    return True
 
 
 async def _each_parallel(interp: RunContext, node: Block, frames: list[dict]) -> None:
@@ -93,24 +100,10 @@ async def geneach(interp: RunContext, node: Block, name: Any, *, stop: Any = Non
             if index > 0 and join:
                 interp.write(join)
             frame = _frame(interp.owned.new({}), index, num_iterations, None, item_name)
-            finished = await _geneach_item(interp, node, frame)
+            finished = await _render_item(interp, node, frame)
             items.append(frame[item_name])
             if not finished:
                 break
-
-
-async def _geneach_item(interp: RunContext, node: Block, frame: dict) -> bool:
-    """Render one item's body in its frame; False when it ran ``{{break}}``."""
-    interp.scopes.append(frame)
-    try:
-        await interp.render(node.body)
-    except ContinueLoop:
-        pass
-    except BreakLoop:
-        return False
-    finally:
-        interp.scopes.pop()
-    return True
 
 
 async def _model_continues(interp: RunContext, node: Block, stop: Any, index: int) -> bool:

@@ -70,33 +70,44 @@ async def tool_role(interp: RunContext, node: Block, **kwargs: Any) -> None:
     finally:
         spans = interp.end_capture()
     state.discard_role(opened)
-    results = [s for s in spans if s.kind == TOOL_RESULT]
-    scope = opened.scope
-    if results:
-        other = "".join(s.text for s in spans if s.kind != TOOL_RESULT)
-        if other.strip():
-            raise ValueError("a {{#function}} block that renders tool results can't also contain other text "
-                             f"(found {other.strip()[:40]!r}); put that text in another block")
-        for span in results:
-            assert span.meta is not None  # a tool-result span carries its record
-            record = span.meta["record"]
-            state.answer_call(record.id)
-            message = {"role": "tool", "tool_call_id": record.id, "content": record.content}
-            add_tool_message(interp, message, {"name": record.name, "tool_call_id": record.id}, [span], scope)
+    if any(s.kind == TOOL_RESULT for s in spans):
+        _add_tool_results(interp, spans, opened.scope)
     else:
-        content = "".join(s.text for s in spans)
-        call = state.next_pending_call()
-        if call is not None:
-            state.answer_call(call.id)
-            message = {"role": "tool", "tool_call_id": call.id, "content": content}
-            marker_attrs = {"name": attrs.get("name", call.name), "tool_call_id": call.id}
-        else:
-            message = {"role": "function", **{k: _field(v) for k, v in attrs.items()}, "content": content}
-            marker_attrs = attrs
-        body = [Span(s.text, s.kind, s.variable, 0, None, s.meta) for s in spans]
-        add_tool_message(interp, message, marker_attrs, body, scope)
+        _add_tool_text(interp, attrs, spans, opened.scope)
     if hidden:
-        state.close_hidden_scope(scope)
+        state.close_hidden_scope(opened.scope)
+
+
+def _add_tool_results(interp: RunContext, spans: list[Span], scope: int) -> None:
+    """``{{answer()}}`` rendered results: one ``tool`` message per call, nothing else in the block."""
+    other = "".join(s.text for s in spans if s.kind != TOOL_RESULT)
+    if other.strip():
+        raise ValueError("a {{#function}} block that renders tool results can't also contain other text "
+                         f"(found {other.strip()[:40]!r}); put that text in another block")
+    for span in spans:
+        if span.kind != TOOL_RESULT:
+            continue
+        assert span.meta is not None  # a tool-result span carries its record
+        record = span.meta["record"]
+        interp.state.answer_call(record.id)
+        message = {"role": "tool", "tool_call_id": record.id, "content": record.content}
+        add_tool_message(interp, message, {"name": record.name, "tool_call_id": record.id}, [span], scope)
+
+
+def _add_tool_text(interp: RunContext, attrs: dict, spans: list[Span], scope: int) -> None:
+    """Written content: the result of the next call still waiting for one, else a legacy ``function`` message."""
+    state = interp.state
+    content = "".join(s.text for s in spans)
+    call = state.next_pending_call()
+    if call is not None:
+        state.answer_call(call.id)
+        message = {"role": "tool", "tool_call_id": call.id, "content": content}
+        marker_attrs = {"name": attrs.get("name", call.name), "tool_call_id": call.id}
+    else:
+        message = {"role": "function", **{k: _field(v) for k, v in attrs.items()}, "content": content}
+        marker_attrs = attrs
+    body = [Span(s.text, s.kind, s.variable, 0, None, s.meta) for s in spans]
+    add_tool_message(interp, message, marker_attrs, body, scope)
 
 
 def add_tool_message(interp: RunContext, message: dict, marker_attrs: dict, body: list[Span], scope: int) -> None:
