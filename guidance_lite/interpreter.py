@@ -110,7 +110,7 @@ class Interpreter:
 
     def set_variable(self, name: str, value: Any, *, append: bool = False) -> None:
         """``assign`` and tell the listeners (``VariableSet``): how commands store what the template asked for."""
-        assign_path(self.state.variables, self.scopes, self.owned, name, value, append=append)
+        self.assign(name, value, append=append)
         self.emit(VariableSet(name, value))
 
     # ---- calls from expressions ----------------------------------------------------------------------------------
@@ -173,7 +173,7 @@ class Interpreter:
         while True:
             previous = self._top_expr
             self._top_expr = node.expr
-            failures = FailuresAt(self, node, retry_missing=True)
+            failures = self.failures_at(node, retry_missing=True)
             try:
                 with failures:
                     value = node.fn(self)
@@ -200,7 +200,7 @@ class Interpreter:
         """Run an async evaluator for ``node``: a missing name pauses (with ``await_missing``) and is retried;
         any other failure becomes an error naming ``node``'s line."""
         while True:
-            failures = FailuresAt(self, node, retry_missing=True)
+            failures = self.failures_at(node, retry_missing=True)
             with failures:
                 return await evaluator(self)
             await self.pause(failures.missing)
@@ -224,10 +224,11 @@ class Interpreter:
             await run_partial(self, node, template, {**defaults, **kwargs, "args": list(args)})
 
     # ---- errors ------------------------------------------------------------------------------------------------------
-    def failures_at(self, node: n.Node) -> "FailuresAt":
+    def failures_at(self, node: n.Node, *, retry_missing: bool = False) -> "FailuresAt":
         """A context manager: any failure inside becomes a ``TemplateRuntimeError`` naming ``node``'s line (loop
-        signals and errors that already name a line pass through)."""
-        return FailuresAt(self, node)
+        signals and errors that already name a line pass through). With ``retry_missing`` and the ``await_missing``
+        option a missing name is kept in ``.missing`` instead, for the caller to pause on and retry."""
+        return FailuresAt(self, node, retry_missing=retry_missing)
 
     def error_for(self, exc: BaseException, node: n.Node) -> TemplateRuntimeError:
         hint = ""
