@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import importlib
 import inspect
+from itertools import pairwise
 from pathlib import Path
 from typing import Iterator, Optional
 
@@ -134,7 +135,7 @@ def shortest_cycle(graph: Graph, group: list[str]) -> list[str]:
 def describe(graph: Graph, group: list[str]) -> str:
     cycle = shortest_cycle(graph, group)
     arrows = [f"    {a} -> {b}  ({MODULES[a].relative_to(PACKAGE.parent)}:{graph[a][b]})"
-              for a, b in zip(cycle, cycle[1:])]
+              for a, b in pairwise(cycle)]
     return "\n".join([f"  a knot of {len(group)} modules ({', '.join(group)}); one cycle:", *arrows])
 
 
