@@ -7,10 +7,15 @@ once, so a batch of 100,000 inputs costs ``concurrency`` tasks, and the first fa
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any, Iterable, Optional
+from typing import Any, Iterable, Optional, Protocol
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .program import Program
+from .result import Result
+
+
+class Runnable(Protocol):
+    """What a batch runs: a ``Program`` (typed as a protocol so that this module sits below ``program``)."""
+
+    async def arun(self, **kwargs: Any) -> Result: ...
 
 
 def _progress_bar(total: int) -> Any:
@@ -35,7 +40,7 @@ def _check_inputs(inputs: Iterable[Any]) -> list[dict]:
     return items
 
 
-async def amap(program: "Program", inputs: Iterable[dict], *, concurrency: int = 16, progress: bool = False,
+async def amap(program: Runnable, inputs: Iterable[dict], *, concurrency: int = 16, progress: bool = False,
                return_exceptions: bool = True) -> list:
     """Run ``program(**kwargs)`` for each dict in ``inputs``, at most ``concurrency`` at a time.
 

@@ -3,9 +3,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from .errors import GuidanceLiteError
 
-class LoopControl(Exception):
-    """Base of ``{{break}}`` / ``{{continue}}`` signals; ``node`` is the tag that raised it (for error lines)."""
+
+class LoopControl(GuidanceLiteError):
+    """Base of ``{{break}}`` / ``{{continue}}`` signals; ``node`` is the tag that raised it (for error lines).
+
+    Not an error: the enclosing loop catches it, and outside a loop the interpreter turns it into a
+    ``TemplateRuntimeError``. It shares the package's exception root so that nothing the package raises escapes
+    ``except gl.GuidanceLiteError``.
+    """
 
     def __init__(self) -> None:
         super().__init__()

@@ -1,10 +1,12 @@
-"""Errors written for people: where (line, column, the source line with a caret), what, and what to do."""
+"""Errors written for people: where (line, column, the source line with a caret), what, and what to do.
+
+Every exception class the package defines inherits from ``GuidanceLiteError`` (and from the builtin it resembles),
+so ``except gl.GuidanceLiteError`` catches all of them. This module imports nothing from the package: every other
+module may import it.
+"""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Optional
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .program import Result
+from typing import Any, Optional, Protocol
 
 
 def source_excerpt(source: str, line: int, col: int) -> str:
@@ -18,6 +20,16 @@ def source_excerpt(source: str, line: int, col: int) -> str:
 
 class GuidanceLiteError(Exception):
     """Base class of every error this library raises on purpose."""
+
+
+class PartialResult(Protocol):
+    """What ``TemplateRuntimeError.partial`` holds: the ``gl.Result`` of the run so far (declared here as a protocol
+    so that this module imports nothing)."""
+
+    completed: bool
+    variables: dict[str, Any]
+    messages: list[dict]
+    text: str
 
 
 class TemplateSyntaxError(GuidanceLiteError):
@@ -40,12 +52,15 @@ class TemplateSyntaxError(GuidanceLiteError):
             parts.append(f"hint: {hint}")
         super().__init__("\n".join(parts))
 
+    def __reduce__(self) -> Any:  # pickling (multiprocessing, notebooks) without calling __init__ again
+        return (_unpickle, (type(self), self.args, dict(self.__dict__)))
+
 
 class TemplateRuntimeError(GuidanceLiteError):
     """Something failed while the program ran. ``partial`` is the Result so far (variables, messages, text)."""
 
     def __init__(self, message: str, *, line: int = 0, col: int = 0, source: str = "",
-                 partial: Optional["Result"] = None, hint: str = "") -> None:
+                 partial: Optional[PartialResult] = None, hint: str = "") -> None:
         self.message = message
         self.line = line
         self.col = col
@@ -63,9 +78,12 @@ class TemplateRuntimeError(GuidanceLiteError):
             parts.append(f"hint: {self.hint}")
         return "\n".join(parts)
 
-    def __reduce__(self) -> Any:  # keep pickling (multiprocessing, notebooks) working
-        return (_rebuild_runtime_error, (self.message, self.line, self.col, self.hint))
+    def __reduce__(self) -> Any:  # pickling keeps the message; the partial Result (a live run) stays behind
+        return (_unpickle, (type(self), self.args, {**self.__dict__, "partial": None}))
 
 
-def _rebuild_runtime_error(message: str, line: int, col: int, hint: str) -> TemplateRuntimeError:
-    return TemplateRuntimeError(message, line=line, col=col, hint=hint)
+def _unpickle(cls: type[BaseException], args: tuple, attributes: dict) -> BaseException:
+    error = cls.__new__(cls)
+    BaseException.__init__(error, *args)
+    error.__dict__.update(attributes)
+    return error

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 if TYPE_CHECKING:  # pragma: no cover
     from .models.base import ToolCall
-    from .program import Result
+    from .result import Result
     from .tools import ToolCallRecord
 
 

@@ -11,7 +11,7 @@ from .models.base import Choice, Completion, GenRequest, ModelError
 from .stopping import StopMatcher, apply_stops, as_list
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .interpreter import Interpreter
+    from .context import RunContext as Interpreter
     from .nodes import Node
 
 

@@ -1,39 +1,50 @@
 """Walks the AST and owns control flow. Each built-in command is a small function in ``commands/`` that the
 interpreter dispatches to; this module only knows how to visit nodes, resolve names, write to the transcript and
 turn failures into errors that name the template line.
+
+What the interpreter needs from the program above it (pausing at an ``await``, loading a partial or a ``{{parse}}``
+template) is handed in as callables, so it never imports ``program`` or the parser; commands see it through the
+``context.RunContext`` protocol.
 """
 from __future__ import annotations
 
 import difflib
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from types import TracebackType
+from typing import Any, Awaitable, Callable, Optional
 
 from . import nodes as n
+from .answer import ToolResults
 from .commands import BLOCKS, COMMANDS, Command
+from .commands.partials import run_partial
 from .control import NOTHING, BreakLoop, LoopControl
 from .errors import TemplateRuntimeError
-from .events import Event, TemplateText
+from .events import Event, TemplateText, VariableSet
 from .expressions import MissingVariable, SandboxError, maybe_await
+from .models.base import Model
 from .state import TEXT, TOOL_RESULT, VALUE, ProgramState, Span
 from .tools import ToolError
+from .variables import OwnedValues, assign_path
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .models.base import Model
-    from .program import Execution
+PauseFn = Callable[[str], Awaitable[None]]  # stop the run until the named variable is given
+# a partial's value (a Program or template text) and a name for errors -> (template to run, its defaults)
+TemplateLoader = Callable[[Any, str], "tuple[n.Template, dict]"]
 
 
 class Interpreter:
     """Executes one program run against a ``ProgramState``; paused runs keep this object (no re-parsing)."""
 
-    def __init__(self, execution: "Execution", state: ProgramState, model: Any, source: str,
-                 options: dict) -> None:
-        self.execution = execution
+    def __init__(self, state: ProgramState, model: Any, source: str, options: dict, *, pause: PauseFn,
+                 load_template: TemplateLoader) -> None:
         self.state = state
         self._model = model  # a Model, or a zero-argument function that finds one on first use
         self.source = source
         self.options = options
+        self._pause = pause
+        self.load_template = load_template
         self.scopes: list[dict[str, Any]] = []
         self.captures: list[list[Span]] = []
         self.listeners: list[Callable[[Event], None]] = []
+        self.owned = OwnedValues()  # containers this interpreter made or copied (copy-on-write writes)
         self._top_expr: Optional[n.Expr] = None  # the expression of the Output node being rendered
         self._visit: dict[type, Callable] = {
             n.Text: self.visit_text, n.Output: self.visit_output, n.Block: self.visit_block,
@@ -41,20 +52,24 @@ class Interpreter:
         }
 
     @property
-    def model(self) -> Optional["Model"]:
+    def model(self) -> Optional[Model]:
         """The model, resolved on the first generation (so programs that never generate need none)."""
-        from .models.base import Model
         if self._model is not None and not isinstance(self._model, Model):
             self._model = self._model()
         return self._model
 
     def fork(self, frame: dict) -> "Interpreter":
         """A child interpreter for one parallel-each iteration: shared state, own scope and output capture."""
-        child = Interpreter(self.execution, self.state, self._model, self.source, self.options)
+        child = Interpreter(self.state, self._model, self.source, self.options, pause=self._pause,
+                            load_template=self.load_template)
         child.scopes = [*self.scopes, frame]
         child.captures = [[]]
         child.listeners = self.listeners
         return child
+
+    async def pause(self, variable: str) -> None:
+        """Stop the run here until ``variable`` is given (``{{await}}``, or a missing name with ``await_missing``)."""
+        await self._pause(variable)
 
     # ---- events ----------------------------------------------------------------------------------------------
     def emit(self, event: Event) -> None:
@@ -76,13 +91,6 @@ class Interpreter:
             return command
         raise MissingVariable(name)
 
-    def has(self, name: str) -> bool:
-        try:
-            self.lookup(name)
-        except MissingVariable:
-            return False
-        return True
-
     def variable(self, name: str) -> Any:
         """A program argument or captured variable only (never a helper): what ``tools=`` names resolve to."""
         for scope in reversed(self.scopes):
@@ -98,8 +106,12 @@ class Interpreter:
 
     def assign(self, name: str, value: Any, *, append: bool = False) -> None:
         """Write a variable; dotted names (``this.x``, ``obj.x``) write into copies, never into caller data."""
-        from .variables import assign_path
-        assign_path(self, name, value, append=append)
+        assign_path(self.state.variables, self.scopes, self.owned, name, value, append=append)
+
+    def set_variable(self, name: str, value: Any, *, append: bool = False) -> None:
+        """``assign`` and tell the listeners (``VariableSet``): how commands store what the template asked for."""
+        self.assign(name, value, append=append)
+        self.emit(VariableSet(name, value))
 
     # ---- calls from expressions ----------------------------------------------------------------------------------
     async def call(self, func: Any, args: list, kwargs: dict, node: n.Call) -> Any:
@@ -161,32 +173,21 @@ class Interpreter:
         while True:
             previous = self._top_expr
             self._top_expr = node.expr
+            failures = self.failures_at(node, retry_missing=True)
             try:
-                value = node.fn(self)
-                if node.is_async:
-                    value = await value
-                if isinstance(value, Command) and isinstance(node.expr, n.Var):  # {{break}}, {{gen}}: no-arg call
-                    value = await value.fn(self, node.expr)
-                break
-            except MissingVariable as exc:
-                if self.options.get("await_missing"):
-                    await self.execution.pause(exc.name)
-                    continue
-                raise self.error_for(exc, node) from None
-            except LoopControl as exc:
-                if exc.node is None:
-                    exc.node = node
-                raise
-            except TemplateRuntimeError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - every failure becomes an error naming the template line
-                raise self.error_for(exc, node) from exc
+                with failures:
+                    value = node.fn(self)
+                    if node.is_async:
+                        value = await value
+                    if isinstance(value, Command) and isinstance(node.expr, n.Var):  # {{break}}, {{gen}}: no-arg call
+                        value = await value.fn(self, node.expr)
+                    break
             finally:
                 self._top_expr = previous
+            await self.pause(failures.missing)
         await self.output_value(value, node)
 
     async def output_value(self, value: Any, node: n.Node) -> None:
-        from .answer import ToolResults
         if value is None or value is NOTHING:
             return
         if isinstance(value, ToolResults):
@@ -195,34 +196,22 @@ class Interpreter:
             return
         self.write(value if isinstance(value, str) else str(value), VALUE, line=node.line)
 
-    async def evaluate_at(self, node: n.Node, evaluator: Any) -> Any:
+    async def evaluate_at(self, node: n.Node, evaluator: Callable[[Any], Awaitable[Any]]) -> Any:
         """Run an async evaluator for ``node``: a missing name pauses (with ``await_missing``) and is retried;
         any other failure becomes an error naming ``node``'s line."""
         while True:
-            try:
+            failures = self.failures_at(node, retry_missing=True)
+            with failures:
                 return await evaluator(self)
-            except MissingVariable as exc:
-                if self.options.get("await_missing"):
-                    await self.execution.pause(exc.name)
-                    continue
-                raise self.error_for(exc, node) from None
-            except (LoopControl, TemplateRuntimeError):
-                raise
-            except Exception as exc:  # noqa: BLE001
-                raise self.error_for(exc, node) from exc
+            await self.pause(failures.missing)
 
     async def visit_block(self, node: n.Block) -> None:
         handler = BLOCKS[node.name]
         args, kwargs = await self.evaluate_at(node, node.args_fn)
-        try:
+        with self.failures_at(node):
             await handler(self, node, *args, **kwargs)
-        except (LoopControl, TemplateRuntimeError):
-            raise
-        except Exception as exc:  # noqa: BLE001
-            raise self.error_for(exc, node) from exc
 
     async def visit_partial(self, node: n.Partial) -> None:
-        from .commands.partials import run_partial
         target = node.target
 
         async def target_value(interp: "Interpreter") -> Any:
@@ -230,21 +219,25 @@ class Interpreter:
 
         value = await self.evaluate_at(node, target_value)
         args, kwargs = await self.evaluate_at(node, node.args_fn)
-        try:
-            await run_partial(self, node, value, args, kwargs)
-        except (LoopControl, TemplateRuntimeError):
-            raise
-        except Exception as exc:  # noqa: BLE001
-            raise self.error_for(exc, node) from exc
+        with self.failures_at(node):
+            template, defaults = self.load_template(value, "<partial>")
+            await run_partial(self, node, template, {**defaults, **kwargs, "args": list(args)})
 
     # ---- errors ------------------------------------------------------------------------------------------------------
+    def failures_at(self, node: n.Node, *, retry_missing: bool = False) -> "FailuresAt":
+        """A context manager: any failure inside becomes a ``TemplateRuntimeError`` naming ``node``'s line (loop
+        signals and errors that already name a line pass through). With ``retry_missing`` and the ``await_missing``
+        option a missing name is kept in ``.missing`` instead, for the caller to pause on and retry."""
+        return FailuresAt(self, node, retry_missing=retry_missing)
+
     def error_for(self, exc: BaseException, node: n.Node) -> TemplateRuntimeError:
         hint = ""
         if isinstance(exc, MissingVariable):
-            message = f"variable or helper {exc.name!r} is not defined"
-            close = difflib.get_close_matches(exc.name, self.known_names(), n=3)
+            name = exc.name or ""
+            message = f"variable or helper {name!r} is not defined"
+            close = difflib.get_close_matches(name, self.known_names(), n=3)
             hint = (f"did you mean {', '.join(repr(c) for c in close)}? " if close else "") + \
-                "pass it as a program argument, e.g. program(" + exc.name.lstrip("@") + "=…)"
+                "pass it as a program argument, e.g. program(" + name.lstrip("@") + "=…)"
         elif isinstance(exc, SandboxError):
             message = f"not allowed: {exc}"
         elif isinstance(exc, ToolError):
@@ -254,6 +247,42 @@ class Interpreter:
         else:
             message = f"{type(exc).__name__}: {exc}"
         return TemplateRuntimeError(message, line=node.line, col=node.col, source=self.source, hint=hint)
+
+
+class FailuresAt:
+    """``interp.failures_at(node)``: turns a failure into a ``TemplateRuntimeError`` naming the node's line.
+
+    With ``retry_missing`` and the ``await_missing`` option, a missing name is swallowed and kept in ``missing`` so
+    the caller can pause until it is given and try again. A class rather than ``@contextmanager``: it runs for every
+    ``{{tag}}``, and this costs one small object.
+    """
+
+    __slots__ = ("_interp", "_node", "_retry_missing", "missing")
+
+    def __init__(self, interp: Interpreter, node: n.Node, *, retry_missing: bool = False) -> None:
+        self._interp = interp
+        self._node = node
+        self._retry_missing = retry_missing
+        self.missing = ""
+
+    def __enter__(self) -> "FailuresAt":
+        return self
+
+    def __exit__(self, kind: Optional[type[BaseException]], exc: Optional[BaseException],
+                 traceback: Optional[TracebackType]) -> bool:
+        if exc is None or not isinstance(exc, Exception) or isinstance(exc, TemplateRuntimeError):
+            return False
+        if isinstance(exc, LoopControl):
+            if exc.node is None:
+                exc.node = self._node
+            return False
+        interp = self._interp
+        if isinstance(exc, MissingVariable):
+            if self._retry_missing and interp.options.get("await_missing"):
+                self.missing = exc.name or ""
+                return True
+            raise interp.error_for(exc, self._node) from None
+        raise interp.error_for(exc, self._node) from exc
 
 
 def _describe_callee(node: n.Call) -> str:

@@ -1,23 +1,29 @@
-"""Program (a parsed template plus defaults and options) and Result (what one run produced).
+"""Program (a parsed template plus defaults and options) and Execution (one run of it).
 
 A run is an ``Execution``: an interpreter task on an event loop. ``await`` pauses it on a future, so resuming
-continues from the saved position (nothing is parsed or rendered again).
+continues from the saved position (nothing is parsed or rendered again). What a run produced is a ``Result``
+(``result.py``).
 """
 from __future__ import annotations
 
 import asyncio
 import queue
 import threading
-import weakref
 from pathlib import Path
 from typing import Any, AsyncIterator, Callable, Iterator, Optional
 
+from . import batch
+from .display import render_program_html
 from .errors import TemplateRuntimeError
 from .events import Event, Finished, Paused
-from .models.base import Model, ModelError, Usage
+from .interpreter import Interpreter
+from .live import LiveView, in_ipython
+from .models.base import Model, ModelError
+from .models.defaults import default as default_model
 from .nodes import Template
 from .parser import parse
-from .runner import run_sync
+from .result import Result
+from .runner import background_loop, run_sync
 from .state import ProgramState
 
 # Keyword arguments of Program / calls that are options, not template variables.
@@ -28,11 +34,11 @@ class Execution:
     """One run of a program: state, interpreter, and the task that can pause and resume."""
 
     def __init__(self, program: "Program", variables: dict, model: Any, options: dict) -> None:
-        from .interpreter import Interpreter
         self.program = program
         self.state = ProgramState(variables)
         self.options = options
-        self.interp = Interpreter(self, self.state, model, program.source, options)
+        self.interp = Interpreter(self.state, model, program.source, options, pause=self.pause,
+                                  load_template=load_template)
         self.loop: Optional[asyncio.AbstractEventLoop] = None
         self.task: Optional[asyncio.Task] = None
         self._stopped: Optional[asyncio.Future] = None
@@ -62,7 +68,7 @@ class Execution:
             self.done = True
         except TemplateRuntimeError as exc:
             self.error = exc
-        except (ModelError, ) as exc:
+        except ModelError as exc:
             self.error = TemplateRuntimeError(str(exc), source=self.program.source)
         except Exception as exc:  # noqa: BLE001 - surfaced to the caller with the partial state
             self.error = TemplateRuntimeError(f"{type(exc).__name__}: {exc}", source=self.program.source)
@@ -71,7 +77,8 @@ class Execution:
             if self._stopped is not None and not self._stopped.done():
                 self._stopped.set_result("done")
 
-    async def advance(self, new_variables: Optional[dict] = None) -> "Result":
+    async def advance(self, new_variables: Optional[dict] = None) -> Result:
+        """Start the run, or resume it with ``new_variables``; returns at its end or its next pause."""
         loop = asyncio.get_running_loop()
         if self.loop is None:
             self.loop = loop
@@ -99,110 +106,27 @@ class Execution:
             raise self.error
         return result
 
-
-class Result:
-    """What a run produced: ``variables``, ``messages``, ``text``, ``usage``, ``tool_calls``; ``completed`` is False
-    when the program paused at an ``await`` (call the result with the missing values to resume)."""
-
-    def __init__(self, execution: Execution, *, completed: bool, snapshot: bool = False) -> None:
-        self._execution = execution
-        self._resumed = False
-        state = execution.state
-        if not completed and execution.paused_on is not None:
-            # nobody can resume a paused run once its latest result is gone: end the suspended task cleanly
-            weakref.finalize(self, _cancel_abandoned, execution, execution.pauses)
-        self.completed = completed
-        self.paused_on = execution.paused_on
-        self.state = state
-        if snapshot:  # a paused run goes on changing its state; keep what it was now
-            self.variables = _snapshot(state.variables)
-            self.messages = [dict(m) for m in state.messages]
-            self.text = state.text
-            self.tool_calls = list(state.tool_calls)
-            self.usage = Usage() + state.usage
-        else:
-            self.variables = state.variables
-            self.messages = state.messages
-            self.text = state.text
-            self.tool_calls = state.tool_calls
-            self.usage = state.usage
-
-    # mapping-like access to variables
-    def __getitem__(self, name: str) -> Any:
-        return self.variables[name]
-
-    def get(self, name: str, default: Any = None) -> Any:
-        return self.variables.get(name, default)
-
-    def __contains__(self, name: object) -> bool:
-        return name in self.variables
-
-    def __str__(self) -> str:
-        return self.text
-
-    def __repr__(self) -> str:
-        from .display import render_text
-        return render_text(self.state)
-
-    def _repr_html_(self) -> str:
-        from .display import render_html
-        return render_html(self.state, completed=self.completed)
-
-    def _ipython_display_(self) -> None:
-        """Show the result, unless the live view already shows this run (no second copy in the cell)."""
-        if getattr(self, "_shown_live", False):
-            return
-        from IPython.display import display
-        display({"text/html": self._repr_html_(), "text/plain": repr(self)}, raw=True)
-
-    # resuming
-    def _check_resumable(self) -> Execution:
-        if self.completed:
-            raise RuntimeError("this program already finished; call the program again for a new run")
-        if self._resumed:
-            raise RuntimeError("this paused result was already resumed; resume the newest result instead")
-        self._resumed = True
-        return self._execution
-
+    # ---- stopping ------------------------------------------------------------------------------------------------
     def cancel(self) -> None:
-        """Abandon a paused run (it will never be resumed); a no-op for finished runs."""
-        if self.completed or self._resumed:
-            return
-        self._resumed = True
-        execution = self._execution
-        task, loop = execution.task, execution.loop
+        """End the suspended task (the run will never be resumed); thread-safe, a no-op once the task is done."""
+        task, loop = self.task, self.loop
         if task is not None and loop is not None and not task.done() and not loop.is_closed():
             loop.call_soon_threadsafe(task.cancel)
 
-    def __call__(self, **variables: Any) -> "Result":
-        """Resume a paused program with the missing variables (sync)."""
-        return run_sync(self._check_resumable().advance(variables))
-
-    async def aresume(self, **variables: Any) -> "Result":
-        """Resume a paused program started with ``arun`` (async)."""
-        return await self._check_resumable().advance(variables)
+    def cancel_if_paused_at(self, pause: int) -> None:
+        """Cancel only when the run still waits at pause number ``pause`` (its result was dropped unresumed)."""
+        if self.pauses == pause and self.paused_on is not None:
+            self.cancel()
 
 
-def _snapshot(value: Any) -> Any:
-    """Copy containers (dict, list, tuple, set) all the way down; other objects are shared as they are."""
-    if isinstance(value, dict):
-        return {k: _snapshot(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_snapshot(v) for v in value]
-    if isinstance(value, tuple):
-        return tuple(_snapshot(v) for v in value)
-    if isinstance(value, set):
-        return set(value)
-    return value
-
-
-def _cancel_abandoned(execution: Execution, pause: int) -> None:
-    task, loop = execution.task, execution.loop
-    if task is None or loop is None or task.done() or execution.pauses != pause or execution.paused_on is None:
-        return
-    if loop.is_closed():
-        return
-    loop.call_soon_threadsafe(task.cancel)
+def load_template(value: Any, name: str) -> tuple[Template, dict]:
+    """What ``{{>partial}}`` and ``{{parse}}`` run: a Program (its template and defaults) or a template string
+    (parsed under ``name``, no defaults)."""
+    if isinstance(value, Program):
+        return value.template, value.defaults
+    if isinstance(value, str):
+        return parse(value, name=name), {}
+    raise TypeError(f"a partial must be a Program or a template string, got {type(value).__name__}")
 
 
 class Program:
@@ -234,8 +158,7 @@ class Program:
     def model(self) -> Model:
         """The model given, or ``gl.models.default()`` (looked up on first use)."""
         if self._model is None:
-            from .models import default
-            self._model = default()
+            self._model = default_model()
         return self._model
 
     def _execution(self, kwargs: dict) -> Execution:
@@ -265,7 +188,7 @@ class Program:
             raise
         if live is not None:
             live.close(completed=result.completed)
-            result._shown_live = True  # type: ignore[attr-defined]
+            result.shown_live = True
         return result
 
     async def astream(self, **kwargs: Any) -> AsyncIterator[Event]:
@@ -307,7 +230,6 @@ class Program:
             else:
                 box.put(("end", None))
 
-        from .runner import background_loop
         future = asyncio.run_coroutine_threadsafe(pump(), background_loop())
         try:
             while True:
@@ -325,15 +247,13 @@ class Program:
     def map(self, inputs: list, *, concurrency: int = 16, progress: bool = False,
             return_exceptions: bool = True) -> list:
         """Run many instances concurrently on one event loop; results in input order."""
-        from .batch import amap
-        return run_sync(amap(self, inputs, concurrency=concurrency, progress=progress,
-                             return_exceptions=return_exceptions))
+        return run_sync(batch.amap(self, inputs, concurrency=concurrency, progress=progress,
+                                   return_exceptions=return_exceptions))
 
     async def amap(self, inputs: list, *, concurrency: int = 16, progress: bool = False,
                    return_exceptions: bool = True) -> list:
-        from .batch import amap
-        return await amap(self, inputs, concurrency=concurrency, progress=progress,
-                          return_exceptions=return_exceptions)
+        return await batch.amap(self, inputs, concurrency=concurrency, progress=progress,
+                                return_exceptions=return_exceptions)
 
     # ---- display -----------------------------------------------------------------------------------------------------
     def __repr__(self) -> str:
@@ -342,14 +262,13 @@ class Program:
         return f"<Program{label}: {len(self.source.splitlines())} lines, starts {first[:60]!r}>"
 
     def _repr_html_(self) -> str:
-        from .display import render_program_html
         return render_program_html(self.source, self.name)
 
 
-def _live_view(execution: Execution) -> Any:
+def _live_view(execution: Execution) -> Optional[LiveView]:
+    """A live notebook view of the run, updated on every event (None outside IPython or when silent)."""
     if execution.options.get("silent"):
         return None
-    from .live import LiveView, in_ipython
     if not in_ipython():
         return None
     view = LiveView(execution.state)

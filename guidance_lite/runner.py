@@ -10,7 +10,7 @@ import atexit
 import concurrent.futures
 import contextlib
 import threading
-from typing import Any, Awaitable, Optional, TypeVar
+from typing import Awaitable, Optional, TypeVar
 
 T = TypeVar("T")
 
@@ -46,7 +46,7 @@ def run_sync(coro: Awaitable[T]) -> T:
     if running is loop:
         raise RuntimeError("a synchronous guidance_lite call was made from inside a running program "
                            "(e.g. from an async helper): await program.arun(...) instead")
-    future = asyncio.run_coroutine_threadsafe(coro, loop)  # type: ignore[arg-type]
+    future: concurrent.futures.Future[T] = asyncio.run_coroutine_threadsafe(coro, loop)  # type: ignore[arg-type]
     try:
         return future.result()
     except KeyboardInterrupt:
@@ -74,11 +74,4 @@ def _shutdown() -> None:
 atexit.register(_shutdown)
 
 
-def in_background_loop() -> bool:
-    try:
-        return asyncio.get_running_loop() is _loop
-    except RuntimeError:
-        return False
-
-
-__all__ = ["run_sync", "background_loop", "in_background_loop", "Any"]
+__all__ = ["run_sync", "background_loop"]

@@ -8,9 +8,11 @@ markers; ``messages`` is built from role-block records, never by parsing text.
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterable, NamedTuple, Optional
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, NamedTuple, Optional
 
+from .errors import GuidanceLiteError
 from .models.base import ToolCall, Usage
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -89,7 +91,7 @@ def render_tool_call(call: ToolCall) -> str:
     return f'<tool_call id="{call.id}">{body}</tool_call>'
 
 
-class ToolCallBookkeepingError(ValueError):
+class ToolCallBookkeepingError(GuidanceLiteError, ValueError):
     """A tool-call id without exactly one result (raised before a request is sent)."""
 
 
@@ -123,6 +125,19 @@ class ProgramState:
     def close_hidden_scope(self, scope: int) -> None:
         if scope in self.open_scopes:
             self.open_scopes.remove(scope)
+
+    @contextmanager
+    def hidden(self, flag: bool = True) -> Iterator[Optional[int]]:
+        """Text written inside goes to a new hidden scope when ``flag`` is true (yields its id, else None): it
+        counts while the scope is open and stays out of later context, ``messages`` and ``text`` afterwards."""
+        if not flag:
+            yield None
+            return
+        scope = self.open_hidden_scope()
+        try:
+            yield scope
+        finally:
+            self.close_hidden_scope(scope)
 
     @property
     def current_scope(self) -> int:
@@ -226,9 +241,6 @@ class ProgramState:
                 f"(e.g. {{{{#function}}}}{{{{answer()}}}}{{{{/function}}}}) before the next gen")
 
     # ---- reading --------------------------------------------------------------------------------------------
-    def visible(self, scope: int, open_scopes: Iterable[int]) -> bool:
-        return scope == 0 or scope in open_scopes
-
     @property
     def text(self) -> str:
         """The visible transcript (cached; joined only when the span list grew)."""

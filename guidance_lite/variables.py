@@ -3,42 +3,45 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping, MutableMapping
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .interpreter import Interpreter
+from typing import Any, Sequence
 
 
-def _owned(interp: "Interpreter") -> set[int]:
-    owned = getattr(interp, "_owned_ids", None)
-    if owned is None:
-        owned = set()
-        interp._owned_ids = owned  # type: ignore[attr-defined]
-        interp._owned_refs = []  # type: ignore[attr-defined]  # keep copies alive so ids stay unique
-    return owned
+class OwnedValues:
+    """The containers one run created or copied: only these may be written into, so caller data stays untouched."""
 
+    __slots__ = ("_ids", "_refs")
 
-def _own(interp: "Interpreter", value: Any) -> Any:
-    """A copy of ``value`` this run may mutate (the same object when the run made it)."""
-    owned = _owned(interp)
-    if id(value) in owned:
+    def __init__(self) -> None:
+        self._ids: set[int] = set()
+        self._refs: list[Any] = []  # keeps the owned objects alive, so their ids stay unique
+
+    def new(self, value: Any) -> Any:
+        """Register a container the run created itself (no copy needed before writing into it)."""
+        self._ids.add(id(value))
+        self._refs.append(value)
         return value
-    if isinstance(value, Mapping):
-        fresh: Any = dict(value)
-    elif isinstance(value, list):
-        fresh = list(value)
-    else:
-        fresh = copy.copy(value)
-    owned.add(id(fresh))
-    interp._owned_refs.append(fresh)  # type: ignore[attr-defined]
-    return fresh
 
+    def own(self, value: Any) -> Any:
+        """A copy of ``value`` this run may mutate (the same object when the run made it)."""
+        if id(value) in self._ids:
+            return value
+        if isinstance(value, Mapping):
+            fresh: Any = dict(value)
+        elif isinstance(value, list):
+            fresh = list(value)
+        else:
+            fresh = copy.copy(value)
+        return self.new(fresh)
 
-def new_owned(interp: "Interpreter", value: Any) -> Any:
-    """Register a container the run created itself (no copy needed before writing into it)."""
-    _owned(interp).add(id(value))
-    interp._owned_refs.append(value)  # type: ignore[attr-defined]
-    return value
+    def appended(self, existing: Any, value: Any) -> Any:
+        """``existing`` (a list, or None for a new one) with ``value`` appended, as a list this run owns."""
+        if existing is None:
+            return self.new([value])
+        if not isinstance(existing, list):
+            raise TypeError(f"list_append needs a list variable, found {type(existing).__name__}")
+        target = self.own(existing)
+        target.append(value)
+        return target
 
 
 def _get(container: Any, key: str) -> Any:
@@ -60,39 +63,28 @@ def _set(container: Any, key: str, value: Any) -> None:
         setattr(container, key, value)
 
 
-def _appended(interp: "Interpreter", existing: Any, value: Any) -> Any:
-    if existing is None:
-        return new_owned(interp, [value])
-    if not isinstance(existing, list):
-        raise TypeError(f"list_append needs a list variable, found {type(existing).__name__}")
-    target = _own(interp, existing)
-    target.append(value)
-    return target
-
-
-def assign_path(interp: "Interpreter", name: str, value: Any, *, append: bool = False) -> None:
+def assign_path(variables: MutableMapping[str, Any], scopes: Sequence[MutableMapping[str, Any]],
+                owned: OwnedValues, name: str, value: Any, *, append: bool = False) -> None:
+    """Write ``name`` (``x``, ``this.x``, ``obj.a.b``): into the innermost scope that binds its head name (``this``,
+    an each item name …), else into ``variables``; containers on the path are copied before they are written."""
     parts = name.split(".")
     head = parts[0]
-    # the innermost scope that binds the head name (this, an each item name, …) owns it; otherwise the globals
-    scope: MutableMapping[str, Any] = interp.state.variables
-    for candidate in reversed(interp.scopes):
+    scope = variables
+    for candidate in reversed(scopes):
         if head in candidate:
             scope = candidate
             break
     if len(parts) == 1:
-        scope[head] = _appended(interp, scope.get(head), value) if append else value
+        scope[head] = owned.appended(scope.get(head), value) if append else value
         return
     root = scope.get(head)
-    if root is None:
-        root = new_owned(interp, {})
-    else:
-        root = _own(interp, root)
+    root = owned.new({}) if root is None else owned.own(root)
     scope[head] = root
     container = root
     for key in parts[1:-1]:
         child = _get(container, key)
-        child = new_owned(interp, {}) if child is None else _own(interp, child)
+        child = owned.new({}) if child is None else owned.own(child)
         _set(container, key, child)
         container = child
     last = parts[-1]
-    _set(container, last, _appended(interp, _get(container, last), value) if append else value)
+    _set(container, last, owned.appended(_get(container, last), value) if append else value)

@@ -194,6 +194,22 @@ def test_a_broken_frontend_disables_the_view_with_a_warning(shell):
     assert view.renders == 0
 
 
+def test_a_run_shown_live_is_not_displayed_a_second_time(shell):
+    import guidance_lite as gl
+
+    program = gl.Program("Hello {{name}}", model=gl.models.Mock())
+    shown = program(name="you")
+    assert shown.shown_live is True
+    live_outputs = len(outputs(shell))
+    assert live_outputs >= 1 and "you" in html_of(outputs(shell)[-1])
+    shown._ipython_display_()
+    assert len(outputs(shell)) == live_outputs  # the live view already shows this run
+    quiet = program(name="again", silent=True)
+    assert quiet.shown_live is False and len(outputs(shell)) == live_outputs
+    quiet._ipython_display_()
+    assert len(outputs(shell)) == live_outputs + 1 and "again" in html_of(outputs(shell)[-1])
+
+
 def test_negative_interval_is_rejected():
     with pytest.raises(ValueError, match="min_interval"):
         LiveView(ProgramState(), min_interval=-1)

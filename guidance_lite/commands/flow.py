@@ -1,17 +1,15 @@
 """Conditionals: ``{{#if}}`` with ``{{elif}}``/``{{else}}``, and ``{{#unless}}``."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from . import block
+from ..context import RunContext
 from ..nodes import Block
-
-if TYPE_CHECKING:  # pragma: no cover
-    from ..interpreter import Interpreter
 
 
 @block("if")
-async def if_block(interp: "Interpreter", node: Block, condition: Any, **kwargs: Any) -> None:
+async def if_block(interp: RunContext, node: Block, condition: Any, **kwargs: Any) -> None:
     _no_kwargs("if", kwargs)
     if condition:
         await interp.render(node.body)
@@ -23,7 +21,7 @@ async def if_block(interp: "Interpreter", node: Block, condition: Any, **kwargs:
 
 
 @block("unless")
-async def unless_block(interp: "Interpreter", node: Block, condition: Any, **kwargs: Any) -> None:
+async def unless_block(interp: RunContext, node: Block, condition: Any, **kwargs: Any) -> None:
     _no_kwargs("unless", kwargs)
     if not condition:
         await interp.render(node.body)

@@ -8,17 +8,17 @@ from typing import TYPE_CHECKING, Any, Optional, Sequence
 import regex
 
 from . import command
-from .roles import _add_tool_message
+from .roles import add_tool_message
 from ..answer import ToolCallAnswer, ToolResults
 from ..control import NOTHING
-from ..events import MessageAdded, ToolCallReady, ToolResult, VariableSet
+from ..events import MessageAdded, ToolCallReady, ToolResult
 from ..generation import GenerationError, build_request, gen_meta, run_model
 from ..models.base import Choice, ToolCall
 from ..state import GEN, TOOL_CALL, render_tool_call
 from ..tools import Tool, ToolExecutionError, dispatch, make_toolset
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..interpreter import Interpreter
+    from ..context import RunContext as Interpreter
     from ..nodes import Node
 
 _TOOL_CHOICES = ("auto", "required", "none")
@@ -86,8 +86,7 @@ async def gen(interp: "Interpreter", node: "Node", name: Optional[str] = None, *
 def _store(interp: "Interpreter", name: Optional[str], value: Any, append: bool) -> None:
     if name is None:
         return
-    interp.assign(name, value, append=append)
-    interp.emit(VariableSet(name, value))
+    interp.set_variable(name, value, append=append)
 
 
 def _check_pattern(interp: "Interpreter", pattern: Optional[str], texts: Sequence[str]) -> None:
@@ -103,24 +102,19 @@ def _check_pattern(interp: "Interpreter", pattern: Optional[str], texts: Sequenc
 
 
 def _write_gen(interp: "Interpreter", text: str, name: Optional[str], meta: Optional[dict], hidden: bool) -> None:
-    state = interp.state
-    scope = state.open_hidden_scope() if hidden else None
-    interp.write(text, GEN, name, meta)
-    if scope is not None:
-        state.close_hidden_scope(scope)
+    with interp.state.hidden(hidden):
+        interp.write(text, GEN, name, meta)
 
 
 def _write_calls(interp: "Interpreter", choice: Choice, name: Optional[str], hidden: bool) -> None:
     """The assistant's text plus its tool calls, stored structurally on the open assistant block."""
     state = interp.state
-    scope = state.open_hidden_scope() if hidden else None
-    if choice.text:
-        interp.write(choice.text, GEN, name, gen_meta(interp))
-    for call in choice.tool_calls:
-        interp.write(render_tool_call(call), TOOL_CALL, name, {"call": call})
-        interp.emit(ToolCallReady(call, name))
-    if scope is not None:
-        state.close_hidden_scope(scope)
+    with state.hidden(hidden):
+        if choice.text:
+            interp.write(choice.text, GEN, name, gen_meta(interp))
+        for call in choice.tool_calls:
+            interp.write(render_tool_call(call), TOOL_CALL, name, {"call": call})
+            interp.emit(ToolCallReady(call, name))
     role = state.open_roles[-1] if state.open_roles else None
     if role is not None and role.role == "assistant" and not interp.captures:
         role.tool_calls.extend(choice.tool_calls)
@@ -177,9 +171,9 @@ async def _auto_loop(interp: "Interpreter", node: "Node", name: Optional[str], p
         results = await dispatcher(choice.tool_calls, {})
         for record in results:
             state.answer_call(record.id)
-            _add_tool_message(interp, {"role": "tool", "tool_call_id": record.id, "content": record.content},
-                              {"name": record.name, "tool_call_id": record.id},
-                              [_result_span(record)], role.scope)
+            add_tool_message(interp, {"role": "tool", "tool_call_id": record.id, "content": record.content},
+                             {"name": record.name, "tool_call_id": record.id},
+                             [_result_span(record)], role.scope)
         role = state.open_role("assistant", role.attrs, False, role.line)
     return text
 

@@ -3,16 +3,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Optional
+from typing import Any, Optional
 
 from . import block
+from ..context import RunContext
 from ..control import BreakLoop, ContinueLoop
-from ..nodes import Block, Output, Text
-from ..state import GEN
-from ..variables import new_owned
-
-if TYPE_CHECKING:  # pragma: no cover
-    from ..interpreter import Interpreter
+from ..nodes import Block, Text
+from .select import choose
 
 
 def _frame(item: Any, index: int, count: Optional[int], key: Any = None, item_name: str = "this") -> dict:
@@ -26,7 +23,7 @@ def _frame(item: Any, index: int, count: Optional[int], key: Any = None, item_na
 
 
 @block("each")
-async def each(interp: "Interpreter", node: Block, items: Any, *, item_name: str = "this", hidden: bool = False,
+async def each(interp: RunContext, node: Block, items: Any, *, item_name: str = "this", hidden: bool = False,
                parallel: bool = False) -> None:
     if isinstance(items, Mapping):
         pairs = list(items.items())
@@ -42,32 +39,38 @@ async def each(interp: "Interpreter", node: Block, items: Any, *, item_name: str
         if node.branches:  # {{else}} renders for an empty collection
             await interp.render(node.branches[0].body)
         return
-    state = interp.state
-    scope = state.open_hidden_scope() if hidden else None
-    try:
+    with interp.state.hidden(hidden):
         if parallel:
             await _each_parallel(interp, node, frames)
         else:
-            for frame in frames:
-                interp.scopes.append(frame)
-                try:
-                    await interp.render(node.body)
-                except ContinueLoop:
-                    continue
-                except BreakLoop:
-                    break
-                finally:
-                    interp.scopes.pop()
+            await _each_in_order(interp, node, frames)
+
+
+async def _each_in_order(interp: RunContext, node: Block, frames: list[dict]) -> None:
+    for frame in frames:
+        if not await _render_item(interp, node, frame):
+            break
+
+
+async def _render_item(interp: RunContext, node: Block, frame: dict) -> bool:
+    """Render the loop body once in ``frame``; False when it ran ``{{break}}`` (``{{continue}}`` ends it early)."""
+    interp.scopes.append(frame)
+    try:
+        await interp.render(node.body)
+    except ContinueLoop:
+        pass
+    except BreakLoop:
+        return False
     finally:
-        if scope is not None:
-            state.close_hidden_scope(scope)
+        interp.scopes.pop()
+    return True
 
 
-async def _each_parallel(interp: "Interpreter", node: Block, frames: list[dict]) -> None:
+async def _each_parallel(interp: RunContext, node: Block, frames: list[dict]) -> None:
     """Run iterations concurrently, each on its own interpreter fork; their text is appended in order."""
     forks = [interp.fork(frame) for frame in frames]
 
-    async def run(fork: "Interpreter") -> None:
+    async def run(fork: RunContext) -> None:
         try:
             await fork.render(node.body)
         except (ContinueLoop, BreakLoop):
@@ -80,66 +83,49 @@ async def _each_parallel(interp: "Interpreter", node: Block, frames: list[dict])
 
 
 @block("geneach")
-async def geneach(interp: "Interpreter", node: Block, name: Any, *, stop: Any = None,
+async def geneach(interp: RunContext, node: Block, name: Any, *, stop: Any = None,
                   num_iterations: Optional[int] = None, max_iterations: int = 100, min_iterations: int = 0,
                   hidden: bool = False, join: str = "", item_name: str = "this") -> None:
     """Generate a list: run the body once per item, letting the model choose when to stop (or a fixed count)."""
     if not isinstance(name, str):
         raise TypeError("geneach needs the list's variable name as a string, e.g. {{#geneach 'items'}}")
-    items: list = new_owned(interp, [])
+    items: list = interp.owned.new([])
     interp.assign(name, items)
-    state = interp.state
-    scope = state.open_hidden_scope() if hidden else None
     limit = num_iterations if num_iterations is not None else max_iterations
-    try:
+    with interp.state.hidden(hidden):
         for index in range(limit):
             if num_iterations is None and index >= min_iterations and stop is not False:
                 if not await _model_continues(interp, node, stop, index):
                     break
             if index > 0 and join:
                 interp.write(join)
-            frame = _frame(new_owned(interp, {}), index, num_iterations, None, item_name)
-            interp.scopes.append(frame)
-            stopped = False
-            try:
-                await interp.render(node.body)
-            except ContinueLoop:
-                pass
-            except BreakLoop:
-                stopped = True
-            finally:
-                interp.scopes.pop()
-            items.append(frame[item_name] if item_name != "this" else frame["this"])
-            if stopped:
+            frame = _frame(interp.owned.new({}), index, num_iterations, None, item_name)
+            finished = await _render_item(interp, node, frame)
+            items.append(frame[item_name])
+            if not finished:
                 break
-    finally:
-        if scope is not None:
-            state.close_hidden_scope(scope)
 
 
-async def _model_continues(interp: "Interpreter", node: Block, stop: Any, index: int) -> bool:
+async def _model_continues(interp: RunContext, node: Block, stop: Any, index: int) -> bool:
     """Ask the model to choose between starting another item (the body's leading text) and stopping."""
     start = _leading_text(node)
     if not start:
         raise ValueError("geneach needs num_iterations=…, stop=False (loop until max_iterations or {{break}}, e.g. "
                          "a chat driven by {{await}}), or a body that starts with literal text so the model can "
                          "choose between another item and the end")
-    from .select import choose
     end = stop if isinstance(stop, str) and stop else "<|end|>"
     chosen = await choose(interp, node, [start, end], variable=None)
     return chosen == start
 
 
 def _leading_text(node: Block) -> str:
+    """The body's first non-blank literal text ("" when a tag or block comes first)."""
     for child in node.body:
-        if isinstance(child, Text):
-            if child.text.strip():
-                return child.text
-            continue
-        if isinstance(child, Output):
+        if not isinstance(child, Text):
             return ""
-        return ""
+        if child.text.strip():
+            return child.text
     return ""
 
 
-__all__ = ["each", "geneach", "GEN"]
+__all__ = ["each", "geneach"]

@@ -1,25 +1,17 @@
-"""Partials: ``{{>name args k=v}}`` runs another Program (or a template string) in place."""
+"""Partials: ``{{>name args k=v}}`` runs another Program (or a template string) in place.
+
+The interpreter resolves the partial's value to a template through the loader the program handed it, so this
+module needs neither the parser nor ``Program``.
+"""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
+from ..context import RunContext
 from ..errors import TemplateRuntimeError
-from ..nodes import Partial
-
-if TYPE_CHECKING:  # pragma: no cover
-    from ..interpreter import Interpreter
+from ..nodes import Partial, Template
 
 
-async def run_partial(interp: "Interpreter", node: Partial, value: Any, args: list, kwargs: dict) -> None:
-    from ..parser import parse
-    from ..program import Program
-    if isinstance(value, Program):
-        template, defaults = value.template, value.defaults
-    elif isinstance(value, str):
-        template, defaults = parse(value, name="<partial>"), {}
-    else:
-        raise TypeError(f"a partial must be a Program or a template string, got {type(value).__name__}")
-    frame = {**defaults, **kwargs, "args": list(args)}
+async def run_partial(interp: RunContext, node: Partial, template: Template, frame: dict) -> None:
+    """Render ``template`` with ``frame`` (its defaults, the tag's keyword arguments and ``args``) as a new scope."""
     interp.scopes.append(frame)
     try:
         await interp.render(template.body)

@@ -7,13 +7,12 @@ from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 from . import block, command
 from ..control import NOTHING
-from ..events import VariableSet
 from ..generation import GenerationError, build_request, gen_meta, run_model
 from ..nodes import Block
 from ..state import GEN
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..interpreter import Interpreter
+    from ..context import RunContext as Interpreter
     from ..nodes import Node
 
 
@@ -59,15 +58,10 @@ async def _select(interp: "Interpreter", node: "Node", name: Optional[str], opti
                   hidden: bool, list_append: bool, params: dict, top: bool) -> Any:
     chosen = await choose(interp, node, options, name, **params)
     if top:
-        state = interp.state
-        scope = state.open_hidden_scope() if hidden else None
-        meta = gen_meta(interp)
-        interp.write(chosen, GEN, name, meta)
-        if scope is not None:
-            state.close_hidden_scope(scope)
+        with interp.state.hidden(hidden):
+            interp.write(chosen, GEN, name, gen_meta(interp))
     if name is not None:
-        interp.assign(name, chosen, append=list_append)
-        interp.emit(VariableSet(name, chosen))
+        interp.set_variable(name, chosen, append=list_append)
     return NOTHING if top else chosen
 
 

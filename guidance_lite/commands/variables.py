@@ -1,20 +1,17 @@
 """Variables: ``set``, ``await`` (pause until a value arrives), ``{{#block}}`` and ``parse``."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Optional
+from typing import Any, Optional
 
 from . import block, command
+from ..context import RunContext
 from ..control import NOTHING
-from ..events import VariableSet
 from ..nodes import Block, Node
-from ..state import VALUE
-
-if TYPE_CHECKING:  # pragma: no cover
-    from ..interpreter import Interpreter
+from ..state import MARKER, VALUE
 
 
 @command("set")
-async def set_(interp: "Interpreter", node: Node, name: Any, value: Any = NOTHING, *, hidden: bool = True) -> Any:
+async def set_(interp: RunContext, node: Node, name: Any, value: Any = NOTHING, *, hidden: bool = True) -> Any:
     """``{{set 'x' value}}`` or ``{{set {'x': 1, 'y': 2}}}``; ``hidden=False`` also inserts the value."""
     if value is NOTHING:
         if not isinstance(name, dict):
@@ -25,52 +22,45 @@ async def set_(interp: "Interpreter", node: Node, name: Any, value: Any = NOTHIN
             raise TypeError(f"set's first argument must be a variable name string, got {type(name).__name__}")
         pairs = [(name, value)]
     for key, val in pairs:
-        interp.assign(key, val)
-        interp.emit(VariableSet(key, val))
+        interp.set_variable(key, val)
     if not hidden and interp.is_top_level(node):  # type: ignore[arg-type]
         interp.write("".join(str(v) for _, v in pairs), VALUE)
     return NOTHING
 
 
 @command("await")
-async def await_(interp: "Interpreter", node: Node, name: str) -> Any:
+async def await_(interp: RunContext, node: Node, name: str) -> Any:
     """Return the variable's value and consume it; pause the program until it is given when missing."""
     if not isinstance(name, str):
         raise TypeError("await takes a variable name string, e.g. {{await 'user_input'}}")
     while name not in interp.state.variables:
-        await interp.execution.pause(name)
+        await interp.pause(name)
     return interp.state.variables.pop(name)
 
 
 @block("block")
-async def block_(interp: "Interpreter", node: Block, name: Optional[str] = None, *, hidden: bool = False) -> None:
+async def block_(interp: RunContext, node: Block, name: Optional[str] = None, *, hidden: bool = False) -> None:
     """Render the body; ``name`` captures its text into a variable; ``hidden`` keeps it out of later context."""
     state = interp.state
-    scope = state.open_hidden_scope() if hidden else None
     start = len(state.spans)
     capture_start = len(interp.captures[-1]) if interp.captures else None
-    try:
+    with state.hidden(hidden) as scope:
         await interp.render(node.body)
-    finally:
-        if scope is not None:
-            state.close_hidden_scope(scope)
     if name is not None:
         if capture_start is not None:
             text = "".join(s.text for s in interp.captures[-1][capture_start:])
         else:
             visible = state.visible_scopes() | ({scope} if scope is not None else set())
-            text = "".join(s.text for s in state.spans[start:] if s.kind != "marker" and s.scope in visible)
-        interp.assign(name, text)
-        interp.emit(VariableSet(name, text))
+            text = "".join(s.text for s in state.spans[start:] if s.kind != MARKER and s.scope in visible)
+        interp.set_variable(name, text)
 
 
 @command("parse")
-async def parse_(interp: "Interpreter", node: Node, template: Any, *, name: Optional[str] = None) -> Any:
+async def parse_(interp: RunContext, node: Node, template: Any, *, name: Optional[str] = None) -> Any:
     """Run a string as template code: the one deliberate way to do so (values are otherwise always data)."""
-    from ..parser import parse
     if not isinstance(template, str):
         raise TypeError(f"parse takes a template string, got {type(template).__name__}")
-    parsed = parse(template, name="<parse>")
+    parsed, _ = interp.load_template(template, "<parse>")
     start = len(interp.state.spans)
     await interp.render(parsed.body)
     if name is not None:
