@@ -27,7 +27,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any, Callable, Optional
 
-from .tool_formats.base import message_text
+from .errors import GuidanceLiteError
 
 ZERO_WIDTH_SPACE = "\u200b"
 
@@ -40,8 +40,32 @@ _CONTROL_MARKER = re.compile(
 _ROLE = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*\Z")
 
 
-class ChatTemplateError(ValueError):
+class ChatTemplateError(GuidanceLiteError, ValueError):
     """A chat template could not render these messages (includes a Jinja template's ``raise_exception``)."""
+
+
+def message_text(message: dict) -> str:
+    """A message's content as text (OpenAI content parts of type text are joined)."""
+    content = message.get("content")
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        texts = []
+        for part in content:
+            if isinstance(part, dict) and part.get("type") == "text":
+                texts.append(str(part.get("text", "")))
+            elif isinstance(part, str):
+                texts.append(part)
+            else:
+                kind = part.get("type") if isinstance(part, dict) else type(part).__name__
+                raise ValueError(f"message content part of type {kind!r} can't be rendered into a text prompt; "
+                                 f"send only text parts to completion models")
+        return "".join(texts)
+    if isinstance(content, (dict, int, float, bool)):
+        return json.dumps(content, ensure_ascii=False)
+    raise ValueError(f"message content must be a string or a list of text parts, got {type(content).__name__}")
 
 
 def neutralize(text: str) -> str:
