@@ -14,6 +14,8 @@ from ..tools.call import ToolCall, new_call_id
 from ..tools.errors import ToolChoiceError
 from ..tools.spec import ToolChoice, ToolSpec, resolve_tool_choice, tool_specs
 
+__all__ = ["Model", "ModelError", "GenParams", "GenRequest", "Delta", "Choice", "Completion", "Usage", "Message",
+           "ToolCall", "new_call_id", "ToolChoice", "ToolSpec"]
 
 @dataclass
 class Usage:

@@ -19,4 +19,8 @@ from .tool import Tool, make_tool, make_toolset, tool
 __all__ = [
     "Tool", "ToolCallRecord", "ToolError", "ToolDefinitionError", "ToolArgumentError", "ToolExecutionError",
     "tool", "make_tool", "make_toolset", "dispatch", "format_result",
+    # the tool model backends see, and the rest of the package's public names
+    "ToolCall", "new_call_id", "ToolSpec", "ToolChoice", "tool_specs", "resolve_tool_choice", "ToolSchemaError",
+    "ToolChoiceError", "MissingImplementation", "HookResult", "ERROR_MODES", "DENIED_MESSAGE", "TOOL_NAME_PATTERN",
+    "UNKNOWN_TOOL", "INVALID_JSON", "INVALID_ARGUMENTS", "EXCEPTION", "TIMEOUT", "DENIED",
 ]

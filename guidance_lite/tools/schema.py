@@ -230,5 +230,6 @@ def read_function_schema(obj: dict) -> dict:
     if not function.get("name"):
         raise ToolSchemaError(
             f"tool schema {obj!r:.120} has no function name; a tool schema dict needs a name: "
-            "{'type': 'function', 'function': {'name': ..., 'parameters': {...}}} or {'name': ..., 'parameters': {...}}")
+            "{'type': 'function', 'function': {'name': ..., 'parameters': {...}}} "
+            "or {'name': ..., 'parameters': {...}}")
     return function

@@ -25,7 +25,7 @@ def split_params(defaults: dict, extra: dict, reserved: tuple[str, ...]) -> tupl
 
 def sampling_fields(request: GenParams) -> dict[str, Any]:
     """temperature, top_p, seed (when set) and n (when not 1), as both endpoints name them."""
-    fields = {key: getattr(request, key) for key in ("temperature", "top_p", "seed") if getattr(request, key) is not None}
+    fields = {key: value for key in ("temperature", "top_p", "seed") if (value := getattr(request, key)) is not None}
     if request.n != 1:
         fields["n"] = request.n
     return fields
