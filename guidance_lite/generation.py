@@ -22,11 +22,11 @@ class GenerationError(GuidanceLiteError, ValueError):
     """A generation that can't be sent as written (explains what to change in the template)."""
 
 
-def resolve_tools(tools: Any, tool_choice: Any, resolve: Callable[[str], Any]
+def resolve_tools(tools: Any, tool_choice: Any, resolve: Callable[[str], Any], default_choice: Optional[str] = None
                   ) -> tuple[dict[str, Tool], tuple[ToolSpec, ...], Optional[ToolChoice]]:
     """A gen's ``tools=[…]`` and ``tool_choice=…``, read once: the tools by name (what dispatch runs), their specs
-    (what the backend offers) and the choice (None without tools). ``resolve`` finds the implementation of a tool
-    given as a schema dict. Errors are worded for template authors."""
+    (what the backend offers) and the choice (None without tools; ``default_choice`` when none was given).
+    ``resolve`` finds the implementation of a tool given as a schema dict. Errors are worded for template authors."""
     toolset = make_toolset(tools, resolve=resolve) if tools else {}
     if not toolset:
         if tool_choice is not None:
@@ -34,7 +34,7 @@ def resolve_tools(tools: Any, tool_choice: Any, resolve: Callable[[str], Any]
         return toolset, (), None
     specs = tool_specs(toolset.values())
     try:
-        choice = resolve_tool_choice(tool_choice, specs)
+        choice = resolve_tool_choice(tool_choice if tool_choice is not None else default_choice, specs)
     except ToolChoiceError:
         raise ValueError(f"tool_choice must be 'auto', 'required', 'none' or one of the offered tools "
                          f"({', '.join(toolset)}), not {tool_choice!r}") from None

@@ -94,7 +94,7 @@ def test_tools_reach_it_as_specs_and_a_resolved_choice() -> None:
     first = seen[0]
     assert [spec.name for spec in first.tools] == ["get_weather"] and first.tools[0].tool.fn is get_weather
     assert (first.choice.mode, first.choice.name) == ("required", "get_weather")  # the single-tool rule, resolved once
-    assert first.tool_schemas() == [first.tools[0].schema]
+    assert first.tool_schemas() == [first.tools[0].definition]
 
 
 def test_the_automatic_loop_and_select_run_on_it() -> None:

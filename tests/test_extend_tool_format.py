@@ -42,7 +42,7 @@ class XmlCallFormat(ToolFormat):
     def render_history(self, history: list[HistoryItem], tools: list[ToolSpec], choice: ToolChoice) -> list[dict]:
         out: list[dict] = []
         if tools:
-            listing = "\n".join(json.dumps(t.schema, ensure_ascii=False) for t in tools)
+            listing = "\n".join(json.dumps(t.definition, ensure_ascii=False) for t in tools)
             system = f"Call a tool by writing {OPEN}NAME\">{{arguments}}{CLOSE}. Tools:\n{listing}"
             out.append({"role": "system", "content": (system + "\n" + self.choice_instruction(choice)).strip()})
         for item in history:

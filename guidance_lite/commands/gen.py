@@ -16,7 +16,7 @@ from ..events import MessageAdded, ToolCallReady, ToolResult, VariableSet
 from ..generation import GenerationError, build_request, gen_meta, resolve_tools, run_model
 from ..models.base import Choice, GenParams, ToolCall
 from ..state import GEN, TOOL_CALL, render_tool_call
-from ..tools import Tool, ToolChoice, ToolExecutionError, dispatch, resolve_tool_choice
+from ..tools import Tool, ToolChoice, ToolExecutionError, dispatch
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..interpreter import Interpreter
@@ -36,9 +36,8 @@ async def gen(interp: "Interpreter", node: "Node", name: Optional[str] = None, *
         raise TypeError(f"gen's name must be a string, got {type(name).__name__}")
     if not isinstance(n, int) or n < 1:
         raise ValueError("n must be a positive integer")
-    toolset, specs, offered_choice = resolve_tools(tools, tool_choice, interp.variable)
-    if max_rounds is not None and toolset and tool_choice is None:
-        offered_choice = resolve_tool_choice("auto", specs)  # the automatic loop asks for tools explicitly
+    loop_choice = "auto" if max_rounds is not None else None  # the automatic loop asks for tools explicitly
+    toolset, specs, offered_choice = resolve_tools(tools, tool_choice, interp.variable, loop_choice)
     errors = tool_errors or interp.options.get("tool_errors") or "feedback"
     if errors not in ("feedback", "raise"):
         raise ValueError(f"tool_errors must be 'feedback' or 'raise', not {errors!r}")

@@ -115,8 +115,8 @@ class GenParams:
         return self._choice
 
     def tool_schemas(self) -> Optional[list[dict]]:
-        """The offered tools as OpenAI tool definitions (None without tools)."""
-        return [spec.schema for spec in self.tools] if self.tools else None
+        """The offered tools as OpenAI tool definitions, copies to change freely (None without tools)."""
+        return [spec.schema() for spec in self.tools] if self.tools else None
 
     def settings(self) -> dict[str, Any]:
         """The parameters as keyword arguments (to build a request from them)."""

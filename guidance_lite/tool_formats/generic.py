@@ -43,7 +43,7 @@ class GenericJsonFormat(ToolFormat):
         out: list[dict] = []
         system_texts = [item.text for item in history if item.role == "system"]
         if tools:
-            section = PROTOCOL + json.dumps([t.schema for t in tools], indent=2, ensure_ascii=False)
+            section = PROTOCOL + json.dumps([t.definition for t in tools], indent=2, ensure_ascii=False)
             instruction = self.choice_instruction(choice)
             if instruction:
                 section += "\n\n" + instruction

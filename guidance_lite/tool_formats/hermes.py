@@ -40,7 +40,7 @@ class HermesFormat(ToolFormat):
         out: list[dict] = []
         system_texts = [self.escape(item.text) for item in history if item.role == "system"]
         if tools:
-            section = TOOLS_PREAMBLE + "".join("\n" + self.escape(json.dumps(t.schema, ensure_ascii=False))
+            section = TOOLS_PREAMBLE + "".join("\n" + self.escape(json.dumps(t.definition, ensure_ascii=False))
                                                for t in tools) + TOOLS_POSTAMBLE
             instruction = self.choice_instruction(choice)
             if instruction:

@@ -55,7 +55,7 @@ class Llama3JsonFormat(ToolFormat):
             else:
                 out.append({"role": item.role, "content": self.escape(item.text)})
         if tools:
-            block = TOOLS_INTRO + "".join(self.escape(json.dumps(t.schema, indent=4, ensure_ascii=False)) + "\n\n"
+            block = TOOLS_INTRO + "".join(self.escape(json.dumps(t.definition, indent=4, ensure_ascii=False)) + "\n\n"
                                           for t in tools)
             instruction = self.choice_instruction(choice)
             if instruction:

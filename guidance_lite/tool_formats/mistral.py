@@ -88,7 +88,7 @@ class MistralFormat(ToolFormat):
                 out.insert(0, {"role": "system", "content": instruction})
         if tools:
             listing = {"role": "available_tools",
-                       "content": self.escape(json.dumps([t.schema for t in tools], ensure_ascii=False))}
+                       "content": self.escape(json.dumps([t.definition for t in tools], ensure_ascii=False))}
             last_user = max((i for i, m in enumerate(out) if m["role"] == "user"), default=None)
             out.insert(len(out) if last_user is None else last_user, listing)
         return out

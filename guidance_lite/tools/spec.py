@@ -7,6 +7,7 @@ pass typed values through), so a backend translates one shape, in one function, 
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Any, Iterable, Optional, Sequence, Union
 
@@ -18,16 +19,20 @@ from .tool import Tool
 class ToolSpec:
     """One offered tool as a backend needs it.
 
-    ``schema`` is the OpenAI tool definition (``{"type": "function", "function": {...}}``) that is sent or rendered
-    into the prompt: built once, shared, treat it as read-only. ``tool`` is the Tool behind it (None for a schema given
-    by hand), which is what dispatch runs.
+    ``definition`` is the OpenAI tool definition (``{"type": "function", "function": {...}}``) that is sent or
+    rendered into the prompt: built once and shared, so treat it as read-only (``schema()`` gives a copy, as
+    ``Tool.schema()`` does). ``tool`` is the Tool behind it (None for a schema given by hand), which dispatch runs.
     """
 
     name: str
     description: str
     parameters: dict
-    schema: dict
+    definition: dict
     tool: Optional[Tool] = None
+
+    def schema(self) -> dict:
+        """A copy of the OpenAI tool definition."""
+        return copy.deepcopy(self.definition)
 
     @classmethod
     def of(cls, tool: Any) -> "ToolSpec":

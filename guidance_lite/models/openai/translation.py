@@ -73,7 +73,7 @@ def tool_params(request: GenRequest) -> dict:
     choice = request.choice
     if not request.tools:
         return {}
-    params: dict[str, Any] = {"tools": [spec.schema for spec in request.tools]}
+    params: dict[str, Any] = {"tools": [spec.definition for spec in request.tools]}
     if choice.explicit:
         params["tool_choice"] = {"type": "function", "function": {"name": choice.name}} if choice.name \
             else choice.mode
