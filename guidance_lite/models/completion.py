@@ -142,7 +142,8 @@ class OpenAICompletion(RemoteModel):
                  cache: Union[bool, str, Path, "RequestCache"] = False, context_window: Optional[int] = None,
                  **default_params: Any) -> None:
         if constrain not in (None, "llama.cpp"):
-            raise ValueError(f"constrain must be None or 'llama.cpp' (the server takes GBNF grammars), got {constrain!r}")
+            raise ValueError(f"constrain must be None or 'llama.cpp' (the server takes GBNF grammars), "
+                             f"got {constrain!r}")
         if not isinstance(chat_template, str) or (chat_template not in TEMPLATES and "{" not in chat_template):
             raise ValueError(f"chat_template must be one of {', '.join(TEMPLATES)} or a Jinja2 chat template source, "
                              f"got {chat_template!r:.60}")

@@ -57,6 +57,9 @@ def tool_specs(tools: Optional[Iterable[Any]]) -> tuple[ToolSpec, ...]:
     return tuple(ToolSpec.of(t) for t in tools) if tools else ()
 
 
+MODES = ("auto", "required", "none", "named")
+
+
 @dataclass(frozen=True, eq=False)
 class ToolChoice:
     """``tool_choice`` resolved against the offered tools.
@@ -72,6 +75,12 @@ class ToolChoice:
     mode: str
     name: Optional[str] = None
     explicit: bool = True
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"ToolChoice mode must be one of {', '.join(MODES)}, got {self.mode!r}")
+        if self.mode == "named" and not self.name:
+            raise ValueError("a 'named' ToolChoice needs the tool's name")
 
     @property
     def forced(self) -> bool:
@@ -100,12 +109,11 @@ class ToolChoice:
         return hash(self.value)
 
     def __repr__(self) -> str:
-        extra = f", name={self.name!r}" if self.name and self.mode != "named" else ""
-        return f"ToolChoice({self.value!r}{extra})" if self.explicit else "ToolChoice(None)"
+        name = f", name={self.name!r}" if self.name else ""
+        return f"ToolChoice({self.mode!r}{name}{'' if self.explicit else ', explicit=False'})"
 
 
 NOT_GIVEN = ToolChoice("auto", explicit=False)
-NONE = ToolChoice("none")
 
 
 def resolve_tool_choice(given: Union[ToolChoice, str, dict, None], tools: Sequence[ToolSpec]) -> ToolChoice:

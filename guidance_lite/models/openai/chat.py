@@ -3,7 +3,7 @@ vLLM, llama.cpp's llama-server, SGLang ...).
 
 Composed of the shared transport (``transport``: clients, retries, errors, usage, cache), the translation of our
 request into Chat Completions parameters (``translation``), the reader of its answers (``streaming``) and
-select-as-a-forced-call (``select``).
+select as a forced call (``select_as_tool``).
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from ... import tokens
 from ..base import Completion, Delta, GenRequest, ModelError
 from .params import MAX_STOP_SEQUENCES, check_context, check_forced_calls, sampling_fields, split_params
 from .remote import RemoteModel
-from .select import options_as_text, select_params
+from .select_as_tool import options_as_text, select_params
 from .streaming import ChatReader
 from .translation import max_tokens_key, normalize_messages, tool_params
 from .transport import CHAT
