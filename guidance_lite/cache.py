@@ -1,4 +1,4 @@
-"""A persistent cache of deterministic model requests (stdlib sqlite3).
+"""A persistent cache of deterministic model requests (stdlib sqlite3), and the record a completion is stored as.
 
 Why sqlite: one file, safe across threads (one connection behind a lock) and processes (WAL journal), no extra
 dependency. Keys are sha256 digests of the canonical request JSON plus the base URL; credentials are never part of a
@@ -15,8 +15,31 @@ import time
 from pathlib import Path
 from typing import Optional, Union
 
+from .models.base import Choice, Completion, ToolCall, Usage
+
 CACHE_DIR_ENV = "GUIDANCE_LITE_CACHE_DIR"
 CACHE_FILE_NAME = "requests.sqlite"
+
+
+def completion_to_record(completion: Completion) -> dict:
+    """What the cache stores for a completion: choices (text, tool calls, finish reason) and usage, as JSON data."""
+    usage = completion.usage
+    return {"model": completion.model,
+            "choices": [{"text": c.text, "finish_reason": c.finish_reason, "stop_text": c.stop_text,
+                         "tool_calls": [{"id": t.id, "name": t.name, "arguments": t.arguments_json}
+                                        for t in c.tool_calls]} for c in completion.choices],
+            "usage": None if usage is None else {"prompt_tokens": usage.prompt_tokens,
+                                                 "completion_tokens": usage.completion_tokens,
+                                                 "total_tokens": usage.total_tokens, "estimated": usage.estimated}}
+
+
+def completion_from_record(data: dict, *, cached: bool) -> Completion:
+    """The completion a stored record describes (``cached`` marks it as replayed)."""
+    choices = [Choice(c.get("text", ""),
+                      [ToolCall(t["id"], t["name"], t["arguments"]) for t in c.get("tool_calls", [])],
+                      c.get("finish_reason"), c.get("stop_text")) for c in data.get("choices", [])]
+    usage = Usage(**data["usage"]) if data.get("usage") else None
+    return Completion(choices, usage, data.get("model"), cached=cached)
 
 
 def default_cache_path() -> Path:

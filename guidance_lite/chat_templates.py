@@ -27,7 +27,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any, Callable, Optional
 
-from .tool_formats.base import message_text
+from .errors import GuidanceLiteError
 
 ZERO_WIDTH_SPACE = "\u200b"
 
@@ -40,8 +40,32 @@ _CONTROL_MARKER = re.compile(
 _ROLE = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*\Z")
 
 
-class ChatTemplateError(ValueError):
+class ChatTemplateError(GuidanceLiteError, ValueError):
     """A chat template could not render these messages (includes a Jinja template's ``raise_exception``)."""
+
+
+def message_text(message: dict) -> str:
+    """A message's content as text (OpenAI content parts of type text are joined)."""
+    content = message.get("content")
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        texts = []
+        for part in content:
+            if isinstance(part, dict) and part.get("type") == "text":
+                texts.append(str(part.get("text", "")))
+            elif isinstance(part, str):
+                texts.append(part)
+            else:
+                kind = part.get("type") if isinstance(part, dict) else type(part).__name__
+                raise ValueError(f"message content part of type {kind!r} can't be rendered into a text prompt; "
+                                 f"send only text parts to completion models")
+        return "".join(texts)
+    if isinstance(content, (dict, int, float, bool)):
+        return json.dumps(content, ensure_ascii=False)
+    raise ValueError(f"message content must be a string or a list of text parts, got {type(content).__name__}")
 
 
 def neutralize(text: str) -> str:
@@ -145,27 +169,49 @@ def _gemma(turns: list[Turn], generation: bool, prefill: str, bos: str, eos: str
     return "".join(out)
 
 
+def _is_jinja(template: str) -> bool:
+    return "{{" in template or "{%" in template
+
+
 @dataclass(frozen=True)
 class ChatTemplate:
+    """A hand-written chat template: ``render(turns, add_generation_prompt, prefill, bos_token, eos_token)``, the
+    strings that end an assistant turn, and the ``telltale`` that identifies a Jinja source of the same family
+    (e.g. a GGUF's ``tokenizer.chat_template``)."""
+
     name: str
     render: Callable[[list[Turn], bool, str, str, str], str]
     stop: tuple[str, ...]
+    telltale: Optional[str] = None
 
 
-TEMPLATES: dict[str, ChatTemplate] = {
-    "chatml": ChatTemplate("chatml", _chatml, ("<|im_end|>",)),
-    "llama3": ChatTemplate("llama3", _llama3, ("<|eot_id|>", "<|eom_id|>")),
-    "mistral": ChatTemplate("mistral", _mistral, ("</s>",)),
-    "gemma": ChatTemplate("gemma", _gemma, ("<end_of_turn>",)),
-}
+TEMPLATES: dict[str, ChatTemplate] = {}  # name -> template, in registration order
+
+
+def register_chat_template(template: ChatTemplate) -> ChatTemplate:
+    """Make ``template`` available by name (``chat_template=`` of OpenAICompletion, ``chat_format=`` of LlamaCpp,
+    ``render_chat``) and to ``detect_template``."""
+    if not template.name or _is_jinja(template.name):
+        raise ValueError(f"a chat template needs a plain name, got {template.name!r}")
+    if TEMPLATES.get(template.name, template) is not template:
+        raise ValueError(f"a chat template named {template.name!r} is already registered")
+    TEMPLATES[template.name] = template
+    return template
+
+
+def unregister_chat_template(name: str) -> None:
+    """Forget a registered template (for tests that register their own)."""
+    TEMPLATES.pop(name, None)
+
+
+register_chat_template(ChatTemplate("chatml", _chatml, ("<|im_end|>",), "<|im_start|>"))
+register_chat_template(ChatTemplate("llama3", _llama3, ("<|eot_id|>", "<|eom_id|>"), "<|start_header_id|>"))
+register_chat_template(ChatTemplate("mistral", _mistral, ("</s>",), "[INST]"))
+register_chat_template(ChatTemplate("gemma", _gemma, ("<end_of_turn>",), "<start_of_turn>"))
 
 # end-of-turn markers to stop on when an unknown Jinja template uses them
 _KNOWN_END_MARKERS = ("<|im_end|>", "<|eot_id|>", "<|eom_id|>", "<end_of_turn>", "<|end|>", "<|endoftext|>",
                       "<|END_OF_TURN_TOKEN|>", "</s>")
-
-
-def _is_jinja(template: str) -> bool:
-    return "{{" in template or "{%" in template
 
 
 def render_chat(messages: list[dict], template: str = "chatml", *, add_generation_prompt: bool = True,
@@ -202,17 +248,13 @@ def stop_sequences(template: str) -> list[str]:
 
 
 def detect_template(jinja_source: Optional[str]) -> Optional[str]:
-    """The hand-written template a Jinja chat template (e.g. a GGUF's ``tokenizer.chat_template``) corresponds to."""
+    """The hand-written template a Jinja chat template (e.g. a GGUF's ``tokenizer.chat_template``) corresponds to:
+    the first registered template whose tell-tale it contains."""
     if not jinja_source:
         return None
-    if "<|im_start|>" in jinja_source:
-        return "chatml"
-    if "<|start_header_id|>" in jinja_source:
-        return "llama3"
-    if "<start_of_turn>" in jinja_source:
-        return "gemma"
-    if "[INST]" in jinja_source:
-        return "mistral"
+    for template in TEMPLATES.values():
+        if template.telltale and template.telltale in jinja_source:
+            return template.name
     return None
 
 

@@ -13,9 +13,10 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional, Protocol, Sequence, Union
+from typing import Any, Optional, Protocol, Sequence
 
 from .models.base import ModelError
+from .tools import ToolChoiceError, resolve_tool_choice, tool_specs
 
 ROOT = "root"
 
@@ -366,65 +367,29 @@ def _prefixed_definitions(schema: Any, prefix: str) -> Any:
 
 
 # ---- tool calls ----------------------------------------------------------------------------------------------------
-class CallSyntaxSource(Protocol):
+class CallSyntax(Protocol):
     """What a tool format tells us about its call text (``guidance_lite.tool_formats.ToolFormat`` provides it)."""
 
     name: str
-    trigger: Optional[str]
+    mid_text_prefix: str
 
     def call_grammar_prefix(self, tool_name: Optional[str] = None) -> str: ...
 
     def call_grammar_suffix(self) -> str: ...
 
-
-@dataclass
-class ToolSpec:
-    """What a grammar needs from one offered tool: its name and its parameters' JSON schema."""
-
-    name: str
-    parameters: dict
+    def parallel_calls(self, builder: GrammarBuilder, one: str, tools: list[tuple[str, str]]) -> Optional[str]: ...
 
 
-def tool_specs(tools: Sequence[Any]) -> list[ToolSpec]:
-    """OpenAI tool dicts (``{"type": "function", "function": {name, parameters}}``) -> ``ToolSpec`` list."""
-    specs = []
-    for tool in tools:
-        fn = tool.get("function", tool) if isinstance(tool, dict) else None
-        if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
-            raise ModelError(f"a tool schema must look like {{'type': 'function', 'function': {{'name': ..., "
-                             f"'parameters': {{...}}}}}}; got {tool!r:.200}")
-        params = fn.get("parameters") or {"type": "object", "properties": {}}
-        specs.append(ToolSpec(fn["name"], params))
-    return specs
+# Building blocks formats use for ``parallel_calls``.
+JSON_STRING = r'"\"" ( [^"\\\x7F\x00-\x1F] | "\\" (["\\/bfnrt] | "u" [0-9a-fA-F]{4}) )* "\""'  # one JSON string
 
 
-def chosen_tools(specs: list[ToolSpec], tool_choice: Union[str, dict, None]) -> list[ToolSpec]:
-    """The tools a call may use: all for 'required'/'auto', one for a tool name or OpenAI's dict form."""
-    name: Optional[str] = None
-    if isinstance(tool_choice, dict):
-        name = (tool_choice.get("function") or {}).get("name") or tool_choice.get("name")
-        if not name:
-            raise ModelError(f"tool_choice {tool_choice!r} names no function; use "
-                             f"{{'type': 'function', 'function': {{'name': ...}}}} or the tool's name")
-    elif tool_choice not in (None, "auto", "required"):
-        name = str(tool_choice)
-    if not specs:
-        raise ModelError("a tool call was asked for but no tools were offered; pass tools=[...] to gen")
-    if name is None:
-        return specs
-    picked = [s for s in specs if s.name == name]
-    if not picked:
-        offered = ", ".join(repr(s.name) for s in specs)
-        raise ModelError(f"tool_choice names {name!r} but that tool was not offered (offered: {offered})")
-    return picked
+def separated_calls(one: str, separator: str) -> str:
+    """Rule: one or more calls ``one`` with ``separator`` between them."""
+    return f"{one} ( {gbnf_literal(separator)} {one} )*"
 
 
-# How several calls follow each other, per format (formats not listed here get a single call).
-# Each gets the builder, the rule for one complete call, and the per-tool (name, arguments rule) pairs.
-ParallelSyntax = Callable[[GrammarBuilder, str, list[tuple[str, str]]], str]
-
-
-def _json_call_objects(builder: GrammarBuilder, tools: list[tuple[str, str]], args_key: str) -> str:
+def json_call_objects(builder: GrammarBuilder, tools: list[tuple[str, str]], args_key: str) -> str:
     """Rule: one bare ``{"name": "<tool>", "<args_key>": <args>}`` object for any of ``tools``."""
     alternatives = []
     for name, args in tools:
@@ -433,84 +398,42 @@ def _json_call_objects(builder: GrammarBuilder, tools: list[tuple[str, str]], ar
     return builder.add("gl-json-call", " | ".join(alternatives))
 
 
-def _separated(separator: str) -> ParallelSyntax:
-    def syntax(builder: GrammarBuilder, one: str, tools: list[tuple[str, str]]) -> str:
-        return f"{one} ( {gbnf_literal(separator)} {one} )*"
-    return syntax
-
-
-def _mistral_list(builder: GrammarBuilder, one: str, tools: list[tuple[str, str]]) -> str:
-    obj = _json_call_objects(builder, tools, "arguments")
-    return f'"[TOOL_CALLS][" {obj} ( ", " {obj} )* "]"'
-
-
-def _generic_list(builder: GrammarBuilder, one: str, tools: list[tuple[str, str]]) -> str:
-    obj = _json_call_objects(builder, tools, "arguments")
-    return f'{one} | "{{\\"tool_calls\\": [" {obj} ( ", " {obj} )* "]}}"'
-
-
-PARALLEL_SYNTAX: dict[str, ParallelSyntax] = {
-    "hermes": _separated("\n"),
-    "functionary_v3_2": _separated("\n"),
-    "llama3_json": _separated("; "),
-    "mistral": _mistral_list,
-    "generic_json": _generic_list,
-}
-# Text a call needs in front when it does not open the reply (llama 3 reads bare JSON only at the start).
-MID_TEXT_PREFIX: dict[str, str] = {"llama3_json": "<|python_tag|>"}
-# More strings that start a call in free text, besides the format's ``trigger``.
-EXTRA_TRIGGERS: dict[str, tuple[str, ...]] = {"llama3_json": ("<|python_tag|>",)}
-# Formats whose plain-text answer has a fixed shape too, so 'auto' can be one grammar: text answer | call.
-_JSON_STRING = r'"\"" ( [^"\\\x7F\x00-\x1F] | "\\" (["\\/bfnrt] | "u" [0-9a-fA-F]{4}) )* "\""'
-TEXT_ANSWERS: dict[str, str] = {
-    "generic_json": f'{ROOT} ::= "{{\\"response\\": " gl-json-string "}}"\ngl-json-string ::= {_JSON_STRING}',
-    # functionary: text for the user follows ">>>all\n"; once it starts, the rest of the reply is free
-    "functionary_v3_2": f'{ROOT} ::= ">>>all\\n" [^\\x00]*',
-}
-
-
-def call_triggers(fmt: CallSyntaxSource) -> tuple[str, ...]:
-    """Strings whose appearance in free text means the model has started a call (empty: no free text)."""
-    if not fmt.trigger:
-        return ()
-    return (fmt.trigger,) + EXTRA_TRIGGERS.get(fmt.name, ())
-
-
-def text_answer_grammar(format_name: str) -> Optional[str]:
-    """The grammar of a plain answer in formats that wrap text too (generic JSON's ``{"response": …}``), else None."""
-    return TEXT_ANSWERS.get(format_name)
-
-
-def tool_call_grammar(fmt: CallSyntaxSource, tools: Sequence[Any], tool_choice: Union[str, dict, None] = "required",
-                      *, parallel: bool = True, text_alternative: Optional[str] = None,
-                      after_text: bool = False) -> str:
+def tool_call_grammar(fmt: CallSyntax, tools: Sequence[Any], tool_choice: Any = "required", *, parallel: bool = True,
+                      text_alternative: Optional[str] = None, after_text: bool = False) -> str:
     """A grammar for the complete call text of ``fmt`` whose arguments match each tool's JSON schema.
 
     One call is the format's ``call_grammar_prefix(name)`` + arguments + ``call_grammar_suffix()``, so the text is
-    exactly what the format's parser reads. ``tool_choice``: 'required'/'auto' (any offered tool) or a tool name /
-    OpenAI dict (only that tool). ``parallel`` allows several calls in a row (formats in ``PARALLEL_SYNTAX``).
-    ``text_alternative`` is a complete grammar (e.g. from ``regex_to_gbnf``) accepted instead of a call.
-    ``after_text``: the call follows text already written in the reply (adds ``MID_TEXT_PREFIX``).
+    exactly what the format's parser reads. ``tools``: ToolSpecs (or Tools / OpenAI tool dicts); ``tool_choice``: a
+    ToolChoice or as a template writes it ('required'/'auto': any offered tool; a name: only that tool). ``parallel``
+    allows several calls in a row (``fmt.parallel_calls``). ``text_alternative`` is a complete grammar (e.g. from
+    ``regex_to_gbnf``) accepted instead of a call. ``after_text``: the call follows text already written in the reply
+    (adds ``fmt.mid_text_prefix``).
     """
-    specs = chosen_tools(tool_specs(tools), tool_choice)
+    specs = tool_specs(tools)
+    if not specs:
+        raise ModelError("a tool call was asked for but no tools were offered; pass tools=[...] to gen")
+    try:
+        allowed = resolve_tool_choice(tool_choice, specs).allowed(specs)
+    except ToolChoiceError as exc:
+        raise ModelError(str(exc)) from None
     builder = GrammarBuilder()
     try:
         suffix = gbnf_literal(fmt.call_grammar_suffix())
-        heads = [gbnf_literal(fmt.call_grammar_prefix(spec.name)) for spec in specs]
+        heads = [gbnf_literal(fmt.call_grammar_prefix(spec.name)) for spec in allowed]
     except NotImplementedError:
         raise ModelError(f"tool format {fmt.name!r} does not describe its call syntax (call_grammar_prefix/"
                          f"suffix), so calls can't be constrained; use tool_choice='auto'") from None
     per_tool: list[tuple[str, str]] = []
     alternatives = []
-    for i, (spec, head) in enumerate(zip(specs, heads)):
+    for i, (spec, head) in enumerate(zip(allowed, heads)):
         args = builder.schema_rule(spec.parameters, f"gl-args-{i}", f"tool {spec.name!r}")
         per_tool.append((spec.name, args))
         alternatives.append(builder.add(f"gl-call-{i}", f"{head} {args} {suffix}"))
     one = builder.add("gl-call", " | ".join(alternatives))
-    syntax = PARALLEL_SYNTAX.get(fmt.name)
-    root = syntax(builder, one, per_tool) if parallel and syntax else one
-    if after_text and fmt.name in MID_TEXT_PREFIX:
-        root = f"{gbnf_literal(MID_TEXT_PREFIX[fmt.name])} ( {root} )"
+    several = fmt.parallel_calls(builder, one, per_tool) if parallel else None
+    root = several or one
+    if after_text and fmt.mid_text_prefix:
+        root = f"{gbnf_literal(fmt.mid_text_prefix)} ( {root} )"
     if not text_alternative:
         return builder.grammar(root)
     return builder.grammar(f"( {root} ) | gl-text") + "\n" + _renamed_root(text_alternative, "gl-text")

@@ -1,25 +1,48 @@
-"""One model call from the interpreter's side: build the request from a state snapshot, consume the stream
-(client-side stops, streaming events), account usage. Shared by ``gen``, ``select`` and ``geneach``.
+"""One model call from the interpreter's side: resolve a gen's tools, build the request from a state snapshot, consume
+the stream (client-side stops, streaming events), account usage. Shared by ``gen``, ``select`` and ``geneach``.
 """
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Optional, Union
 
+from .errors import GuidanceLiteError
 from .events import TextDelta, ToolCallDelta
-from .models.base import Choice, Completion, GenRequest, ModelError
+from .models.base import Choice, Completion, Delta, GenParams, GenRequest, ModelError
 from .stopping import StopMatcher, apply_stops, as_list
+from .tools import Tool, ToolChoice, ToolChoiceError, ToolSpec, make_toolset, resolve_tool_choice, tool_specs
 
 if TYPE_CHECKING:  # pragma: no cover
     from .context import RunContext as Interpreter
     from .nodes import Node
+    from .state import ProgramState
 
 
-class GenerationError(ValueError):
+class GenerationError(GuidanceLiteError, ValueError):
     """A generation that can't be sent as written (explains what to change in the template)."""
 
 
-def build_request(interp: "Interpreter", node: "Node", **params: Any) -> GenRequest:
+def resolve_tools(tools: Any, tool_choice: Any, resolve: Callable[[str], Any], default_choice: Optional[str] = None
+                  ) -> tuple[dict[str, Tool], tuple[ToolSpec, ...], Optional[ToolChoice]]:
+    """A gen's ``tools=[…]`` and ``tool_choice=…``, read once: the tools by name (what dispatch runs), their specs
+    (what the backend offers) and the choice (None without tools; ``default_choice`` when none was given).
+    ``resolve`` finds the implementation of a tool given as a schema dict. Errors are worded for template authors."""
+    toolset = make_toolset(tools, resolve=resolve) if tools else {}
+    if not toolset:
+        if tool_choice is not None:
+            raise ValueError("tool_choice needs tools=[…]")
+        return toolset, (), None
+    specs = tool_specs(toolset.values())
+    try:
+        choice = resolve_tool_choice(tool_choice if tool_choice is not None else default_choice, specs)
+    except ToolChoiceError:
+        raise ValueError(f"tool_choice must be 'auto', 'required', 'none' or one of the offered tools "
+                         f"({', '.join(toolset)}), not {tool_choice!r}") from None
+    return toolset, specs, choice
+
+
+def build_request(interp: "Interpreter", node: "Node", params: GenParams) -> GenRequest:
+    """``params`` plus the conversation so far, as the model sees it (checked against what the model can take)."""
     model = interp.model
     if model is None:
         raise GenerationError("this program has no model: pass model=… to gl.Program, or set OPENAI_API_KEY / "
@@ -28,24 +51,7 @@ def build_request(interp: "Interpreter", node: "Node", **params: Any) -> GenRequ
     prefill = ""
     messages_fn = None
     if state.uses_roles:
-        role = state.open_roles[-1] if state.open_roles else None
-        if role is None:
-            raise GenerationError("gen outside a role block in a program that uses role blocks: put it inside "
-                                  "{{#assistant}}…{{/assistant}}")
-        if role.role != "assistant":
-            raise GenerationError(f"gen inside a {{{{#{role.role}}}}} block: the model writes assistant turns, "
-                                  "so put gen inside {{#assistant}}…{{/assistant}}")
-        if state.loose_text_line is not None:
-            where = f" (line {state.loose_text_line})" if state.loose_text_line > 0 else ""
-            raise GenerationError(f"text outside role blocks{where} can't be sent to a chat model: put it inside "
-                                  "a {{#system}}, {{#user}} or {{#assistant}} block, or remove it")
-        prefill = state.content_of(role)
-        if prefill.strip() and not model.supports_prefill:
-            raise GenerationError(f"{model.name} can't continue a partly written assistant message "
-                                  f"({prefill.strip()[:40]!r} comes before gen): put gen at the start of the "
-                                  "assistant block, or the text in a previous message")
-        if not prefill.strip():
-            prefill = ""
+        prefill = _assistant_prefill(state, model)
         state.check_tool_results()
         messages_fn = state.messages_snapshot()
     elif not model.text:
@@ -56,13 +62,29 @@ def build_request(interp: "Interpreter", node: "Node", **params: Any) -> GenRequ
         local = "".join(s.text for s in interp.captures[0])
         base = prompt_fn
         prompt_fn = lambda: base() + local  # type: ignore[assignment]  # noqa: E731
-    extra = {k: v for k, v in params.pop("extra", {}).items() if v is not None}
-    request = GenRequest(messages_fn=messages_fn, prompt_fn=prompt_fn, prefill=prefill, extra=extra, **params)
-    if request.stop is not None:
-        request.stop = as_list(request.stop) or None
-    if request.stop_regex is not None:
-        request.stop_regex = as_list(request.stop_regex) or None
-    return request
+    return GenRequest(messages_fn=messages_fn, prompt_fn=prompt_fn, prefill=prefill, **params.settings())
+
+
+def _assistant_prefill(state: "ProgramState", model: Any) -> str:
+    """The text already written in the open assistant block ('' if only whitespace); refuses a gen that is not in
+    an assistant block, or text outside role blocks."""
+    role = state.open_roles[-1] if state.open_roles else None
+    if role is None:
+        raise GenerationError("gen outside a role block in a program that uses role blocks: put it inside "
+                              "{{#assistant}}…{{/assistant}}")
+    if role.role != "assistant":
+        raise GenerationError(f"gen inside a {{{{#{role.role}}}}} block: the model writes assistant turns, "
+                              "so put gen inside {{#assistant}}…{{/assistant}}")
+    if state.loose_text_line is not None:
+        where = f" (line {state.loose_text_line})" if state.loose_text_line > 0 else ""
+        raise GenerationError(f"text outside role blocks{where} can't be sent to a chat model: put it inside "
+                              "a {{#system}}, {{#user}} or {{#assistant}} block, or remove it")
+    prefill = state.content_of(role)
+    if prefill.strip() and not model.supports_prefill:
+        raise GenerationError(f"{model.name} can't continue a partly written assistant message "
+                              f"({prefill.strip()[:40]!r} comes before gen): put gen at the start of the "
+                              "assistant block, or the text in a previous message")
+    return prefill if prefill.strip() else ""
 
 
 async def run_model(interp: "Interpreter", request: GenRequest, variable: Optional[str]) -> Completion:
@@ -71,19 +93,37 @@ async def run_model(interp: "Interpreter", request: GenRequest, variable: Option
     assert model is not None
     stops, patterns = as_list(request.stop), as_list(request.stop_regex)
     matcher = StopMatcher(stops, patterns)
+    started = time.perf_counter()
+    final = await _consume(interp, model.stream(request), matcher, request.n, variable)
+    if final is None:
+        if matcher.hit is None:
+            raise ModelError(f"{model.name}: the response stream ended without a final result")
+        final = Completion([Choice(matcher.text, [], "stop", matcher.hit.text)])
+    elif interp.listeners and matcher.active:
+        tail = matcher.finish()
+        if tail:
+            interp.emit(TextDelta(tail, variable))
+    for choice in final.choices:
+        kept, hit = apply_stops(choice.text, stops, patterns)
+        if hit is not None:
+            choice.text, choice.stop_text, choice.finish_reason = kept, hit, "stop"
+    _account(interp.state, final, variable, time.perf_counter() - started, model.name)
+    return final
+
+
+async def _consume(interp: "Interpreter", stream: AsyncIterator[Union[Delta, Completion]], matcher: StopMatcher,
+                   n: int, variable: Optional[str]) -> Optional[Completion]:
+    """Drain ``stream`` up to its Completion (None when a stop sequence ended it first), emitting the streaming
+    events of choice 0 when someone listens."""
     listening = bool(interp.listeners)
     emit = interp.emit
-    started = time.perf_counter()
-    final: Optional[Completion] = None
-    stream = model.stream(request)
     state = interp.state
     if listening:
         state.streaming = [variable, ""]
     try:
         async for item in stream:
             if isinstance(item, Completion):
-                final = item
-                break
+                return item
             if item.choice != 0:
                 continue
             if item.tool_index is not None:
@@ -92,40 +132,28 @@ async def run_model(interp: "Interpreter", request: GenRequest, variable: Option
                 continue
             if not item.text:
                 continue
-            if matcher.active:
-                safe = matcher.feed(item.text)
-                if listening and safe:
-                    state.streaming[1] += safe  # type: ignore[index]
-                    emit(TextDelta(safe, variable))
-                if matcher.hit is not None and request.n == 1:
-                    break
-            elif listening:
-                state.streaming[1] += item.text  # type: ignore[index]
-                emit(TextDelta(item.text, variable))
+            shown = matcher.feed(item.text) if matcher.active else item.text
+            if listening and shown:
+                state.streaming[1] += shown  # type: ignore[index]
+                emit(TextDelta(shown, variable))
+            if matcher.hit is not None and n == 1:
+                return None
+        return None
     finally:
         state.streaming = None
         closer = getattr(stream, "aclose", None)
         if closer is not None:
             await closer()
-    if final is None:
-        if matcher.hit is None:
-            raise ModelError(f"{model.name}: the response stream ended without a final result")
-        final = Completion([Choice(matcher.text, [], "stop", matcher.hit.text)])
-    elif listening and matcher.active:
-        tail = matcher.finish()
-        if tail:
-            emit(TextDelta(tail, variable))
-    for choice in final.choices:
-        kept, hit = apply_stops(choice.text, stops, patterns)
-        if hit is not None:
-            choice.text, choice.stop_text, choice.finish_reason = kept, hit, "stop"
-    duration = time.perf_counter() - started
+
+
+def _account(state: "ProgramState", final: Completion, variable: Optional[str], duration: float,
+             model_name: str) -> None:
+    """Add the call's usage to the program's and log it (what the display shows on hover)."""
     if final.usage is not None:
         state.usage = state.usage + final.usage
     state.gen_log.append({"variable": variable, "usage": final.usage, "duration": duration,
                           "finish_reason": final.choices[0].finish_reason if final.choices else None,
-                          "model": final.model or model.name, "cached": final.cached})
-    return final
+                          "model": final.model or model_name, "cached": final.cached})
 
 
 def gen_meta(interp: "Interpreter") -> Optional[dict]:

@@ -43,6 +43,8 @@ from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Optional, Union
 
+from .errors import GuidanceLiteError
+
 Reply = Union[str, dict, list]
 Script = Callable[[dict], Reply]
 
@@ -55,7 +57,7 @@ _ERROR_TYPES = {400: ("invalid_request_error", None), 401: ("authentication_erro
 _WORD_PIECES = re.compile(r"\s*\S+|\s+")
 
 
-class ScriptError(ValueError):
+class ScriptError(GuidanceLiteError, ValueError):
     """A reply the server can't use (raised by ``push``; answered as HTTP 500 when a script returns it)."""
 
 

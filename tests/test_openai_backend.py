@@ -10,7 +10,8 @@ import pytest
 
 from guidance_lite import tokens
 from guidance_lite.models.base import GenRequest, ModelError
-from guidance_lite.models.openai import OpenAI, stable_call_id
+from guidance_lite.models.openai import OpenAI
+from guidance_lite.models.openai.translation import stable_call_id
 from guidance_lite.testing import ScriptedServer
 from helpers import collect
 
@@ -420,7 +421,7 @@ def test_one_instance_across_two_event_loops(model: OpenAI, scripted_server: Scr
     first = asyncio.run(collect(model, user()))[1]
     second = asyncio.run(collect(model, user()))[1]
     assert [first.choices[0].text, second.choices[0].text] == ["first loop", "second loop"]
-    assert len(model._clients) <= 1  # clients of closed loops are not kept
+    assert len(model.transport.clients) <= 1  # clients of closed loops are not kept
 
 
 async def test_real_tool_schema_is_sent(model: OpenAI, scripted_server: ScriptedServer) -> None:
@@ -442,7 +443,7 @@ async def test_real_tool_schema_is_sent(model: OpenAI, scripted_server: Scripted
 
 async def test_aclose_then_reuse(model: OpenAI, scripted_server: ScriptedServer) -> None:
     await collect(model, user())
-    first_client = model._client()
+    first_client = model.transport.client()
     await model.aclose()
     assert first_client.is_closed()
     _, final = await collect(model, user())
@@ -458,10 +459,10 @@ async def test_given_clients(scripted_server: ScriptedServer) -> None:
     async_client = openai_sdk.AsyncOpenAI(base_url=scripted_server.base_url, api_key="k")
     model = OpenAI("scripted-model", client=async_client)
     await collect(model, user())
-    assert model._client() is async_client
+    assert model.transport.client() is async_client
     await model.aclose()  # the caller's client stays open and in use
     await collect(model, user())
-    assert model._client() is async_client and not async_client.is_closed()
+    assert model.transport.client() is async_client and not async_client.is_closed()
     with pytest.raises(ValueError, match="either client= or base_url="):
         OpenAI("scripted-model", client=async_client, base_url="http://x")
 
@@ -472,7 +473,7 @@ def test_given_async_client_on_a_second_loop(scripted_server: ScriptedServer) ->
 
     async def run() -> tuple[Any, str]:
         _, final = await collect(model, user())
-        return model._client(), final.choices[0].text
+        return model.transport.client(), final.choices[0].text
 
     scripted_server.push("one", "two")
     first_client, first = asyncio.run(run())

@@ -16,7 +16,7 @@ import pydantic
 import pytest
 from pydantic import BaseModel, Field
 
-import guidance_lite.tools as tools_module
+import guidance_lite.tools.schema as tools_module  # where tools build their pydantic models
 from guidance_lite.models.base import ToolCall
 from guidance_lite.tools import (Tool, ToolArgumentError, ToolCallRecord, ToolDefinitionError, ToolError,
                                  ToolExecutionError, dispatch, format_result, make_tool, make_toolset, tool)

@@ -3,6 +3,7 @@ automatic loop (``max_rounds``: call tools and ask again inside one gen, kani / 
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 import regex
@@ -12,16 +13,14 @@ from .roles import add_tool_message
 from ..answer import ToolCallAnswer, ToolResults
 from ..control import NOTHING
 from ..events import MessageAdded, ToolCallReady, ToolResult
-from ..generation import GenerationError, build_request, gen_meta, run_model
-from ..models.base import Choice, ToolCall
+from ..generation import GenerationError, build_request, gen_meta, resolve_tools, run_model
+from ..models.base import Choice, GenParams, ToolCall
 from ..state import GEN, TOOL_CALL, render_tool_call
-from ..tools import Tool, ToolExecutionError, dispatch, make_toolset
+from ..tools import Tool, ToolChoice, ToolExecutionError, dispatch
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..context import RunContext as Interpreter
     from ..nodes import Node
-
-_TOOL_CHOICES = ("auto", "required", "none")
 
 
 @command("gen")
@@ -37,31 +36,25 @@ async def gen(interp: "Interpreter", node: "Node", name: Optional[str] = None, *
         raise TypeError(f"gen's name must be a string, got {type(name).__name__}")
     if not isinstance(n, int) or n < 1:
         raise ValueError("n must be a positive integer")
-    toolset = make_toolset(tools, resolve=interp.variable) if tools else {}
-    if tool_choice is not None:
-        if not toolset:
-            raise ValueError("tool_choice needs tools=[…]")
-        if tool_choice not in _TOOL_CHOICES and tool_choice not in toolset:
-            raise ValueError(f"tool_choice must be 'auto', 'required', 'none' or one of the offered tools "
-                             f"({', '.join(toolset)}), not {tool_choice!r}")
+    loop_choice = "auto" if max_rounds is not None else None  # the automatic loop asks for tools explicitly
+    toolset, specs, offered_choice = resolve_tools(tools, tool_choice, interp.variable, loop_choice)
     errors = tool_errors or interp.options.get("tool_errors") or "feedback"
     if errors not in ("feedback", "raise"):
         raise ValueError(f"tool_errors must be 'feedback' or 'raise', not {errors!r}")
-    params = dict(stop=stop, stop_regex=stop_regex, max_tokens=max_tokens, n=n, temperature=temperature,
-                  top_p=top_p, seed=seed, pattern=pattern, extra=model_kwargs,
-                  tools=list(toolset.values()) or None, parallel_tool_calls=parallel_tool_calls,
-                  stream=True if stream is None else bool(stream))
+    params = GenParams(stop=stop, stop_regex=stop_regex, max_tokens=max_tokens, n=n, temperature=temperature,
+                       top_p=top_p, seed=seed, pattern=pattern, extra=model_kwargs, tools=specs or None,
+                       tool_choice=offered_choice, parallel_tool_calls=parallel_tool_calls,
+                       stream=True if stream is None else bool(stream))
     dispatcher = _dispatcher(interp, toolset, name, errors,
                              tool_timeout if tool_timeout is not None else interp.options.get("tool_timeout"))
     top = interp.is_top_level(node)  # type: ignore[arg-type]
     if max_rounds is not None:
         if not toolset:
             raise ValueError("max_rounds needs tools=[…]")
-        text = await _auto_loop(interp, node, name, params, tool_choice or "auto", int(max_rounds), dispatcher,
-                                hidden)
+        text = await _auto_loop(interp, node, name, params, int(max_rounds), dispatcher, hidden)
         _store(interp, name, text, list_append)
         return NOTHING if top else text
-    request = build_request(interp, node, tool_choice=tool_choice if toolset else None, **params)
+    request = build_request(interp, node, params)
     completion = await run_model(interp, request, name)
     choice = completion.choices[0]
     value: Any
@@ -143,8 +136,8 @@ def _record(interp: "Interpreter", records: Sequence[Any], variable: Optional[st
         interp.emit(ToolResult(record))
 
 
-async def _auto_loop(interp: "Interpreter", node: "Node", name: Optional[str], params: dict, tool_choice: Any,
-                     max_rounds: int, dispatcher: Any, hidden: bool) -> str:
+async def _auto_loop(interp: "Interpreter", node: "Node", name: Optional[str], params: GenParams, max_rounds: int,
+                     dispatcher: Any, hidden: bool) -> str:
     state = interp.state
     role = state.open_roles[-1] if state.open_roles else None
     if role is None or role.role != "assistant":
@@ -154,9 +147,10 @@ async def _auto_loop(interp: "Interpreter", node: "Node", name: Optional[str], p
     if max_rounds < 0:
         raise ValueError("max_rounds must be 0 or more")
     text = ""
+    last_round = replace(params, tool_choice=ToolChoice("none"))  # the last round must answer in text
     for round_ in range(max_rounds + 1):
         last = round_ == max_rounds
-        request = build_request(interp, node, tool_choice="none" if last else tool_choice, **params)
+        request = build_request(interp, node, last_round if last else params)
         completion = await run_model(interp, request, name)
         choice = completion.choices[0]
         if not choice.tool_calls or last:

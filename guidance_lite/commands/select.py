@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Optional, Sequence
 from . import block, command
 from ..control import NOTHING
 from ..generation import GenerationError, build_request, gen_meta, run_model
+from ..models.base import GenParams
 from ..nodes import Block
 from ..state import GEN
 
@@ -48,8 +49,8 @@ async def choose(interp: "Interpreter", node: "Node", options: Sequence[str], va
         raise ValueError("select needs at least one option")
     if len(options) == 1:
         return options[0]
-    request = build_request(interp, node, options=options, temperature=params.pop("temperature", 0.0),
-                            max_tokens=params.pop("max_tokens", None), extra=params)
+    request = build_request(interp, node, GenParams(options=options, temperature=params.pop("temperature", 0.0),
+                                                    max_tokens=params.pop("max_tokens", None), extra=params))
     completion = await run_model(interp, request, variable)
     return match_option(completion.choices[0].text, options)
 

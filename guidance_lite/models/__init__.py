@@ -1,12 +1,16 @@
-"""Model backends behind one interface (``base.Model``). Imported lazily so ``import guidance_lite`` stays light."""
+"""Model backends behind one interface (``base.Model``). Imported lazily so ``import guidance_lite`` stays light.
+
+``BACKENDS`` maps each public name to the module that defines it; adding a backend to the library is one module plus
+one entry here (a backend of your own needs no entry: pass an instance as ``model=``).
+"""
 from __future__ import annotations
 
 from importlib import import_module
 from typing import Any
 
-from .base import Completion, Choice, Delta, GenRequest, Model, ModelError, ToolCall, Usage
+from .base import Choice, Completion, Delta, GenParams, GenRequest, Model, ModelError, ToolCall, Usage
 
-_LAZY = {
+BACKENDS: dict[str, str] = {  # name -> module (relative to this package, or absolute), imported on first use
     "Mock": ".mock",
     "OpenAI": ".openai",
     "OpenAICompletion": ".completion",
@@ -14,11 +18,12 @@ _LAZY = {
     "default": ".defaults",
 }
 
-__all__ = ["Model", "ModelError", "GenRequest", "Delta", "Choice", "Completion", "ToolCall", "Usage", *_LAZY]
+__all__ = ["Model", "ModelError", "GenParams", "GenRequest", "Delta", "Choice", "Completion", "ToolCall", "Usage",
+           *BACKENDS]
 
 
 def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
+    module = BACKENDS.get(name)
     if module is None:
         raise AttributeError(f"module 'guidance_lite.models' has no attribute {name!r}")
     value = getattr(import_module(module, __name__), name)

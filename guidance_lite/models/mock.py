@@ -68,7 +68,7 @@ class Mock(Model):
                               c["arguments"] if isinstance(c.get("arguments"), str)
                               else json.dumps(c.get("arguments", {}), ensure_ascii=False))
                      for c in reply.get("tool_calls") or []]
-            if calls and request.tool_choice == "none":
+            if calls and request.choice.mode == "none":
                 calls = []  # like a real model told not to call tools (calls of unknown tools stay: they become
                 # error results in dispatch, as with real models)
             return Choice(reply.get("content") or "", calls, "tool_calls" if calls else "stop")

@@ -14,8 +14,13 @@ from __future__ import annotations
 import json
 from typing import Any, Optional
 
-from .base import (HistoryItem, Malformed, Reader, ToolFormat, ToolStreamParser, WHITESPACE, arguments_value,
-                   read_json_value, skip_whitespace, tool_choice_instruction)
+from ..constraints import ROOT, GrammarBuilder, separated_calls
+from ..tools import ToolChoice, ToolSpec
+from .base import ToolFormat
+from .history import HistoryItem, arguments_value
+from .json_reader import WHITESPACE, Malformed, Reader, read_json_value, skip_whitespace
+from .registry import register_tool_format
+from .stream_parser import ToolStreamParser
 
 MARKER = ">>>"
 PROTOCOL = ("You are capable of executing available function(s) if required.\n"
@@ -69,19 +74,17 @@ def _typescript_members(properties: dict, required: list) -> str:
     return "".join(lines)
 
 
-def typescript_namespace(tools: list[dict]) -> str:
+def typescript_namespace(tools: list[ToolSpec]) -> str:
     parts = ["// Supported function definitions that should be called when necessary.\nnamespace functions {\n\n"]
     for tool in tools:
-        function = tool["function"]
-        if function.get("description"):
-            parts.append(f"// {function['description']}\n")
-        parameters = function.get("parameters") or {}
-        properties = parameters.get("properties") or {}
+        if tool.description:
+            parts.append(f"// {tool.description}\n")
+        properties = tool.parameters.get("properties") or {}
         if properties:
-            members = _typescript_members(properties, parameters.get("required") or [])
-            parts.append(f"type {function['name']} = (_: {{\n{members}}}) => any;\n\n")
+            members = _typescript_members(properties, tool.parameters.get("required") or [])
+            parts.append(f"type {tool.name} = (_: {{\n{members}}}) => any;\n\n")
         else:
-            parts.append(f"type {function['name']} = () => any;\n\n")
+            parts.append(f"type {tool.name} = () => any;\n\n")
     parts.append("} // namespace functions")
     return "".join(parts)
 
@@ -90,16 +93,22 @@ def _is_name_char(ch: Optional[str]) -> bool:
     return ch is not None and (ch.isalnum() or ch == "_")
 
 
+@register_tool_format
 class FunctionaryV32Format(ToolFormat):
     name = "functionary_v3_2"
     trigger = MARKER
     value_markers = (MARKER,)
+    template_telltales = (MARKER,)
+    model_names = "functionary"
+    detection_priority = 30
+    # text for the user follows ">>>all\n"; once it starts, the rest of the reply is free
+    text_answer_grammar = f'{ROOT} ::= ">>>all\\n" [^\\x00]*'
 
-    def _render(self, history: list[HistoryItem], tools: list[dict], mode: str) -> list[dict]:
+    def render_history(self, history: list[HistoryItem], tools: list[ToolSpec], choice: ToolChoice) -> list[dict]:
         out: list[dict] = []
         if tools:
             system = PROTOCOL + typescript_namespace(tools)
-            instruction = tool_choice_instruction(mode)
+            instruction = self.choice_instruction(choice)
             if instruction:
                 system += "\n\n" + instruction
             out.append({"role": "system", "content": system})
@@ -120,7 +129,10 @@ class FunctionaryV32Format(ToolFormat):
     def call_grammar_suffix(self) -> str:
         return ""
 
-    def _machine(self, parser: ToolStreamParser) -> Reader:
+    def parallel_calls(self, builder: GrammarBuilder, one: str, tools: list[tuple[str, str]]) -> str:
+        return separated_calls(one, "\n")
+
+    def read_output(self, parser: ToolStreamParser) -> Reader:
         ch = yield
         pending = ""
         word = ""

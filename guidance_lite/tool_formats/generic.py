@@ -12,9 +12,14 @@ from __future__ import annotations
 import json
 from typing import Optional
 
-from .base import (HistoryItem, Malformed, Reader, ToolFormat, ToolStreamParser, WHITESPACE, arguments_value,
-                   expect_char, logger, read_call_object, read_json_string, read_json_value, result_value,
-                   skip_whitespace, tool_choice_instruction)
+from ..constraints import JSON_STRING, ROOT, GrammarBuilder, json_call_objects
+from ..tools import ToolChoice, ToolSpec
+from .base import ToolFormat
+from .history import HistoryItem, arguments_value, result_value
+from .json_reader import (WHITESPACE, Malformed, Reader, expect_char, read_json_string, read_json_value,
+                          skip_whitespace)
+from .registry import register_tool_format
+from .stream_parser import ToolStreamParser, logger, read_call_object
 
 FENCE = "```"
 PROTOCOL = ("You can call tools. Reply with exactly one JSON object and nothing else, in one of these shapes:\n"
@@ -26,17 +31,20 @@ PROTOCOL = ("You can call tools. Reply with exactly one JSON object and nothing 
             "Available tools:\n")
 
 
+@register_tool_format
 class GenericJsonFormat(ToolFormat):
     name = "generic_json"
     trigger = None  # the whole reply is the protocol: constrain it from the start
     value_markers = ()
+    chat_templates = ("gemma",)  # the fallback for templates that imply no format of their own
+    text_answer_grammar = f'{ROOT} ::= "{{\\"response\\": " gl-json-string "}}"\ngl-json-string ::= {JSON_STRING}'
 
-    def _render(self, history: list[HistoryItem], tools: list[dict], mode: str) -> list[dict]:
+    def render_history(self, history: list[HistoryItem], tools: list[ToolSpec], choice: ToolChoice) -> list[dict]:
         out: list[dict] = []
         system_texts = [item.text for item in history if item.role == "system"]
         if tools:
-            section = PROTOCOL + json.dumps(tools, indent=2, ensure_ascii=False)
-            instruction = tool_choice_instruction(mode)
+            section = PROTOCOL + json.dumps([t.definition for t in tools], indent=2, ensure_ascii=False)
+            instruction = self.choice_instruction(choice)
             if instruction:
                 section += "\n\n" + instruction
             system_texts.append(section)
@@ -80,7 +88,11 @@ class GenericJsonFormat(ToolFormat):
     def call_grammar_suffix(self) -> str:
         return "}}"
 
-    def _machine(self, parser: ToolStreamParser) -> Reader:
+    def parallel_calls(self, builder: GrammarBuilder, one: str, tools: list[tuple[str, str]]) -> str:
+        call = json_call_objects(builder, tools, "arguments")
+        return f'{one} | "{{\\"tool_calls\\": [" {call} ( ", " {call} )* "]}}"'
+
+    def read_output(self, parser: ToolStreamParser) -> Reader:
         ch = yield
         lead = ""
         while ch is not None and ch in WHITESPACE:

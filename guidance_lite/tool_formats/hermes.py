@@ -10,8 +10,13 @@ from __future__ import annotations
 import json
 from typing import Optional
 
-from .base import (HistoryItem, Malformed, Reader, ToolFormat, ToolStreamParser, arguments_value,
-                   read_call_object, skip_whitespace, tool_choice_instruction)
+from ..constraints import GrammarBuilder, separated_calls
+from ..tools import ToolChoice, ToolSpec
+from .base import ToolFormat
+from .history import HistoryItem, arguments_value
+from .json_reader import Malformed, Reader, skip_whitespace
+from .registry import register_tool_format
+from .stream_parser import ToolStreamParser, read_call_object
 
 TOOLS_PREAMBLE = ("# Tools\n\nYou may call one or more functions to assist with the user query.\n\n"
                   "You are provided with function signatures within <tools></tools> XML tags:\n<tools>")
@@ -21,18 +26,23 @@ TOOLS_POSTAMBLE = ("\n</tools>\n\nFor each function call, return a json object w
 OPEN, CLOSE = "<tool_call>", "</tool_call>"
 
 
+@register_tool_format
 class HermesFormat(ToolFormat):
     name = "hermes"
     trigger = OPEN
     value_markers = (OPEN, CLOSE, "<tool_response>", "</tool_response>", "<tools>", "</tools>")
+    chat_templates = ("chatml",)
+    template_telltales = (OPEN,)
+    model_names = "hermes|qwen"
+    detection_priority = 10
 
-    def _render(self, history: list[HistoryItem], tools: list[dict], mode: str) -> list[dict]:
+    def render_history(self, history: list[HistoryItem], tools: list[ToolSpec], choice: ToolChoice) -> list[dict]:
         out: list[dict] = []
         system_texts = [self.escape(item.text) for item in history if item.role == "system"]
         if tools:
-            section = TOOLS_PREAMBLE + "".join("\n" + self.escape(json.dumps(t, ensure_ascii=False))
+            section = TOOLS_PREAMBLE + "".join("\n" + self.escape(json.dumps(t.definition, ensure_ascii=False))
                                                for t in tools) + TOOLS_POSTAMBLE
-            instruction = tool_choice_instruction(mode)
+            instruction = self.choice_instruction(choice)
             if instruction:
                 section += "\n\n" + instruction
             system_texts.append(section)
@@ -68,7 +78,10 @@ class HermesFormat(ToolFormat):
     def call_grammar_suffix(self) -> str:
         return "}\n" + CLOSE
 
-    def _machine(self, parser: ToolStreamParser) -> Reader:
+    def parallel_calls(self, builder: GrammarBuilder, one: str, tools: list[tuple[str, str]]) -> str:
+        return separated_calls(one, "\n")
+
+    def read_output(self, parser: ToolStreamParser) -> Reader:
         ch = yield
         while True:
             trigger, lead = yield from parser.read_text(ch, (OPEN,))

@@ -15,8 +15,13 @@ from __future__ import annotations
 import json
 from typing import Optional
 
-from .base import (HistoryItem, Malformed, Reader, ToolFormat, ToolStreamParser, WHITESPACE,
-                   arguments_value, read_call_object, skip_whitespace, tool_choice_instruction)
+from ..constraints import GrammarBuilder, separated_calls
+from ..tools import ToolChoice, ToolSpec
+from .base import ToolFormat
+from .history import HistoryItem, arguments_value
+from .json_reader import WHITESPACE, Malformed, Reader, skip_whitespace
+from .registry import register_tool_format
+from .stream_parser import ToolStreamParser, read_call_object
 
 PYTHON_TAG = "<|python_tag|>"
 TOOLS_INTRO = ("Given the following functions, please respond with a JSON for a function call with its proper "
@@ -25,12 +30,19 @@ TOOLS_INTRO = ("Given the following functions, please respond with a JSON for a 
                'value}.Do not use variables.\n\n')
 
 
+@register_tool_format
 class Llama3JsonFormat(ToolFormat):
     name = "llama3_json"
     trigger = '{"name"'
     value_markers = (PYTHON_TAG,)
+    chat_templates = ("llama3",)
+    template_telltales = (PYTHON_TAG, "ipython")
+    model_names = r"llama[-_ ]?3"
+    detection_priority = 40
+    extra_triggers = (PYTHON_TAG,)
+    mid_text_prefix = PYTHON_TAG  # bare JSON is a call only at the start of the reply
 
-    def _render(self, history: list[HistoryItem], tools: list[dict], mode: str) -> list[dict]:
+    def render_history(self, history: list[HistoryItem], tools: list[ToolSpec], choice: ToolChoice) -> list[dict]:
         out: list[dict] = []
         for item in history:
             if item.role == "tool":
@@ -43,9 +55,9 @@ class Llama3JsonFormat(ToolFormat):
             else:
                 out.append({"role": item.role, "content": self.escape(item.text)})
         if tools:
-            block = TOOLS_INTRO + "".join(self.escape(json.dumps(t, indent=4, ensure_ascii=False)) + "\n\n"
+            block = TOOLS_INTRO + "".join(self.escape(json.dumps(t.definition, indent=4, ensure_ascii=False)) + "\n\n"
                                           for t in tools)
-            instruction = tool_choice_instruction(mode)
+            instruction = self.choice_instruction(choice)
             if instruction:
                 block += instruction + "\n\n"
             first_user = next((m for m in out if m["role"] == "user"), None)
@@ -67,7 +79,10 @@ class Llama3JsonFormat(ToolFormat):
     def call_grammar_suffix(self) -> str:
         return "}"
 
-    def _machine(self, parser: ToolStreamParser) -> Reader:
+    def parallel_calls(self, builder: GrammarBuilder, one: str, tools: list[tuple[str, str]]) -> str:
+        return separated_calls(one, "; ")
+
+    def read_output(self, parser: ToolStreamParser) -> Reader:
         ch = yield
         lead = ""
         while ch is not None and ch in WHITESPACE:

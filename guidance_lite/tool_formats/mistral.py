@@ -24,8 +24,13 @@ import secrets
 import string
 from typing import Optional
 
-from .base import (HistoryItem, Malformed, Reader, ToolFormat, ToolStreamParser, arguments_value, expect_char,
-                   read_call_object, read_json_value, result_value, skip_whitespace, tool_choice_instruction)
+from ..constraints import GrammarBuilder, json_call_objects
+from ..tools import ToolChoice, ToolSpec
+from .base import ToolFormat
+from .history import HistoryItem, arguments_value, result_value
+from .json_reader import Malformed, Reader, expect_char, read_json_value, skip_whitespace
+from .registry import register_tool_format
+from .stream_parser import ToolStreamParser, read_call_object
 
 TOOL_CALLS = "[TOOL_CALLS]"
 ARGS = "[ARGS]"
@@ -47,15 +52,20 @@ def mistral_call_id(call_id: Optional[str] = None) -> str:
     return "".join(chars)
 
 
+@register_tool_format
 class MistralFormat(ToolFormat):
     name = "mistral"
     trigger = TOOL_CALLS
     value_markers = (TOOL_CALLS, "[TOOL_RESULTS]", "[/TOOL_RESULTS]", "[AVAILABLE_TOOLS]", "[/AVAILABLE_TOOLS]", ARGS)
+    chat_templates = ("mistral",)
+    template_telltales = (TOOL_CALLS,)
+    model_names = "mistral|mixtral|ministral|codestral"
+    detection_priority = 20
 
     def new_id(self) -> str:
         return mistral_call_id()
 
-    def _render(self, history: list[HistoryItem], tools: list[dict], mode: str) -> list[dict]:
+    def render_history(self, history: list[HistoryItem], tools: list[ToolSpec], choice: ToolChoice) -> list[dict]:
         out: list[dict] = []
         for item in history:
             if item.role == "tool":
@@ -69,7 +79,7 @@ class MistralFormat(ToolFormat):
                 out.append({"role": "tool_calls", "content": self.escape(json.dumps(calls, ensure_ascii=False))})
             else:
                 out.append({"role": item.role, "content": self.escape(item.text)})
-        instruction = tool_choice_instruction(mode) if tools else ""
+        instruction = self.choice_instruction(choice) if tools else ""
         if instruction:
             system = next((m for m in out if m["role"] == "system"), None)
             if system is not None:
@@ -77,7 +87,8 @@ class MistralFormat(ToolFormat):
             else:
                 out.insert(0, {"role": "system", "content": instruction})
         if tools:
-            listing = {"role": "available_tools", "content": self.escape(json.dumps(tools, ensure_ascii=False))}
+            listing = {"role": "available_tools",
+                       "content": self.escape(json.dumps([t.definition for t in tools], ensure_ascii=False))}
             last_user = max((i for i, m in enumerate(out) if m["role"] == "user"), default=None)
             out.insert(len(out) if last_user is None else last_user, listing)
         return out
@@ -90,7 +101,11 @@ class MistralFormat(ToolFormat):
     def call_grammar_suffix(self) -> str:
         return "}]"
 
-    def _machine(self, parser: ToolStreamParser) -> Reader:
+    def parallel_calls(self, builder: GrammarBuilder, one: str, tools: list[tuple[str, str]]) -> str:
+        call = json_call_objects(builder, tools, "arguments")
+        return f'"[TOOL_CALLS][" {call} ( ", " {call} )* "]"'
+
+    def read_output(self, parser: ToolStreamParser) -> Reader:
         ch = yield
         while True:
             trigger, lead = yield from parser.read_text(ch, (TOOL_CALLS,))

@@ -1,0 +1,282 @@
+"""One OpenAI-compatible server as both OpenAI backends reach it: clients, retries, errors, usage and the cache.
+
+Built on the official ``openai`` SDK's ``AsyncOpenAI``, imported lazily so ``import guidance_lite`` stays light. An
+async client is bound to the event loop it first ran on, and programs may run on a background loop (sync API) as well
+as on a notebook's loop (``await program.arun()``), so one client is kept per running loop.
+
+The chat backend (``chat.OpenAI``) and the completion backend (``models.completion.OpenAICompletion``) each own one
+:class:`OpenAITransport` and hand it a request body plus a :class:`ResponseReader` that turns the endpoint's answer
+into Deltas and a Completion; everything about getting that answer (and replaying it from the cache) is here.
+"""
+from __future__ import annotations
+
+import asyncio
+import functools
+import os
+import threading
+import weakref
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Optional, Protocol, Union
+
+from ... import tokens
+from ...cache import RequestCache, completion_from_record, completion_to_record
+from ..base import Completion, Delta, ModelError, Usage
+from .errors import LOCAL_API_KEY, explain_error
+
+if TYPE_CHECKING:  # pragma: no cover
+    import openai as openai_sdk
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+TRANSPORT_KEYS = ("stream", "stream_options")  # left out of cache keys: streamed and plain calls share entries
+Item = Union[Delta, Completion]
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """An SDK resource (``client.chat.completions``) and the body key that carries its input."""
+
+    resource: str
+    input_key: str
+
+
+CHAT = Endpoint("chat.completions", "messages")
+COMPLETIONS = Endpoint("completions", "prompt")
+
+
+class ResponseReader(Protocol):
+    """Turns one endpoint's answer into Deltas and a Completion (a fresh reader per attempt)."""
+
+    characters: int  # output received so far (a dropped stream is retried only before any)
+
+    def feed(self, chunk: Any) -> list[Delta]:
+        """One streamed chunk -> the Deltas it makes certain."""
+
+    def finish(self) -> list[Delta]:
+        """The stream ended: Deltas held back until now."""
+
+    def completion(self) -> Completion:
+        """The streamed answer, complete."""
+
+    def read(self, response: Any) -> Completion:
+        """A non-streamed answer."""
+
+
+def usage_from_api(usage: Any) -> Usage:
+    """The SDK's usage object as our Usage (total filled in when the server left it out)."""
+    prompt = int(getattr(usage, "prompt_tokens", 0) or 0)
+    completion = int(getattr(usage, "completion_tokens", 0) or 0)
+    total = int(getattr(usage, "total_tokens", 0) or 0) or prompt + completion
+    return Usage(prompt, completion, total)
+
+
+def deltas_of(completion: Completion) -> list[Delta]:
+    """The Deltas that replay a whole completion (non-streamed answers and cache hits)."""
+    deltas = []
+    for i, choice in enumerate(completion.choices):
+        if choice.text:
+            deltas.append(Delta(text=choice.text, choice=i))
+        for index, call in enumerate(choice.tool_calls):
+            deltas.append(Delta(choice=i, tool_index=index, tool_id=call.id, tool_name=call.name,
+                                tool_arguments=call.arguments_json))
+    return deltas
+
+
+def open_cache(cache: Any) -> Optional[RequestCache]:
+    """``cache=`` of the OpenAI backends: True (the default file), a path, a RequestCache, or False/None."""
+    if cache is False or cache is None:
+        return None
+    if cache is True:
+        return RequestCache()
+    if isinstance(cache, RequestCache):
+        return cache
+    if isinstance(cache, (str, Path)):
+        return RequestCache(cache)
+    raise TypeError(f"cache= must be True/False, a path, or a RequestCache, got {type(cache).__name__}")
+
+
+class OpenAITransport:
+    """The connection to one OpenAI-compatible server for one model name.
+
+    ``client=`` (an ``openai.OpenAI`` or ``AsyncOpenAI``) or ``base_url=``/``api_key=`` (defaults from
+    ``OPENAI_BASE_URL`` / ``OPENAI_API_KEY``; local servers need no key). The API key is kept name-mangled and never
+    appears in repr, logs, errors or cache keys. ``owner`` names the backend in configuration errors.
+    """
+
+    def __init__(self, model: str, *, base_url: Optional[str] = None, api_key: Optional[str] = None,
+                 client: Any = None, timeout: Optional[float] = None, max_retries: int = 2, cache: Any = False,
+                 owner: str = "OpenAI") -> None:
+        self.model = model
+        self.max_retries = max_retries
+        self.timeout = timeout
+        self._given_client: Any = None  # an AsyncOpenAI passed in: used as is on the first loop that runs it
+        self._given_loop: Optional[weakref.ref] = None
+        self._organization: Optional[str] = None
+        self._project: Optional[str] = None
+        if client is not None:
+            base_url, api_key = self._adopt(client, base_url, api_key)
+        base_url = base_url or os.environ.get("OPENAI_BASE_URL") or None
+        api_key = api_key or os.environ.get("OPENAI_API_KEY") or (LOCAL_API_KEY if base_url else None)
+        if api_key is None:
+            raise ModelError(f"{owner}({model!r}) has no API key: set the OPENAI_API_KEY environment variable, pass "
+                             f"api_key=..., or pass base_url= for a local OpenAI-compatible server")
+        self._base_url = base_url
+        self.base_url = (base_url or DEFAULT_BASE_URL).rstrip("/")
+        self.__api_key = api_key
+        self.clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, openai_sdk.AsyncOpenAI]" = \
+            weakref.WeakKeyDictionary()
+        self._lock = threading.Lock()
+        self.cache = open_cache(cache)
+
+    def _adopt(self, client: Any, base_url: Optional[str], api_key: Optional[str]) -> tuple[str, Optional[str]]:
+        """Take the settings of a client passed in (and the client itself if it is async)."""
+        if base_url is not None or api_key is not None:
+            raise ValueError("pass either client= or base_url=/api_key=, not both (the client already has them)")
+        import openai as openai_sdk
+        if not isinstance(client, (openai_sdk.AsyncOpenAI, openai_sdk.OpenAI)):
+            raise TypeError(f"client= must be an openai.OpenAI or openai.AsyncOpenAI, got {type(client).__name__}")
+        if isinstance(client, openai_sdk.AsyncOpenAI):
+            self._given_client = client
+        self._organization = client.organization
+        self._project = client.project
+        if self.timeout is None and isinstance(client.timeout, (int, float)):
+            self.timeout = float(client.timeout)
+        self.max_retries = client.max_retries
+        return str(client.base_url), client.api_key if isinstance(client.api_key, str) else None
+
+    # ---- clients ------------------------------------------------------------------------------------------------
+    def client(self) -> "openai_sdk.AsyncOpenAI":
+        """The AsyncOpenAI client for the running event loop (created on first use in that loop)."""
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            if self._given_client is not None:
+                if self._given_loop is None:
+                    self._given_loop = weakref.ref(loop)
+                if self._given_loop() is loop:
+                    return self._given_client
+            client = self.clients.get(loop)
+            if client is None:
+                # a client's connections reference its loop, so entries of closed loops are dropped by hand
+                self._forget_closed_loops()
+                client = self.clients[loop] = self._new_client()
+            return client
+
+    def _forget_closed_loops(self) -> None:
+        for old_loop in [old for old in self.clients.keys() if old.is_closed()]:
+            del self.clients[old_loop]
+
+    def _new_client(self) -> "openai_sdk.AsyncOpenAI":
+        import openai as openai_sdk
+        kwargs: dict[str, Any] = {"api_key": self.__api_key, "max_retries": self.max_retries,
+                                  "organization": self._organization, "project": self._project}
+        if self._base_url is not None:
+            kwargs["base_url"] = self._base_url
+        if self.timeout is not None:
+            kwargs["timeout"] = self.timeout
+        return openai_sdk.AsyncOpenAI(**kwargs)
+
+    async def aclose(self) -> None:
+        """Close the clients made for the running loop and for loops that have closed.
+
+        Clients of other loops that are still running belong to those loops and are left to them; a client passed as
+        ``client=`` belongs to the caller and stays open. The transport stays usable: the next call makes a new client.
+        """
+        current = asyncio.get_running_loop()
+        with self._lock:
+            client = self.clients.pop(current, None)
+            self._forget_closed_loops()
+        if client is not None:
+            await client.close()
+
+    def explain(self, err: BaseException) -> ModelError:
+        """An SDK error as a ModelError that says what to change."""
+        return explain_error(err, model=self.model, base_url=self.base_url, api_key=self.__api_key,
+                             max_retries=self.max_retries)
+
+    # ---- one exchange -------------------------------------------------------------------------------------------
+    async def serve(self, body: dict, exchange: Callable[[], AsyncIterator[Item]],
+                    prompt_tokens: Callable[[dict], int]) -> AsyncIterator[Item]:
+        """Cache lookup/replay, usage estimate and cache write around one exchange (started only on a cache miss).
+
+        Deterministic requests (temperature 0 or a seed, one choice) are cached, keyed by the body without its
+        streaming keys and by the server. When the server reports no usage it is estimated with tiktoken:
+        ``prompt_tokens(body)`` plus the generated text and calls."""
+        cache_key = None
+        if self.cache is not None and (body.get("temperature") == 0 or body.get("seed") is not None) \
+                and body.get("n", 1) == 1:
+            cache_key = self.cache.key({k: v for k, v in body.items() if k not in TRANSPORT_KEYS}, self.base_url)
+            stored = self.cache.get(cache_key)
+            if stored is not None:
+                completion = completion_from_record(stored, cached=True)
+                for delta in deltas_of(completion):
+                    yield delta
+                yield completion
+                return
+        async for item in exchange():
+            if isinstance(item, Completion):
+                if item.usage is None:
+                    item.usage = self._estimated_usage(prompt_tokens(body), item)
+                if self.cache is not None and cache_key is not None:  # stored before yielding: callers may stop
+                    self.cache.put(cache_key, completion_to_record(item))
+            yield item
+
+    def _estimated_usage(self, prompt: int, completion: Completion) -> Usage:
+        generated = "".join(c.text + "".join(t.name + t.arguments_json for t in c.tool_calls)
+                            for c in completion.choices)
+        output = tokens.count_tokens(generated, self.model)
+        return Usage(prompt, output, prompt + output, estimated=True)
+
+    async def exchange(self, endpoint: Endpoint, body: dict, options: dict, *, stream: bool,
+                       new_reader: Callable[[], ResponseReader]) -> AsyncIterator[Item]:
+        """Send ``body`` to ``endpoint`` (``options``: SDK-only arguments such as extra_headers) and yield the answer
+        read by a ``new_reader()``; a stream that breaks before any output is sent again (up to ``max_retries``)."""
+        rest = {k: v for k, v in body.items() if k not in ("model", endpoint.input_key)}
+        if not stream:
+            completion = new_reader().read(await self._create(endpoint, body, rest, False, options))
+            for delta in deltas_of(completion):
+                yield delta
+            yield completion
+            return
+        import openai as openai_sdk
+        rest["stream_options"] = {"include_usage": True}
+        drops = 0
+        while True:
+            reader = new_reader()
+            chunks = await self._create(endpoint, body, rest, True, options)
+            try:
+                async with chunks:
+                    async for chunk in chunks:
+                        for delta in reader.feed(chunk):
+                            yield delta
+            except openai_sdk.APIConnectionError as err:
+                delay = self._stream_dropped(err, reader.characters, drops)
+                drops += 1
+                await asyncio.sleep(delay)
+                continue
+            except openai_sdk.OpenAIError as err:
+                raise self.explain(err) from err
+            for delta in reader.finish():
+                yield delta
+            yield reader.completion()
+            return
+
+    async def _create(self, endpoint: Endpoint, body: dict, rest: dict, stream: bool, options: dict) -> Any:
+        import openai as openai_sdk
+        resource = functools.reduce(getattr, endpoint.resource.split("."), self.client())
+        try:
+            return await resource.create(model=body["model"], stream=stream, extra_body=rest, **options,
+                                         **{endpoint.input_key: body[endpoint.input_key]})
+        except openai_sdk.OpenAIError as err:
+            raise self.explain(err) from err
+
+    def _stream_dropped(self, err: BaseException, received: int, drops: int) -> float:
+        """After a stream broke: raise when output had already arrived (it can't be taken back) or retries are used
+        up; otherwise return how long to wait before sending the request again."""
+        if received:
+            raise ModelError(f"the server closed the stream after {received} characters "
+                             f"({type(err.__cause__).__name__ if err.__cause__ else 'connection error'}): the "
+                             f"answer is incomplete; run again or check the server's logs") from err
+        if drops >= self.max_retries:
+            raise ModelError(f"the server at {self.base_url} closed the stream before sending any output, "
+                             f"{drops + 1} time(s): check the server's logs, or raise max_retries") from err
+        return min(0.05 * 2 ** (drops + 1), 2.0)

@@ -1,0 +1,118 @@
+"""Running the calls a model asked for: concurrently, only offered tools, every fault turned into a record the model
+can read (unknown tool, bad JSON, bad arguments, an exception, a timeout, a refusal) instead of ending the program."""
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import time
+from typing import Any, Awaitable, Callable, Mapping, Optional, Sequence
+
+from .call import ToolCall
+from .errors import MissingImplementation, ToolArgumentError, ToolDefinitionError, ToolExecutionError
+from .records import (DENIED, EXCEPTION, INVALID_ARGUMENTS, INVALID_JSON, TIMEOUT, UNKNOWN_TOOL, ToolCallRecord,
+                      format_result)
+from .tool import Tool, make_toolset
+
+ERROR_MODES = ("feedback", "raise")
+DENIED_MESSAGE = "the user denied this call"
+
+HookResult = Any  # True / None (run), False (deny), dict (replacement arguments)
+
+
+async def _ask_hook(hook: Callable[[ToolCall], HookResult | Awaitable[HookResult]], call: ToolCall) -> HookResult:
+    answer = hook(call)
+    if inspect.isawaitable(answer):
+        answer = await answer
+    return answer
+
+
+async def _run_call(call: ToolCall, tools: Mapping[str, Tool], timeout: Optional[float],
+                    hook: Optional[Callable], overrides: Mapping[str, Any]) -> ToolCallRecord:
+    record = ToolCallRecord(id=call.id, name=call.name, arguments=None, arguments_json=call.arguments_json,
+                            started_at=time.perf_counter())
+    chosen = tools.get(call.name)
+    if chosen is None:
+        available = ", ".join(tools) or "none"
+        return record.fail(UNKNOWN_TOOL, f"unknown tool {call.name!r}; available: {available}")
+    try:
+        arguments = call.arguments
+    except json.JSONDecodeError as exc:
+        return record.fail(INVALID_JSON, f"arguments are not valid JSON: {exc}", exc)
+    except ValueError as exc:  # valid JSON, but not an object
+        return record.fail(INVALID_ARGUMENTS, str(exc), exc)
+    if hook is not None:
+        try:
+            answer = await _ask_hook(hook, call)
+        except Exception as exc:  # a failing hook fails this call only, as data
+            return record.fail(EXCEPTION, f"{type(exc).__name__}: {exc}", exc)
+        if answer is False:
+            record.arguments = arguments
+            return record.fail(DENIED, DENIED_MESSAGE)
+        if isinstance(answer, dict):
+            arguments = dict(answer)
+        elif answer is not True and answer is not None:
+            return record.fail(EXCEPTION, f"on_tool_call returned {type(answer).__name__}; it must return True or "
+                                          f"None (run), False (deny) or a dict of replacement arguments")
+    if overrides:
+        arguments = {**arguments, **overrides}
+    record.arguments = arguments
+    record.started_at = time.perf_counter()
+    try:
+        if timeout is None:
+            value = await chosen.invoke(arguments)
+        else:
+            value = await asyncio.wait_for(chosen.invoke(arguments), timeout)
+    except ToolArgumentError as exc:
+        return _finish(record).fail(INVALID_ARGUMENTS, str(exc), exc)
+    except asyncio.TimeoutError as exc:
+        return _finish(record).fail(TIMEOUT, f"timed out after {timeout:g}s", exc)
+    except MissingImplementation as exc:
+        return _finish(record).fail(EXCEPTION, str(exc), exc)
+    except Exception as exc:  # the tool's own failure is reported to the model, not raised
+        return _finish(record).fail(EXCEPTION, f"{type(exc).__name__}: {exc}", exc)
+    _finish(record)
+    record.result = value
+    try:
+        record.content = format_result(value)
+    except Exception as exc:  # e.g. a __str__ that raises: the call still fails as data
+        return record.fail(EXCEPTION, f"could not turn the result into text: {type(exc).__name__}: {exc}", exc)
+    return record
+
+
+def _finish(record: ToolCallRecord) -> ToolCallRecord:
+    record.duration = time.perf_counter() - record.started_at
+    return record
+
+
+async def dispatch(calls: Sequence[ToolCall], tools: Mapping[str, Tool], *, timeout: Optional[float] = None,
+                   errors: str = "feedback", on_tool_call: Optional[Callable] = None,
+                   overrides: Optional[Mapping[str, Any]] = None) -> list[ToolCallRecord]:
+    """Run every call concurrently; return one record per call, in call order.
+
+    Only tools in ``tools`` can run. Faults become error records (``error``/``error_type`` set and the message
+    in ``content``); with ``errors='raise'`` a ToolExecutionError for the first failed call is raised after
+    all calls have finished. ``on_tool_call(call)`` (sync or async; asked only about calls to an offered tool
+    whose arguments parse) may approve (True/None), deny (False) or replace the arguments (dict); ``overrides``
+    replace/add argument keys of every call (after the hook, before validation). ``timeout`` bounds each call's
+    validation + run, not the hook (a person may take a while to answer).
+    """
+    if errors not in ERROR_MODES:
+        raise ValueError(f"errors={errors!r} is not supported; use 'feedback' (faults go back to the model as "
+                         f"tool results) or 'raise'")
+    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0):
+        raise ValueError(f"timeout must be a positive number of seconds or None, got {timeout!r}")
+    if not isinstance(tools, Mapping):
+        tools = make_toolset(tools)
+    bad = [name for name, value in tools.items() if not isinstance(value, Tool)]
+    if bad:
+        raise ToolDefinitionError(f"dispatch needs Tool objects by name (see make_toolset); not a Tool: "
+                                  f"{', '.join(map(repr, bad))}")
+    overrides = dict(overrides or {})
+    records = list(await asyncio.gather(*(_run_call(call, tools, timeout, on_tool_call, overrides)
+                                          for call in calls)))
+    if errors == "raise":
+        failed = next((r for r in records if r.error is not None), None)
+        if failed is not None:
+            raise ToolExecutionError(failed, records) from failed.exception
+    return records
