@@ -9,11 +9,11 @@ from __future__ import annotations
 import inspect
 import operator
 from collections.abc import Mapping
-from typing import Any, Awaitable, Callable, Protocol, Union
+from typing import Any, Awaitable, Callable, Protocol
 
 from . import nodes as n
 
-Evaluator = Callable[["EvalContext"], Any]  # returns the value, or an awaitable when compiled async
+Evaluator = Callable[["EvalContext"], Any]  # returns the value, or an awaitable when compiled to await
 
 
 class EvalContext(Protocol):
@@ -83,175 +83,147 @@ def _check_mod(left: Any, right: Any) -> Any:
 _BINOPS["%"] = _check_mod
 
 
+_UNARY: dict[str, Callable[[Any], Any]] = {"not": operator.not_, "-": operator.neg, "+": operator.pos}
+
+
 def has_call(expr: n.Expr) -> bool:
     """True when evaluating ``expr`` may await (it calls something)."""
-    if isinstance(expr, n.Call):
-        return True
-    if isinstance(expr, (n.Attr,)):
-        return has_call(expr.obj)
-    if isinstance(expr, n.Index):
-        return has_call(expr.obj) or has_call(expr.key)
-    if isinstance(expr, (n.BinOp, n.BoolOp)):
-        return has_call(expr.left) or has_call(expr.right)
-    if isinstance(expr, n.Compare):
-        return has_call(expr.first) or any(has_call(e) for _, e in expr.rest)
-    if isinstance(expr, n.UnaryOp):
-        return has_call(expr.operand)
-    if isinstance(expr, n.ListLit):
-        return any(has_call(i) for i in expr.items)
-    if isinstance(expr, n.DictLit):
-        return any(has_call(k) or has_call(v) for k, v in expr.items)
-    return False
+    return isinstance(expr, n.Call) or any(has_call(child) for child in n.iter_child_nodes(expr))
 
 
 def compile_expr(expr: n.Expr) -> tuple[Evaluator, bool]:
     """Compile to ``(fn, is_async)``; ``fn(ctx)`` returns the value, or a coroutine when ``is_async``."""
-    if has_call(expr):
-        return _compile_async(expr), True
-    return _compile_sync(expr), False
+    is_async = has_call(expr)
+    return _compile(expr, is_async), is_async
 
 
-def _compile_sync(e: n.Expr) -> Evaluator:
+def _compile(e: n.Expr, awaits: bool) -> Evaluator:
+    """One compiler for both kinds of evaluator. With ``awaits`` every evaluator returns an awaitable (only calls
+    really await; a call-free subtree is compiled plain and wrapped once), without it a plain value — so
+    expressions that call nothing, the common case, never pay for a coroutine."""
+    if awaits and not has_call(e):
+        return _lift(_compile(e, False))
     if isinstance(e, n.Const):
         value = e.value
         return lambda ctx: value
     if isinstance(e, n.Var):
         name = e.name
         return lambda ctx: ctx.lookup(name)
-    if isinstance(e, n.Attr):
-        obj, attr = _compile_sync(e.obj), e.name
-        return lambda ctx: safe_getattr(obj(ctx), attr)
-    if isinstance(e, n.Index):
-        obj, key = _compile_sync(e.obj), _compile_sync(e.key)
-        return lambda ctx: safe_getitem(obj(ctx), key(ctx))
-    if isinstance(e, n.BinOp):
-        fn, left, right = _BINOPS[e.op], _compile_sync(e.left), _compile_sync(e.right)
-        return lambda ctx: fn(left(ctx), right(ctx))
-    if isinstance(e, n.Compare):
-        first = _compile_sync(e.first)
-        rest = [(_BINOPS[op], _compile_sync(x)) for op, x in e.rest]
-
-        def compare(ctx: EvalContext) -> Any:
-            left = first(ctx)
-            result: Any = True
-            for fn, operand in rest:
-                right = operand(ctx)
-                result = fn(left, right)
-                if not result:
-                    return result
-                left = right
-            return result
-        return compare
+    if isinstance(e, n.Call):  # only reached when awaiting: a call always may
+        return _compile_call(e)
     if isinstance(e, n.BoolOp):
-        left, right = _compile_sync(e.left), _compile_sync(e.right)
-        if e.op == "and":
-            return lambda ctx: left(ctx) and right(ctx)
-        return lambda ctx: left(ctx) or right(ctx)
+        left, right = _compile(e.left, awaits), _compile(e.right, awaits)
+        return (_bool_async if awaits else _bool_sync)(e.op == "and", left, right)
+    if isinstance(e, n.Compare):
+        first = _compile(e.first, awaits)
+        rest = [(_BINOPS[op], _compile(x, awaits)) for op, x in e.rest]
+        return (_compare_async if awaits else _compare_sync)(first, rest)
+    op, children = _operation(e)
+    compiled = [_compile(child, awaits) for child in children]
+    return (_apply_async if awaits else _apply_sync)(op, compiled)
+
+
+def _operation(e: n.Expr) -> tuple[Callable[..., Any], list[n.Expr]]:
+    """What a node computes from its children's values, for the nodes that evaluate every child in order."""
+    if isinstance(e, n.Attr):
+        name = e.name
+        return (lambda obj: safe_getattr(obj, name)), [e.obj]
+    if isinstance(e, n.Index):
+        return safe_getitem, [e.obj, e.key]
+    if isinstance(e, n.BinOp):
+        return _BINOPS[e.op], [e.left, e.right]
     if isinstance(e, n.UnaryOp):
-        operand = _compile_sync(e.operand)
-        if e.op == "not":
-            return lambda ctx: not operand(ctx)
-        if e.op == "-":
-            return lambda ctx: -operand(ctx)
-        return lambda ctx: +operand(ctx)
+        return _UNARY[e.op], [e.operand]
     if isinstance(e, n.ListLit):
-        items = [_compile_sync(i) for i in e.items]
-        return lambda ctx: [i(ctx) for i in items]
+        return (lambda *items: list(items)), list(e.items)
     if isinstance(e, n.DictLit):
-        pairs = [(_compile_sync(k), _compile_sync(v)) for k, v in e.items]
-        return lambda ctx: {k(ctx): v(ctx) for k, v in pairs}
+        return (lambda *flat: dict(zip(flat[::2], flat[1::2]))), [x for pair in e.items for x in pair]
     raise TypeError(f"cannot compile {type(e).__name__}")  # pragma: no cover - grammar makes no other nodes
 
 
-def _compile_async(e: n.Expr) -> Callable[["EvalContext"], Awaitable[Any]]:
-    if not has_call(e):
-        sync = _compile_sync(e)
+def _apply_sync(op: Callable[..., Any], children: list[Evaluator]) -> Evaluator:
+    if len(children) == 1:
+        (only,) = children
+        return lambda ctx: op(only(ctx))
+    if len(children) == 2:
+        left, right = children
+        return lambda ctx: op(left(ctx), right(ctx))
+    return lambda ctx: op(*[child(ctx) for child in children])
 
-        async def const_path(ctx: EvalContext) -> Any:
-            return sync(ctx)
-        return const_path
-    if isinstance(e, n.Call):
-        func = _compile_async(e.func)
-        args = [_compile_async(a) for a in e.args]
-        kwargs = [(k, _compile_async(v)) for k, v in e.kwargs]
-        node = e
 
-        async def call(ctx: EvalContext) -> Any:
-            f = await func(ctx)
-            values = [await a(ctx) for a in args]
-            kw = {k: await v(ctx) for k, v in kwargs}
-            return await ctx.call(f, values, kw, node)
-        return call
-    if isinstance(e, n.Attr):
-        obj, attr = _compile_async(e.obj), e.name
+def _apply_async(op: Callable[..., Any], children: list[Evaluator]) -> Evaluator:
+    async def apply(ctx: EvalContext) -> Any:
+        return op(*[await child(ctx) for child in children])
+    return apply
 
-        async def get_attr(ctx: EvalContext) -> Any:
-            return safe_getattr(await obj(ctx), attr)
-        return get_attr
-    if isinstance(e, n.Index):
-        obj, key = _compile_async(e.obj), _compile_async(e.key)
 
-        async def get_item(ctx: EvalContext) -> Any:
-            return safe_getitem(await obj(ctx), await key(ctx))
-        return get_item
-    if isinstance(e, n.BinOp):
-        fn, left, right = _BINOPS[e.op], _compile_async(e.left), _compile_async(e.right)
+def _lift(sync: Evaluator) -> Evaluator:
+    async def plain(ctx: EvalContext) -> Any:
+        return sync(ctx)
+    return plain
 
-        async def binop(ctx: EvalContext) -> Any:
-            return fn(await left(ctx), await right(ctx))
-        return binop
-    if isinstance(e, n.Compare):
-        afirst = _compile_async(e.first)
-        arest = [(_BINOPS[op], _compile_async(x)) for op, x in e.rest]
 
-        async def acompare(ctx: EvalContext) -> Any:
-            left = await afirst(ctx)
-            result: Any = True
-            for fn, operand in arest:
-                right = await operand(ctx)
-                result = fn(left, right)
-                if not result:
-                    return result
-                left = right
-            return result
-        return acompare
-    if isinstance(e, n.BoolOp):
-        left, right = _compile_async(e.left), _compile_async(e.right)
-        is_and = e.op == "and"
+def _compile_call(e: n.Call) -> Evaluator:
+    func = _compile(e.func, True)
+    args = [_compile(a, True) for a in e.args]
+    kwargs = [(k, _compile(v, True)) for k, v in e.kwargs]
 
-        async def boolop(ctx: EvalContext) -> Any:
-            value = await left(ctx)
-            if bool(value) != is_and:
-                return value
-            return await right(ctx)
-        return boolop
-    if isinstance(e, n.UnaryOp):
-        operand, op = _compile_async(e.operand), e.op
+    async def call(ctx: EvalContext) -> Any:
+        f = await func(ctx)
+        values = [await a(ctx) for a in args]
+        kw = {k: await v(ctx) for k, v in kwargs}
+        return await ctx.call(f, values, kw, e)
+    return call
 
-        async def unary(ctx: EvalContext) -> Any:
-            value = await operand(ctx)
-            return (not value) if op == "not" else (-value if op == "-" else +value)
-        return unary
-    if isinstance(e, n.ListLit):
-        items = [_compile_async(i) for i in e.items]
 
-        async def list_lit(ctx: EvalContext) -> Any:
-            return [await i(ctx) for i in items]
-        return list_lit
-    if isinstance(e, n.DictLit):
-        pairs = [(_compile_async(k), _compile_async(v)) for k, v in e.items]
+def _bool_sync(is_and: bool, left: Evaluator, right: Evaluator) -> Evaluator:
+    if is_and:
+        return lambda ctx: left(ctx) and right(ctx)
+    return lambda ctx: left(ctx) or right(ctx)
 
-        async def dict_lit(ctx: EvalContext) -> Any:
-            return {await k(ctx): await v(ctx) for k, v in pairs}
-        return dict_lit
-    raise TypeError(f"cannot compile {type(e).__name__}")  # pragma: no cover
+
+def _bool_async(is_and: bool, left: Evaluator, right: Evaluator) -> Evaluator:
+    async def boolop(ctx: EvalContext) -> Any:
+        value = await left(ctx)
+        if bool(value) != is_and:
+            return value
+        return await right(ctx)
+    return boolop
+
+
+def _compare_sync(first: Evaluator, rest: list[tuple[Callable[[Any, Any], Any], Evaluator]]) -> Evaluator:
+    def compare(ctx: EvalContext) -> Any:
+        left = first(ctx)
+        result: Any = True
+        for fn, operand in rest:
+            right = operand(ctx)
+            result = fn(left, right)
+            if not result:
+                return result
+            left = right
+        return result
+    return compare
+
+
+def _compare_async(first: Evaluator, rest: list[tuple[Callable[[Any, Any], Any], Evaluator]]) -> Evaluator:
+    async def compare(ctx: EvalContext) -> Any:
+        left = await first(ctx)
+        result: Any = True
+        for fn, operand in rest:
+            right = await operand(ctx)
+            result = fn(left, right)
+            if not result:
+                return result
+            left = right
+        return result
+    return compare
 
 
 def compile_args(args: tuple[n.Expr, ...], kwargs: tuple[tuple[str, n.Expr], ...]
                  ) -> Callable[["EvalContext"], Awaitable[tuple[list, dict]]]:
     """One async evaluator for a block's or partial's arguments."""
-    pos = [_compile_async(a) for a in args]
-    kw = [(k, _compile_async(v)) for k, v in kwargs]
+    pos = [_compile(a, True) for a in args]
+    kw = [(k, _compile(v, True)) for k, v in kwargs]
 
     async def evaluate(ctx: EvalContext) -> tuple[list, dict]:
         return [await a(ctx) for a in pos], {k: await v(ctx) for k, v in kw}
@@ -260,7 +232,7 @@ def compile_args(args: tuple[n.Expr, ...], kwargs: tuple[tuple[str, n.Expr], ...
 
 def compile_async(expr: n.Expr) -> Callable[["EvalContext"], Awaitable[Any]]:
     """An async evaluator whatever the expression (for conditions and other rarely hot places)."""
-    return _compile_async(expr)
+    return _compile(expr, True)
 
 
 async def maybe_await(value: Any) -> Any:
@@ -269,5 +241,3 @@ async def maybe_await(value: Any) -> Any:
         value = await value
     return value
 
-
-Compiled = Union[Evaluator, Callable[["EvalContext"], Awaitable[Any]]]

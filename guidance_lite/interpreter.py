@@ -8,7 +8,7 @@ import difflib
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from . import nodes as n
-from .commands import BLOCKS, COMMANDS, Command
+from .registry import BLOCKS, COMMANDS, Command
 from .control import NOTHING, BreakLoop, LoopControl
 from .errors import TemplateRuntimeError
 from .events import Event, TemplateText

@@ -12,6 +12,7 @@ import weakref
 from pathlib import Path
 from typing import Any, AsyncIterator, Callable, Iterator, Optional
 
+from . import commands  # noqa: F401 - registers the built-in commands and blocks before any template is parsed
 from .errors import TemplateRuntimeError
 from .events import Event, Finished, Paused
 from .models.base import Model, ModelError, Usage

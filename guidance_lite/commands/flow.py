@@ -3,14 +3,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from . import block
+from ..registry import block
 from ..nodes import Block
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..interpreter import Interpreter
 
 
-@block("if")
+@block("if", separators=("else", "elif"), usage="{{#if condition}}…{{/if}}")
 async def if_block(interp: "Interpreter", node: Block, condition: Any, **kwargs: Any) -> None:
     _no_kwargs("if", kwargs)
     if condition:
@@ -22,7 +22,7 @@ async def if_block(interp: "Interpreter", node: Block, condition: Any, **kwargs:
             return
 
 
-@block("unless")
+@block("unless", separators=("else",), usage="{{#unless condition}}…{{/unless}}")
 async def unless_block(interp: "Interpreter", node: Block, condition: Any, **kwargs: Any) -> None:
     _no_kwargs("unless", kwargs)
     if not condition:

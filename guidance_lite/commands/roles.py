@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from . import block
+from ..registry import block
 from ..events import MessageAdded
 from ..nodes import Block
 from ..state import MARKER, ROLE_END, TOOL_CALL, TOOL_RESULT, Span, render_role_open
@@ -25,7 +25,7 @@ async def chat_role(interp: "Interpreter", node: Block, **kwargs: Any) -> None:
     await run_role(interp, node, node.name, kwargs)
 
 
-@block("role")
+@block("role", usage="{{#role 'critic'}}…{{/role}}")
 async def named_role(interp: "Interpreter", node: Block, role: Any, **kwargs: Any) -> None:
     if not isinstance(role, str) or not role:
         raise TypeError("{{#role}} needs the role name as a string, e.g. {{#role 'critic'}}")

@@ -3,17 +3,25 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Optional
 
-from . import block, command
+from ..registry import CallSite, Effects, block, command, names_first_argument_after_body
 from ..control import NOTHING
 from ..events import VariableSet
-from ..nodes import Block, Node
+from ..nodes import Block, DictLit, Node, string_value
 from ..state import VALUE
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..interpreter import Interpreter
 
 
-@command("set")
+def _set_names(site: CallSite) -> Effects:
+    """``{{set 'x' v}}`` sets x; ``{{set {'x': 1, 'y': 2}}}`` sets every literal key."""
+    first = site.argument(0, "name")
+    if isinstance(first, DictLit):
+        return Effects(sets=tuple(string_value(key) for key, _ in first.items))
+    return Effects(sets=(site.string(0, "name"),))
+
+
+@command("set", binds=_set_names)
 async def set_(interp: "Interpreter", node: Node, name: Any, value: Any = NOTHING, *, hidden: bool = True) -> Any:
     """``{{set 'x' value}}`` or ``{{set {'x': 1, 'y': 2}}}``; ``hidden=False`` also inserts the value."""
     if value is NOTHING:
@@ -32,7 +40,7 @@ async def set_(interp: "Interpreter", node: Node, name: Any, value: Any = NOTHIN
     return NOTHING
 
 
-@command("await")
+@command("await", binds=lambda site: Effects(reads=(site.string(0, "name"),)))
 async def await_(interp: "Interpreter", node: Node, name: str) -> Any:
     """Return the variable's value and consume it; pause the program until it is given when missing."""
     if not isinstance(name, str):
@@ -42,7 +50,7 @@ async def await_(interp: "Interpreter", node: Node, name: str) -> Any:
     return interp.state.variables.pop(name)
 
 
-@block("block")
+@block("block", binds=names_first_argument_after_body, usage="{{#block 'name' hidden=True}}…{{/block}}")
 async def block_(interp: "Interpreter", node: Block, name: Optional[str] = None, *, hidden: bool = False) -> None:
     """Render the body; ``name`` captures its text into a variable; ``hidden`` keeps it out of later context."""
     state = interp.state
@@ -64,7 +72,7 @@ async def block_(interp: "Interpreter", node: Block, name: Optional[str] = None,
         interp.emit(VariableSet(name, text))
 
 
-@command("parse")
+@command("parse", binds=lambda site: Effects(sets=(site.string(None, "name"),)))
 async def parse_(interp: "Interpreter", node: Node, template: Any, *, name: Optional[str] = None) -> Any:
     """Run a string as template code: the one deliberate way to do so (values are otherwise always data)."""
     from ..parser import parse
