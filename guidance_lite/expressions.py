@@ -88,7 +88,12 @@ _UNARY: dict[str, Callable[[Any], Any]] = {"not": operator.not_, "-": operator.n
 
 def has_call(expr: n.Expr) -> bool:
     """True when evaluating ``expr`` may await (it calls something)."""
-    return isinstance(expr, n.Call) or any(has_call(child) for child in n.iter_child_nodes(expr))
+    if isinstance(expr, n.Call):
+        return True
+    for child in n.iter_child_nodes(expr):
+        if has_call(child):
+            return True
+    return False
 
 
 def compile_expr(expr: n.Expr) -> tuple[Evaluator, bool]:
@@ -114,47 +119,80 @@ def _compile(e: n.Expr, awaits: bool) -> Evaluator:
     if isinstance(e, n.BoolOp):
         left, right = _compile(e.left, awaits), _compile(e.right, awaits)
         return (_bool_async if awaits else _bool_sync)(e.op == "and", left, right)
+    if isinstance(e, n.UnaryOp) and e.op == "not" and not awaits:  # `{{#if not done}}`: no call for `not`
+        operand = _compile(e.operand, False)
+        return lambda ctx: not operand(ctx)
     if isinstance(e, n.Compare):
         first = _compile(e.first, awaits)
         rest = [(_BINOPS[op], _compile(x, awaits)) for op, x in e.rest]
         return (_compare_async if awaits else _compare_sync)(first, rest)
-    op, children = _operation(e)
-    compiled = [_compile(child, awaits) for child in children]
-    return (_apply_async if awaits else _apply_sync)(op, compiled)
-
-
-def _operation(e: n.Expr) -> tuple[Callable[..., Any], list[n.Expr]]:
-    """What a node computes from its children's values, for the nodes that evaluate every child in order."""
-    if isinstance(e, n.Attr):
-        name = e.name
-        return (lambda obj: safe_getattr(obj, name)), [e.obj]
-    if isinstance(e, n.Index):
-        return safe_getitem, [e.obj, e.key]
-    if isinstance(e, n.BinOp):
-        return _BINOPS[e.op], [e.left, e.right]
-    if isinstance(e, n.UnaryOp):
-        return _UNARY[e.op], [e.operand]
     if isinstance(e, n.ListLit):
-        return (lambda *items: list(items)), list(e.items)
+        items = [_compile(x, awaits) for x in e.items]
+        return _list_async(items) if awaits else lambda ctx: [item(ctx) for item in items]
     if isinstance(e, n.DictLit):
-        return (lambda *flat: dict(zip(flat[::2], flat[1::2]))), [x for pair in e.items for x in pair]
+        pairs = [(_compile(k, awaits), _compile(v, awaits)) for k, v in e.items]
+        return _dict_async(pairs) if awaits else lambda ctx: {k(ctx): v(ctx) for k, v in pairs}
+    op, children, constants = _operation(e)
+    return (_apply_async if awaits else _apply_sync)(op, [_compile(child, awaits) for child in children], constants)
+
+
+def _operation(e: n.Expr) -> tuple[Callable[..., Any], list[n.Expr], tuple]:
+    """What a node of one or two children computes: ``op(*child values, *constants)`` (only a one-child node has
+    constants: an attribute's name)."""
+    if isinstance(e, n.Attr):
+        return safe_getattr, [e.obj], (e.name,)
+    if isinstance(e, n.Index):
+        return safe_getitem, [e.obj, e.key], ()
+    if isinstance(e, n.BinOp):
+        return _BINOPS[e.op], [e.left, e.right], ()
+    if isinstance(e, n.UnaryOp):
+        return _UNARY[e.op], [e.operand], ()
     raise TypeError(f"cannot compile {type(e).__name__}")  # pragma: no cover - grammar makes no other nodes
 
 
-def _apply_sync(op: Callable[..., Any], children: list[Evaluator]) -> Evaluator:
-    if len(children) == 1:
-        (only,) = children
-        return lambda ctx: op(only(ctx))
+def _apply_sync(op: Callable[..., Any], children: list[Evaluator], constants: tuple) -> Evaluator:
     if len(children) == 2:
         left, right = children
         return lambda ctx: op(left(ctx), right(ctx))
-    return lambda ctx: op(*[child(ctx) for child in children])
+    (only,) = children
+    if constants:
+        (constant,) = constants
+        return lambda ctx: op(only(ctx), constant)
+    return lambda ctx: op(only(ctx))
 
 
-def _apply_async(op: Callable[..., Any], children: list[Evaluator]) -> Evaluator:
-    async def apply(ctx: EvalContext) -> Any:
-        return op(*[await child(ctx) for child in children])
-    return apply
+def _apply_async(op: Callable[..., Any], children: list[Evaluator], constants: tuple) -> Evaluator:
+    if len(children) == 2:
+        left, right = children
+
+        async def apply2(ctx: EvalContext) -> Any:
+            return op(await left(ctx), await right(ctx))
+        return apply2
+    (only,) = children
+    constant = constants[0] if constants else None
+
+    async def apply1(ctx: EvalContext) -> Any:
+        return op(await only(ctx), constant) if constants else op(await only(ctx))
+    return apply1
+
+
+def _list_async(items: list[Evaluator]) -> Evaluator:
+    async def list_lit(ctx: EvalContext) -> Any:
+        values = []
+        for item in items:  # a loop, not a comprehension: an awaiting comprehension is one more coroutine
+            values.append(await item(ctx))
+        return values
+    return list_lit
+
+
+def _dict_async(pairs: list[tuple[Evaluator, Evaluator]]) -> Evaluator:
+    async def dict_lit(ctx: EvalContext) -> Any:
+        values = {}
+        for key, value in pairs:
+            k = await key(ctx)  # the key first, as in Python's own dict displays
+            values[k] = await value(ctx)
+        return values
+    return dict_lit
 
 
 def _lift(sync: Evaluator) -> Evaluator:

@@ -167,10 +167,11 @@ _CHILD_FIELDS: dict[type, tuple[str, ...]] = {}
 
 
 def _child_fields(cls: type) -> tuple[str, ...]:
-    """Names of the fields of ``cls`` that may hold child nodes (compiled evaluators are not compared: skipped)."""
+    """Names of the fields of ``cls`` that may hold child nodes: not names, operators or flags (``str``, ``int``,
+    ``bool``), nor compiled evaluators (not compared)."""
     names = _CHILD_FIELDS.get(cls)
     if names is None:
-        names = tuple(f.name for f in fields(cls) if f.compare and f.name not in ("line", "col"))
+        names = tuple(f.name for f in fields(cls) if f.compare and f.type not in ("str", "int", "bool"))
         _CHILD_FIELDS[cls] = names
     return names
 

@@ -365,7 +365,13 @@ def _climb(chain: list) -> n.Expr:
 @dataclass(frozen=True)
 class _Grammar:
     lark: Lark
-    scanner: "re.Pattern[str]"
+    scanner: "re.Pattern[str]"  # the fast path's splitter
+    comment: "re.Pattern[str]"  # the COMMENT terminal (does a comment close?)
+
+
+def _terminals(lark: Lark) -> dict[str, str]:
+    """Each terminal's regex as Lark loaded it from the grammar, grouped so it can be composed."""
+    return {t.name: f"(?:{t.pattern.to_regexp()})" for t in lark.terminals}
 
 
 def _compose_scanner(lark: Lark) -> "re.Pattern[str]":
@@ -373,7 +379,7 @@ def _compose_scanner(lark: Lark) -> "re.Pattern[str]":
     and tags: TAG_OPEN, then strings (STRING, which may hold '}}') or any other character, lazily up to the first
     TAG_CLOSE (in a run of closing braces the last two close the tag). A TAG_OPEN that can't be closed so is
     ``open``: the fast path leaves the template to the full parse."""
-    term = {t.name: f"(?:{t.pattern.to_regexp()})" for t in lark.terminals}
+    term = _terminals(lark)
     return re.compile(f"(?P<esc>{term['ESCAPED']})"
                       f"|(?P<comment>{term['COMMENT']})"
                       f"|(?P<tag>{term['TAG_OPEN']}(?:{term['STRING']}|[^\"'])*?{term['TAG_CLOSE']})"
@@ -391,7 +397,7 @@ def _grammar() -> _Grammar:
             if _loaded is None:
                 lark = Lark(_load_grammar(), parser="lalr", lexer="contextual", transformer=_ToPieces(),
                             maybe_placeholders=True, cache=False, start=["start", "tag"])
-                _loaded = _Grammar(lark, _compose_scanner(lark))
+                _loaded = _Grammar(lark, _compose_scanner(lark), re.compile(_terminals(lark)["COMMENT"]))
     return _loaded
 
 
@@ -548,13 +554,13 @@ def _open_tag_start(exc: UnexpectedInput) -> Optional[int]:
     return None
 
 
-def _comment_opener_before(source: str, pos: Optional[int]) -> Optional[int]:
-    """Where ``{{!`` or ``{{~!`` starts when the failing character at ``pos`` is that '!': a comment the COMMENT
-    terminal could not close, so the lexer read its ``{{`` as a tag opener."""
+def _unclosed_comment_before(source: str, pos: Optional[int]) -> Optional[int]:
+    """Where ``{{!`` or ``{{~!`` starts when the failing character at ``pos`` is that '!' and the COMMENT terminal
+    does not match there: a comment never closed, whose ``{{`` the lexer took for a tag's."""
     if pos is None or not source.startswith("!", pos):
         return None
     for start in (pos - 2, pos - 3):
-        if start >= 0 and source.startswith(("{{!", "{{~!"), start):
+        if start >= 0 and source.startswith(("{{!", "{{~!"), start) and not _grammar().comment.match(source, start):
             return start
     return None
 
@@ -598,7 +604,7 @@ def _syntax_error(exc: UnexpectedInput, source: str, name: Optional[str]) -> Tem
     found = _open_tag_start(exc)
     tag_start = found if found is not None else 0  # every Lark error happens inside a tag
     error_pos = exc.token.start_pos if isinstance(exc, UnexpectedToken) else getattr(exc, "pos_in_stream", None)
-    comment_start = _comment_opener_before(source, error_pos)
+    comment_start = _unclosed_comment_before(source, error_pos)
     if comment_start is not None:
         long_form = source.startswith(("{{!--", "{{~!--"), comment_start)
         return error("unclosed comment: it is never closed with " + ("'--}}'" if long_form else "'}}'"),
@@ -607,14 +613,14 @@ def _syntax_error(exc: UnexpectedInput, source: str, name: Optional[str]) -> Tem
     if isinstance(exc, UnexpectedEOF) or (isinstance(exc, UnexpectedToken) and exc.token.type == "$END"):
         return error("unclosed tag: '{{' is never closed with '}}'", tag_start, "add '}}' to end the tag",
                      source[tag_start:tag_start + 40])
+    if error_pos is not None and source.find("{{", tag_start + 2, error_pos) != -1:  # this tag was never closed
+        return error("unclosed tag: '{{' is never closed with '}}'", tag_start,
+                     "add '}}' to end the tag before the next '{{'", source[tag_start:tag_start + 40].split("\n")[0])
     if isinstance(exc, UnexpectedCharacters):
         message, hint, text = _describe_fault(source, exc.pos_in_stream, set(exc.allowed or ()), tag_start)
         return error(message, exc.pos_in_stream, hint, text)
     assert isinstance(exc, UnexpectedToken)
     tok = exc.token
-    if source.find("{{", tag_start + 2, tok.start_pos) != -1:  # another '{{' inside: this tag was never closed
-        return error("unclosed tag: '{{' is never closed with '}}'", tag_start,
-                     "add '}}' to end the tag before the next '{{'", source[tag_start:tag_start + 40].split("\n")[0])
     expected = set(exc.expected)
     if tok.type == "TAG_OPEN":
         return error("unclosed tag: '{{' is never closed with '}}'", tag_start,
@@ -638,12 +644,20 @@ _TAG_MEMO: dict[str, tuple[str, Any, bool, bool, Any]] = {}
 _TAG_MEMO_LIMIT = 20_000
 
 
+_UNPARSED = ("tag", None, False, False, None)  # the shape of a tag that does not parse
+
+
 def _tag_shape(tag: str) -> tuple[str, Any, bool, bool, Any]:
+    """(kind, payload, strip_left, strip_right, compiled) of one tag's text, parsed once; ``_UNPARSED`` when the
+    grammar rejects it (the full parse then says why)."""
     shape = _TAG_MEMO.get(tag)
     if shape is None:
-        piece = _grammar().lark.parse(tag, start="tag")
-        shape = (piece.kind, piece.payload, piece.strip_left, piece.strip_right,
-                 _compile_payload(piece.kind, piece.payload))
+        try:
+            piece = _grammar().lark.parse(tag, start="tag")
+            shape = (piece.kind, piece.payload, piece.strip_left, piece.strip_right,
+                     _compile_payload(piece.kind, piece.payload))
+        except (UnexpectedInput, VisitError, _Fault):
+            shape = _UNPARSED
         if len(_TAG_MEMO) < _TAG_MEMO_LIMIT:
             _TAG_MEMO[tag] = shape
     return shape
@@ -685,12 +699,9 @@ def _scan(source: str, tolerant: bool) -> Optional[list[Piece]]:
             pieces.append(Piece("comment", line, col, start, end, strip_left=text.startswith("{{~"),
                                 strip_right=text.endswith("~}}")))
         else:
-            try:
-                tag_kind, payload, strip_left, strip_right, compiled = _tag_shape(m.group())
-            except (UnexpectedInput, VisitError, _Fault):
-                if not tolerant:
-                    return None
-                tag_kind, payload, strip_left, strip_right, compiled = "tag", None, False, False, None
+            tag_kind, payload, strip_left, strip_right, compiled = _tag_shape(m.group())
+            if tag_kind == "tag" and not tolerant:
+                return None
             pieces.append(Piece(tag_kind, line, col, start, end, strip_left, strip_right, payload=payload,
                                 compiled=compiled))
         advance(end)
@@ -708,26 +719,35 @@ def source_pieces(source: str) -> list[Piece]:
 
 
 def _lark_pieces(source: str) -> list[Piece]:
-    """Run Lark; when a tag is followed by text starting with '}' (``{{x}}}``), parse the two halves separately."""
+    """Run Lark; when a tag is followed by text starting with '}' (``{{x}}}``), parse the two halves separately: the
+    second with the first blanked out (newlines kept), so its pieces and errors keep the template's positions."""
     try:
         pieces = _grammar().lark.parse(source, start="start")
     except UnexpectedToken as exc:
         tok = exc.token
         if "TAG_CLOSE" in exc.expected and source.startswith("}}}", tok.start_pos):
             cut = tok.start_pos + 2
-            head = _lark_pieces(source[:cut])
-            tail = _lark_pieces(source[cut:])
-            line_shift = source.count("\n", 0, cut)
-            col_shift = cut - (source.rfind("\n", 0, cut) + 1)
-            for piece in tail:
-                if piece.line == 1:
-                    piece.col += col_shift
-                piece.line += line_shift
-                piece.start += cut
-                piece.end += cut
-            return head + tail
+            blanked = _NOT_NEWLINE.sub(" ", source[:cut]) + source[cut:]
+            return _lark_pieces(source[:cut]) + _pieces_from(_lark_pieces(blanked), cut, source)
         raise
     return pieces if isinstance(pieces, list) else []
+
+
+_NOT_NEWLINE = re.compile(r"[^\n]")
+
+
+def _pieces_from(pieces: list[Piece], cut: int, source: str) -> list[Piece]:
+    """The pieces at or after offset ``cut``; the text piece that runs across it (blanked text before, the template's
+    text after) starts at ``cut``."""
+    kept = []
+    for piece in pieces:
+        if piece.end <= cut:
+            continue
+        if piece.start < cut:
+            line, col = _line_col(source, cut)
+            piece = Piece("text", line, col, cut, piece.end, text=source[cut:piece.end])
+        kept.append(piece)
+    return kept
 
 
 def _parse_uncached(source: str, name: Optional[str], fast: bool = True) -> n.Template:
