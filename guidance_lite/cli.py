@@ -213,7 +213,6 @@ def parse_template(path: str, source: str) -> n.Template:
 
 def cmd_run(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     from .errors import TemplateRuntimeError
-    from .events import Finished
     from .program import Program
     source = read_template(args.template)
     variables = load_variables(args.vars_json, args.var)
@@ -228,20 +227,9 @@ def cmd_run(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
         err.write(f"{args.template}: error: {exc}\n")
         return EXIT_RUNTIME
     program = Program(source, model, name=args.template, silent=True)
-    printer = StreamPrinter(err if args.json else out) if args.stream else None
     try:
-        if printer is not None:
-            result = None
-            try:
-                for event in program.stream(**variables):
-                    if isinstance(event, Finished):
-                        result = event.result
-                    else:
-                        printer.handle(event)
-            finally:
-                printer.end_line()
-            if result is None:
-                raise RuntimeError("the event stream ended without a Finished event")
+        if args.stream:
+            result = _stream(program, variables, StreamPrinter(err if args.json else out))
         else:
             result = program(**variables)
         if not result.completed:
@@ -265,6 +253,23 @@ def cmd_run(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
                   f"(an {{{{await}}}} with no value): pass it with --var {result.paused_on}=VALUE\n")
         return EXIT_RUNTIME
     return EXIT_OK
+
+
+def _stream(program: Any, variables: dict, printer: StreamPrinter) -> Any:
+    """Run ``program`` printing its events as they come; the Result."""
+    from .events import Finished
+    result = None
+    try:
+        for event in program.stream(**variables):
+            if isinstance(event, Finished):
+                result = event.result
+            else:
+                printer.handle(event)
+    finally:
+        printer.end_line()
+    if result is None:
+        raise RuntimeError("the event stream ended without a Finished event")
+    return result
 
 
 def _abandon(result: Any) -> None:

@@ -12,7 +12,7 @@ import pytest
 import guidance_lite as gl
 from guidance_lite import cli
 from guidance_lite.control import NOTHING
-from guidance_lite.display import render_program_html
+from guidance_lite.display import render_program_html, render_text
 from guidance_lite.registry import BLOCKS, COMMANDS, CallSite, Effects, block, command, names_first_argument
 from guidance_lite.state import GEN
 
@@ -108,7 +108,7 @@ def test_display_shows_the_new_block_and_labels_the_generating_command() -> None
             'You will extend a language.<span class="gl-label">future</span></span> ') in html
     assert repr(result).splitlines()[:2] == ["── text ──", "[0][1] [0][1] You will extend a language. x"]
     assert "\x1b[1;32mYou will extend a language.\x1b[0m\x1b[2;32m⟨future⟩\x1b[0m" in \
-        gl.display.render_text(result.state, color=True)
+        render_text(result.state, color=True)
 
 
 def test_the_readme_documents_every_built_in_command_and_block() -> None:
