@@ -5,6 +5,7 @@ The public names only; ``import guidance_lite`` stays light (backends load when 
 from __future__ import annotations
 
 from . import models
+from .analysis import TemplateReport, analyze
 from .answer import ToolCallAnswer, ToolResults
 from .errors import GuidanceLiteError, TemplateRuntimeError, TemplateSyntaxError
 from .models.base import ModelError
@@ -14,7 +15,7 @@ from .tools import Tool, ToolCallRecord, ToolError, ToolExecutionError, tool
 __version__ = "0.1.0"
 
 __all__ = [
-    "Program", "Result", "models", "tool", "Tool", "ToolCallRecord", "ToolCallAnswer", "ToolResults",
-    "TemplateSyntaxError", "TemplateRuntimeError", "GuidanceLiteError", "ModelError", "ToolError",
+    "Program", "Result", "analyze", "TemplateReport", "models", "tool", "Tool", "ToolCallRecord", "ToolCallAnswer",
+    "ToolResults", "TemplateSyntaxError", "TemplateRuntimeError", "GuidanceLiteError", "ModelError", "ToolError",
     "ToolExecutionError", "__version__",
 ]

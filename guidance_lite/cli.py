@@ -1,4 +1,5 @@
-"""The ``guidance-lite`` command: ``run`` executes a template file, ``check`` parses it and lists what it needs.
+"""The ``guidance-lite`` command: ``run`` executes a template file, ``check`` parses it and prints what it needs
+(the report of ``gl.analyze``).
 
 Why a CLI at all: templates are files, and trying one against a model (or a scripted Mock) should not need a Python
 script. Exit codes are part of the interface so shell scripts and CI can branch on them:
@@ -12,11 +13,12 @@ import json
 import os
 import sys
 import traceback
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Iterable, Optional, Sequence
+from typing import IO, Any, Optional, Sequence
 
 from . import nodes as n
+from .analysis import analyze
+from .errors import GuidanceLiteError
 from .program import OPTION_NAMES
 
 EXIT_OK = 0
@@ -25,207 +27,24 @@ EXIT_USAGE = 2
 EXIT_RUNTIME = 3
 
 PROG = "guidance-lite"
-DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
 # Keyword arguments a Program call takes as its model or options, never as template variables.
 RESERVED_NAMES = ("model", *OPTION_NAMES)
 
 
-class UsageError(Exception):
+class UsageError(GuidanceLiteError):
     """Bad command-line input (exit 2); the message says what to change."""
 
 
-class RuntimeFailure(Exception):
+class RuntimeFailure(GuidanceLiteError):
     """The program or model failed (exit 3); the message is ready to print."""
 
 
-class _SyntaxFailure(Exception):
+class _SyntaxFailure(GuidanceLiteError):
     """A template syntax error (exit 2), already formatted as ``path:line:col: message`` + caret + hint."""
 
     def __init__(self, text: str, error: Any) -> None:
         super().__init__(text)
         self.error = error
-
-
-# ---- template analysis (check) ----------------------------------------------------------------------------------
-# Commands whose first argument (or name=) is the variable they write.
-_NAMING_COMMANDS = ("gen", "select")
-
-
-@dataclass
-class TemplateReport:
-    """What a template needs and does, in order of first appearance.
-
-    ``variables``: names read before anything in the template sets them (the program's inputs, including tools and
-    partials passed as arguments and names it ``await``s); ``sets``: variables it writes; ``commands``: inline
-    commands and helpers it calls; ``blocks``: block commands it opens.
-    """
-
-    variables: list[str] = field(default_factory=list)
-    sets: list[str] = field(default_factory=list)
-    commands: list[str] = field(default_factory=list)
-    blocks: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-
-def _add(items: list[str], name: str) -> None:
-    if name not in items:
-        items.append(name)
-
-
-def _const_str(expr: Optional[n.Expr]) -> Optional[str]:
-    return expr.value if isinstance(expr, n.Const) and isinstance(expr.value, str) else None
-
-
-class _Analyzer:
-    """Walks the AST in execution order, tracking which names are bound (set earlier, or scoped by a loop)."""
-
-    def __init__(self) -> None:
-        from .commands import COMMANDS
-        self.commands = COMMANDS
-        self.report = TemplateReport()
-        self.bound: set[str] = {"this"}
-        self.scopes: list[set[str]] = []
-
-    # ---- names ----
-    def is_bound(self, name: str) -> bool:
-        return name.startswith("@") or name in self.bound or any(name in scope for scope in self.scopes)
-
-    def read(self, name: str) -> None:
-        if self.is_bound(name):
-            return
-        if name in self.commands:
-            _add(self.report.commands, name)
-        else:
-            _add(self.report.variables, name)
-
-    def bind(self, name: Optional[str]) -> None:
-        """A variable written by the template (a dotted name writes into its root, creating it when missing)."""
-        if not name:
-            return
-        root = name.split(".", 1)[0]
-        if root == "this" or root.startswith("@") or any(root in scope for scope in self.scopes):
-            return  # this.x, item.x inside a loop: writes into the loop's value
-        self.bound.add(root)
-        _add(self.report.sets, root)
-
-    # ---- expressions ----
-    def expr(self, node: Optional[n.Expr]) -> None:
-        if node is None or isinstance(node, n.Const):
-            return
-        if isinstance(node, n.Var):
-            self.read(node.name)
-        elif isinstance(node, n.Attr):
-            self.expr(node.obj)
-        elif isinstance(node, n.Index):
-            self.expr(node.obj)
-            self.expr(node.key)
-        elif isinstance(node, n.Call):
-            self.call(node)
-        elif isinstance(node, (n.BinOp, n.BoolOp)):
-            self.expr(node.left)
-            self.expr(node.right)
-        elif isinstance(node, n.UnaryOp):
-            self.expr(node.operand)
-        elif isinstance(node, n.ListLit):
-            for item in node.items:
-                self.expr(item)
-        elif isinstance(node, n.DictLit):
-            for key, value in node.items:
-                self.expr(key)
-                self.expr(value)
-
-    def arguments(self, args: Iterable[n.Expr], kwargs: Iterable[tuple[str, n.Expr]]) -> None:
-        for arg in args:
-            self.expr(arg)
-        for key, value in kwargs:
-            self.expr(value)
-            if key == "tools":  # tools=['get_weather']: a string names the program argument holding the tool
-                items = value.items if isinstance(value, n.ListLit) else (value,)
-                for item in items:
-                    name = _const_str(item)
-                    if name:
-                        self.read(name)
-
-    def call(self, node: n.Call) -> None:
-        self.expr(node.func)
-        self.arguments(node.args, node.kwargs)
-        func = node.func.name if isinstance(node.func, n.Var) else None
-        if func is None or self.is_bound(func) or func not in self.commands:
-            return
-        kwargs = dict(node.kwargs)
-        first = node.args[0] if node.args else kwargs.get("name")
-        if func in _NAMING_COMMANDS:
-            name = _const_str(first)
-            self.bind(name)
-            if func == "gen":
-                self._bind_derived(name, kwargs.get("save_prompt"), "prompt")
-                self._bind_derived(name, kwargs.get("save_stop_text"), "stop_text")
-        elif func == "set":
-            if isinstance(first, n.DictLit):
-                for key, _ in first.items:
-                    self.bind(_const_str(key))
-            else:
-                self.bind(_const_str(first))
-        elif func == "parse":
-            self.bind(_const_str(kwargs.get("name")))
-        elif func == "await":
-            name = _const_str(first)
-            if name:
-                self.read(name)
-
-    def _bind_derived(self, name: Optional[str], option: Optional[n.Expr], suffix: str) -> None:
-        """gen's save_prompt= / save_stop_text=: a string names the variable, True means ``{name}_{suffix}``."""
-        if isinstance(option, n.Const):
-            if isinstance(option.value, str):
-                self.bind(option.value)
-            elif option.value is True and name:
-                self.bind(f"{name}_{suffix}")
-
-    # ---- template nodes ----
-    def body(self, nodes: Iterable[n.Node]) -> None:
-        for node in nodes:
-            self.node(node)
-
-    def node(self, node: n.Node) -> None:
-        if isinstance(node, n.Output):
-            self.expr(node.expr)
-        elif isinstance(node, n.Block):
-            self.block(node)
-        elif isinstance(node, n.Partial):
-            if isinstance(node.target, n.Var):
-                self.read(node.target.name)
-            self.arguments(node.args, node.kwargs)
-
-    def block(self, node: n.Block) -> None:
-        _add(self.report.blocks, node.name)
-        self.arguments(node.args, node.kwargs)
-        kwargs = dict(node.kwargs)
-        first = node.args[0] if node.args else kwargs.get("name")
-        if node.name in ("each", "geneach"):
-            if node.name == "geneach":
-                self.bind(_const_str(first))
-            item_name = _const_str(kwargs.get("item_name"))
-            self.scopes.append({item_name} if item_name else set())
-            try:
-                self.body(node.body)
-            finally:
-                self.scopes.pop()
-        else:
-            self.body(node.body)
-        for branch in node.branches:
-            self.expr(branch.cond)
-            self.body(branch.body)
-        if node.name in ("block", "select"):
-            self.bind(_const_str(first))
-
-
-def analyze(template: n.Template) -> TemplateReport:
-    """The inputs a parsed template reads, what it sets, and the commands and blocks it uses."""
-    analyzer = _Analyzer()
-    analyzer.body(template.body)
-    return analyzer.report
 
 
 # ---- arguments ----------------------------------------------------------------------------------------------------
@@ -286,6 +105,7 @@ def make_model(args: argparse.Namespace) -> Any:
     """The model the flags ask for: --mock, --base-url, --model/--api-key, else ``gl.models.default()``."""
     from . import models
     from .models.base import ModelError
+    from .models.defaults import DEFAULT_OPENAI_MODEL
     try:
         if args.mock is not None:
             return models.Mock(list(args.mock) or None)
@@ -394,7 +214,6 @@ def parse_template(path: str, source: str) -> n.Template:
 
 def cmd_run(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     from .errors import TemplateRuntimeError
-    from .events import Finished
     from .program import Program
     source = read_template(args.template)
     variables = load_variables(args.vars_json, args.var)
@@ -409,20 +228,9 @@ def cmd_run(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
         err.write(f"{args.template}: error: {exc}\n")
         return EXIT_RUNTIME
     program = Program(source, model, name=args.template, silent=True)
-    printer = StreamPrinter(err if args.json else out) if args.stream else None
     try:
-        if printer is not None:
-            result = None
-            try:
-                for event in program.stream(**variables):
-                    if isinstance(event, Finished):
-                        result = event.result
-                    else:
-                        printer.handle(event)
-            finally:
-                printer.end_line()
-            if result is None:
-                raise RuntimeError("the event stream ended without a Finished event")
+        if args.stream:
+            result = _stream(program, variables, StreamPrinter(err if args.json else out))
         else:
             result = program(**variables)
         if not result.completed:
@@ -446,6 +254,23 @@ def cmd_run(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
                   f"(an {{{{await}}}} with no value): pass it with --var {result.paused_on}=VALUE\n")
         return EXIT_RUNTIME
     return EXIT_OK
+
+
+def _stream(program: Any, variables: dict, printer: StreamPrinter) -> Any:
+    """Run ``program`` printing its events as they come; the Result."""
+    from .events import Finished
+    result = None
+    try:
+        for event in program.stream(**variables):
+            if isinstance(event, Finished):
+                result = event.result
+            else:
+                printer.handle(event)
+    finally:
+        printer.end_line()
+    if result is None:
+        raise RuntimeError("the event stream ended without a Finished event")
+    return result
 
 
 def _abandon(result: Any) -> None:
@@ -551,5 +376,5 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return EXIT_UNEXPECTED
 
 
-__all__ = ["main", "build_parser", "analyze", "TemplateReport", "parse_value", "load_variables",
+__all__ = ["main", "build_parser", "parse_value", "load_variables",
            "result_document", "EXIT_OK", "EXIT_UNEXPECTED", "EXIT_USAGE", "EXIT_RUNTIME"]

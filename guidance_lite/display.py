@@ -4,17 +4,20 @@ Why pure functions over ``ProgramState``: the live view, ``Result`` and ``Progra
 function of the state alone is easy to test with hostile content. Everything that came from a template, variable,
 model or tool is escaped (``html.escape(..., quote=True)``, attribute values included); the output holds no
 JavaScript and no external resources. Messages are drawn from span grouping (``span.message``), never by parsing
-text, so role markers inside values cannot forge a message box. Rendering is one pass over the spans.
+text, so role markers inside values cannot forge a message box. One walk over the spans (``_sections``) yields typed
+sections and items; the HTML and the text renderer only decide how each looks. Template source is highlighted from the
+parser's own pieces, and a tag is labelled as generating when its command's registration says so.
 """
 from __future__ import annotations
 
 import html
 import json
-import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterator, Optional
+from typing import TYPE_CHECKING, Any, Iterator, NamedTuple, Optional
 
 from .models.base import Usage
+from .parser import Piece, source_pieces
+from .registry import BLOCKS, COMMANDS
 from .state import GEN, MARKER, ROLE_START, TOOL_CALL, TOOL_RESULT, VALUE, ProgramState, Span
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -74,7 +77,6 @@ _CSS = """
 """
 
 _KNOWN_ROLES = {"system", "user", "assistant", "tool", "function"}
-_GEN_COMMANDS = {"gen", "select", "geneach"}
 _TOOLTIP_LIMIT = 50  # gen entries listed in the footer tooltip (keeps the footer small for huge runs)
 
 
@@ -205,6 +207,41 @@ def _content_spans(spans: list[Span], block: _Block) -> Iterator[Span]:
         i = j + 1
 
 
+class _Item(NamedTuple):
+    """One span of a section's content; ``hidden`` when it lies in a hidden scope other than the section's own."""
+
+    span: Span
+    hidden: bool
+
+
+@dataclass
+class _Section:
+    """One box of the view: a message (``info``), or text outside any role block (``info`` is None)."""
+
+    info: Optional[_MessageInfo]
+    hidden: bool  # the whole section is hidden (a hidden message, or loose text that is all in hidden scopes)
+    items: list[_Item]
+
+
+def _sections(state: ProgramState) -> Iterator[_Section]:
+    """The one walk over the spans both renderers share: boxes in order, blank loose text skipped."""
+    spans = state.spans
+    open_by_index = {opened.record_index: opened for opened in state.open_roles}
+    for block in _blocks(spans):
+        if block.message is None:
+            if _is_blank(spans, block):
+                continue
+            all_hidden = all(spans[i].scope for i in range(block.start, block.end))
+            yield _Section(None, all_hidden, _items(spans, block, spans[block.start].scope if all_hidden else 0))
+            continue
+        info = _message_info(state, block.message, spans, block, open_by_index)
+        yield _Section(info, bool(info.hidden or info.scope), _items(spans, block, info.scope))
+
+
+def _items(spans: list[Span], block: _Block, outer_scope: int) -> list[_Item]:
+    return [_Item(span, bool(span.scope and span.scope != outer_scope)) for span in _content_spans(spans, block)]
+
+
 # ---- HTML -----------------------------------------------------------------------------------------------------
 
 def _html_span(span: Span) -> str:
@@ -260,13 +297,13 @@ def _html_tool_result(span: Span) -> str:
             f'<span class="gl-args">{_esc(content)}</span></span>')
 
 
-def _html_body(spans: list[Span], block: _Block, outer_scope: int) -> str:
-    """The content of one box; spans in a hidden scope other than the box's own are collapsed inline."""
+def _html_body(items: list[_Item]) -> str:
+    """The content of one box; a run of hidden items is collapsed inline."""
     out: list[str] = []
     hidden_run: list[str] = []
-    for span in _content_spans(spans, block):
+    for span, hidden in items:
         piece = _html_span(span)
-        if span.scope and span.scope != outer_scope:
+        if hidden:
             hidden_run.append(piece)
             continue
         if hidden_run:
@@ -282,13 +319,18 @@ def _hidden_inline(pieces: list[str]) -> str:
     return f'<details class="gl-hidden-inline"><summary>hidden</summary>{"".join(pieces)}</details>'
 
 
-def _html_message(info: _MessageInfo, body: str) -> str:
+def _html_section(section: _Section) -> str:
+    body = _html_body(section.items)
+    info = section.info
+    if info is None:
+        box = f'<div class="gl-msg gl-plain"><div class="gl-body">{body}</div></div>'
+        return f'<details class="gl-hidden"><summary>hidden text</summary>{box}</details>' if section.hidden else box
     attrs = "".join(f' <span class="gl-role-attr">{_esc(k)}={_esc(v)}</span>' for k, v in info.attrs.items())
     status = "" if info.closed else ' <span class="gl-role-attr">(writing…)</span>'
     classes = f"gl-msg {_role_class(info.role)}" + ("" if info.closed else " gl-open")
     box = (f'<div class="{classes}"><div class="gl-role">{_esc(info.role)}{attrs}{status}</div>'
            f'<div class="gl-body">{body}</div></div>')
-    if info.hidden or info.scope:
+    if section.hidden:
         return f'<details class="gl-hidden"><summary>hidden {_esc(info.role)} message</summary>{box}</details>'
     return box
 
@@ -334,26 +376,11 @@ def _status_html(completed: bool, running: bool, error: Optional[str]) -> str:
 def render_html(state: ProgramState, *, title: str | None = None, completed: bool = True, running: bool = False,
                 error: str | None = None) -> str:
     """The whole run as one self-contained HTML fragment: a box per message, gens labelled, a usage footer."""
-    spans = state.spans
-    open_by_index = {opened.record_index: opened for opened in state.open_roles}
     out: list[str] = ['<div class="gl-root"><style>', _CSS, "</style>"]
     if title:
         out.append(f'<div class="gl-title">{_esc(title)}</div>')
     out.append(_status_html(completed, running, error))
-    for block in _blocks(spans):
-        if block.message is None:
-            if _is_blank(spans, block):
-                continue
-            first_scope = spans[block.start].scope
-            all_hidden = all(spans[i].scope for i in range(block.start, block.end))
-            body = _html_body(spans, block, first_scope if all_hidden else 0)
-            box = f'<div class="gl-msg gl-plain"><div class="gl-body">{body}</div></div>'
-            if all_hidden:
-                box = f'<details class="gl-hidden"><summary>hidden text</summary>{box}</details>'
-            out.append(box)
-            continue
-        info = _message_info(state, block.message, spans, block, open_by_index)
-        out.append(_html_message(info, _html_body(spans, block, info.scope)))
+    out.extend(_html_section(section) for section in _sections(state))
     streaming = getattr(state, "streaming", None)
     if running and streaming and streaming[1]:
         label = _esc(streaming[0] or "gen")
@@ -366,52 +393,30 @@ def render_html(state: ProgramState, *, title: str | None = None, completed: boo
 
 # ---- program source -------------------------------------------------------------------------------------------
 
-_TAG_WORD = re.compile(r"[~\s]*([#/^!>]?)\s*([A-Za-z_][\w.]*)?")
-
-
-def _tag_class(tag: str) -> str:
-    if tag.startswith("{{!"):
+def _tag_class(piece: Piece) -> str:
+    """Comments, tags of commands and blocks whose output is generated model text, block structure, the rest."""
+    if piece.kind == "comment":
         return "gl-tag gl-tag-comment"
-    match = _TAG_WORD.match(tag, 2)
-    sigil, word = (match.group(1), match.group(2)) if match else ("", None)
-    if word in _GEN_COMMANDS:
+    head = piece.head
+    spec = (BLOCKS.get(head) if piece.kind in ("open", "close") else COMMANDS.get(head)) if head else None
+    if spec is not None and spec.generates:
         return "gl-tag gl-tag-gen"
-    if sigil in ("#", "/", "^") or word == "else":
+    if piece.kind in ("open", "close", "sep"):
         return "gl-tag gl-tag-block"
     return "gl-tag"
 
 
-def _template_pieces(source: str) -> Iterator[tuple[bool, str]]:
-    """Split the source into (is_tag, text) pieces with plain ``find`` calls (linear, even for unclosed tags)."""
-    pos = 0
-    n = len(source)
-    while pos < n:
-        start = source.find("{{", pos)
-        if start < 0:
-            yield False, source[pos:]
-            return
-        if start > pos:
-            yield False, source[pos:start]
-        closer = "--}}" if source.startswith("{{!--", start) else "}}"
-        end = source.find(closer, start + 2)
-        if end < 0:
-            yield False, source[start:]
-            return
-        end += len(closer)
-        while end < n and source[end] == "}":  # triple-stash {{{x}}} keeps its last brace
-            end += 1
-        yield True, source[start:end]
-        pos = end
-
-
 def render_program_html(source: str, name: str | None = None) -> str:
-    """The template source, escaped, in a ``<pre>`` with its ``{{tags}}`` subtly highlighted."""
+    """The template source, escaped, in a ``<pre>`` with its ``{{tags}}`` subtly highlighted. Invalid templates are
+    shown too: a tag that does not parse gets the plain tag style, and from an unclosed ``{{`` on the text is plain."""
     out: list[str] = ['<div class="gl-root"><style>', _CSS, "</style>"]
     if name:
         out.append(f'<div class="gl-title">{_esc(name)}</div>')
     out.append('<pre class="gl-program">')
-    for is_tag, text in _template_pieces(source):
-        out.append(f'<span class="{_tag_class(text)}">{_esc(text)}</span>' if is_tag else _esc(text))
+    for piece in source_pieces(source):
+        text = source[piece.start:piece.end]
+        out.append(_esc(text) if piece.kind in ("text", "escaped") else
+                   f'<span class="{_tag_class(piece)}">{_esc(text)}</span>')
     out.append("</pre></div>")
     return "".join(out)
 
@@ -470,11 +475,11 @@ def _text_span(span: Span, paint: _Painter) -> str:
     return _clean(span.text)
 
 
-def _text_body(spans: list[Span], block: _Block, outer_scope: int, paint: _Painter) -> str:
+def _text_body(items: list[_Item], paint: _Painter) -> str:
     out: list[str] = []
-    for span in _content_spans(spans, block):
+    for span, hidden in items:
         piece = _text_span(span, paint)
-        if span.scope and span.scope != outer_scope:
+        if hidden:
             piece = paint("dim", f"[hidden: {piece}]")
         if span.kind == TOOL_CALL:  # each call on its own line
             if out and not out[-1].endswith("\n"):
@@ -484,29 +489,22 @@ def _text_body(spans: list[Span], block: _Block, outer_scope: int, paint: _Paint
     return "".join(out).strip("\n")
 
 
+def _text_section(section: _Section, paint: _Painter) -> str:
+    body = _text_body(section.items, paint)
+    info = section.info
+    if info is None:
+        header = paint("dim", "── text (hidden) ──" if section.hidden else "── text ──")
+    else:
+        extras = "".join(f" {_clean(k)}={_clean(v)}" for k, v in info.attrs.items())
+        flags = (" (hidden)" if section.hidden else "") + ("" if info.closed else " (writing…)")
+        header = paint(info.role if info.role in _KNOWN_ROLES else "other", f"── {_clean(info.role)}{extras}{flags} ──")
+    return header + "\n" + (paint("dim", body) if section.hidden else body)
+
+
 def render_text(state: ProgramState, *, color: bool = False) -> str:
     """A readable terminal view: one section per message with its role, gens highlighted when ``color``."""
     paint = _Painter(color)
-    spans = state.spans
-    open_by_index = {opened.record_index: opened for opened in state.open_roles}
-    sections: list[str] = []
-    for block in _blocks(spans):
-        if block.message is None:
-            if _is_blank(spans, block):
-                continue
-            all_hidden = all(spans[i].scope for i in range(block.start, block.end))
-            body = _text_body(spans, block, spans[block.start].scope if all_hidden else 0, paint)
-            header = "── text (hidden) ──" if all_hidden else "── text ──"
-            sections.append(paint("dim", header) + "\n" + (paint("dim", body) if all_hidden else body))
-            continue
-        info = _message_info(state, block.message, spans, block, open_by_index)
-        role = _clean(info.role)
-        extras = "".join(f" {_clean(k)}={_clean(v)}" for k, v in info.attrs.items())
-        flags = (" (hidden)" if info.hidden or info.scope else "") + ("" if info.closed else " (writing…)")
-        style = info.role if info.role in _KNOWN_ROLES else "other"
-        header = paint(style, f"── {role}{extras}{flags} ──")
-        body = _text_body(spans, block, info.scope, paint)
-        sections.append(header + "\n" + (paint("dim", body) if info.hidden or info.scope else body))
+    sections = [_text_section(section, paint) for section in _sections(state)]
     usage = state.usage
     total_time = sum(entry.get("duration") or 0.0 for entry in state.gen_log)
     estimated = " (estimated)" if usage.estimated else ""

@@ -9,11 +9,12 @@ from __future__ import annotations
 import inspect
 import operator
 from collections.abc import Mapping
-from typing import Any, Awaitable, Callable, Protocol, Union
+from typing import Any, Awaitable, Callable, Protocol
 
 from . import nodes as n
+from .errors import GuidanceLiteError
 
-Evaluator = Callable[["EvalContext"], Any]  # returns the value, or an awaitable when compiled async
+Evaluator = Callable[["EvalContext"], Any]  # returns the value, or an awaitable when compiled to await
 
 
 class EvalContext(Protocol):
@@ -24,11 +25,11 @@ class EvalContext(Protocol):
     async def call(self, func: Any, args: list, kwargs: dict, node: n.Call) -> Any: ...
 
 
-class SandboxError(AttributeError):
+class SandboxError(GuidanceLiteError, AttributeError):
     """An expression tried to reach something the sandbox refuses."""
 
 
-class MissingVariable(NameError):
+class MissingVariable(GuidanceLiteError, NameError):
     """A name that is neither a variable nor a helper."""
 
     def __init__(self, name: str) -> None:
@@ -83,175 +84,185 @@ def _check_mod(left: Any, right: Any) -> Any:
 _BINOPS["%"] = _check_mod
 
 
+_UNARY: dict[str, Callable[[Any], Any]] = {"not": operator.not_, "-": operator.neg, "+": operator.pos}
+
+
 def has_call(expr: n.Expr) -> bool:
     """True when evaluating ``expr`` may await (it calls something)."""
     if isinstance(expr, n.Call):
         return True
-    if isinstance(expr, (n.Attr,)):
-        return has_call(expr.obj)
-    if isinstance(expr, n.Index):
-        return has_call(expr.obj) or has_call(expr.key)
-    if isinstance(expr, (n.BinOp, n.BoolOp)):
-        return has_call(expr.left) or has_call(expr.right)
-    if isinstance(expr, n.Compare):
-        return has_call(expr.first) or any(has_call(e) for _, e in expr.rest)
-    if isinstance(expr, n.UnaryOp):
-        return has_call(expr.operand)
-    if isinstance(expr, n.ListLit):
-        return any(has_call(i) for i in expr.items)
-    if isinstance(expr, n.DictLit):
-        return any(has_call(k) or has_call(v) for k, v in expr.items)
+    for child in n.iter_child_nodes(expr):
+        if has_call(child):
+            return True
     return False
 
 
 def compile_expr(expr: n.Expr) -> tuple[Evaluator, bool]:
     """Compile to ``(fn, is_async)``; ``fn(ctx)`` returns the value, or a coroutine when ``is_async``."""
-    if has_call(expr):
-        return _compile_async(expr), True
-    return _compile_sync(expr), False
+    is_async = has_call(expr)
+    return _compile(expr, is_async), is_async
 
 
-def _compile_sync(e: n.Expr) -> Evaluator:
+def _compile(e: n.Expr, awaits: bool) -> Evaluator:
+    """One compiler for both kinds of evaluator. With ``awaits`` every evaluator returns an awaitable (only calls
+    really await; a call-free subtree is compiled plain and wrapped once), without it a plain value — so
+    expressions that call nothing, the common case, never pay for a coroutine."""
+    if awaits and not has_call(e):
+        return _lift(_compile(e, False))
     if isinstance(e, n.Const):
         value = e.value
         return lambda ctx: value
     if isinstance(e, n.Var):
         name = e.name
         return lambda ctx: ctx.lookup(name)
-    if isinstance(e, n.Attr):
-        obj, attr = _compile_sync(e.obj), e.name
-        return lambda ctx: safe_getattr(obj(ctx), attr)
-    if isinstance(e, n.Index):
-        obj, key = _compile_sync(e.obj), _compile_sync(e.key)
-        return lambda ctx: safe_getitem(obj(ctx), key(ctx))
-    if isinstance(e, n.BinOp):
-        fn, left, right = _BINOPS[e.op], _compile_sync(e.left), _compile_sync(e.right)
-        return lambda ctx: fn(left(ctx), right(ctx))
-    if isinstance(e, n.Compare):
-        first = _compile_sync(e.first)
-        rest = [(_BINOPS[op], _compile_sync(x)) for op, x in e.rest]
-
-        def compare(ctx: EvalContext) -> Any:
-            left = first(ctx)
-            result: Any = True
-            for fn, operand in rest:
-                right = operand(ctx)
-                result = fn(left, right)
-                if not result:
-                    return result
-                left = right
-            return result
-        return compare
+    if isinstance(e, n.Call):  # only reached when awaiting: a call always may
+        return _compile_call(e)
     if isinstance(e, n.BoolOp):
-        left, right = _compile_sync(e.left), _compile_sync(e.right)
-        if e.op == "and":
-            return lambda ctx: left(ctx) and right(ctx)
-        return lambda ctx: left(ctx) or right(ctx)
-    if isinstance(e, n.UnaryOp):
-        operand = _compile_sync(e.operand)
-        if e.op == "not":
-            return lambda ctx: not operand(ctx)
-        if e.op == "-":
-            return lambda ctx: -operand(ctx)
-        return lambda ctx: +operand(ctx)
+        left, right = _compile(e.left, awaits), _compile(e.right, awaits)
+        return (_bool_async if awaits else _bool_sync)(e.op == "and", left, right)
+    if isinstance(e, n.UnaryOp) and e.op == "not" and not awaits:  # `{{#if not done}}`: no call for `not`
+        operand = _compile(e.operand, False)
+        return lambda ctx: not operand(ctx)
+    if isinstance(e, n.Compare):
+        first = _compile(e.first, awaits)
+        rest = [(_BINOPS[op], _compile(x, awaits)) for op, x in e.rest]
+        return (_compare_async if awaits else _compare_sync)(first, rest)
     if isinstance(e, n.ListLit):
-        items = [_compile_sync(i) for i in e.items]
-        return lambda ctx: [i(ctx) for i in items]
+        items = [_compile(x, awaits) for x in e.items]
+        return _list_async(items) if awaits else lambda ctx: [item(ctx) for item in items]
     if isinstance(e, n.DictLit):
-        pairs = [(_compile_sync(k), _compile_sync(v)) for k, v in e.items]
-        return lambda ctx: {k(ctx): v(ctx) for k, v in pairs}
+        pairs = [(_compile(k, awaits), _compile(v, awaits)) for k, v in e.items]
+        return _dict_async(pairs) if awaits else lambda ctx: {k(ctx): v(ctx) for k, v in pairs}
+    op, children, constants = _operation(e)
+    return (_apply_async if awaits else _apply_sync)(op, [_compile(child, awaits) for child in children], constants)
+
+
+def _operation(e: n.Expr) -> tuple[Callable[..., Any], list[n.Expr], tuple]:
+    """What a node of one or two children computes: ``op(*child values, *constants)`` (only a one-child node has
+    constants: an attribute's name)."""
+    if isinstance(e, n.Attr):
+        return safe_getattr, [e.obj], (e.name,)
+    if isinstance(e, n.Index):
+        return safe_getitem, [e.obj, e.key], ()
+    if isinstance(e, n.BinOp):
+        return _BINOPS[e.op], [e.left, e.right], ()
+    if isinstance(e, n.UnaryOp):
+        return _UNARY[e.op], [e.operand], ()
     raise TypeError(f"cannot compile {type(e).__name__}")  # pragma: no cover - grammar makes no other nodes
 
 
-def _compile_async(e: n.Expr) -> Callable[["EvalContext"], Awaitable[Any]]:
-    if not has_call(e):
-        sync = _compile_sync(e)
+def _apply_sync(op: Callable[..., Any], children: list[Evaluator], constants: tuple) -> Evaluator:
+    if len(children) == 2:
+        left, right = children
+        return lambda ctx: op(left(ctx), right(ctx))
+    (only,) = children
+    if constants:
+        (constant,) = constants
+        return lambda ctx: op(only(ctx), constant)
+    return lambda ctx: op(only(ctx))
 
-        async def const_path(ctx: EvalContext) -> Any:
-            return sync(ctx)
-        return const_path
-    if isinstance(e, n.Call):
-        func = _compile_async(e.func)
-        args = [_compile_async(a) for a in e.args]
-        kwargs = [(k, _compile_async(v)) for k, v in e.kwargs]
-        node = e
 
-        async def call(ctx: EvalContext) -> Any:
-            f = await func(ctx)
-            values = [await a(ctx) for a in args]
-            kw = {k: await v(ctx) for k, v in kwargs}
-            return await ctx.call(f, values, kw, node)
-        return call
-    if isinstance(e, n.Attr):
-        obj, attr = _compile_async(e.obj), e.name
+def _apply_async(op: Callable[..., Any], children: list[Evaluator], constants: tuple) -> Evaluator:
+    if len(children) == 2:
+        left, right = children
 
-        async def get_attr(ctx: EvalContext) -> Any:
-            return safe_getattr(await obj(ctx), attr)
-        return get_attr
-    if isinstance(e, n.Index):
-        obj, key = _compile_async(e.obj), _compile_async(e.key)
+        async def apply2(ctx: EvalContext) -> Any:
+            return op(await left(ctx), await right(ctx))
+        return apply2
+    (only,) = children
+    constant = constants[0] if constants else None
 
-        async def get_item(ctx: EvalContext) -> Any:
-            return safe_getitem(await obj(ctx), await key(ctx))
-        return get_item
-    if isinstance(e, n.BinOp):
-        fn, left, right = _BINOPS[e.op], _compile_async(e.left), _compile_async(e.right)
+    async def apply1(ctx: EvalContext) -> Any:
+        return op(await only(ctx), constant) if constants else op(await only(ctx))
+    return apply1
 
-        async def binop(ctx: EvalContext) -> Any:
-            return fn(await left(ctx), await right(ctx))
-        return binop
-    if isinstance(e, n.Compare):
-        afirst = _compile_async(e.first)
-        arest = [(_BINOPS[op], _compile_async(x)) for op, x in e.rest]
 
-        async def acompare(ctx: EvalContext) -> Any:
-            left = await afirst(ctx)
-            result: Any = True
-            for fn, operand in arest:
-                right = await operand(ctx)
-                result = fn(left, right)
-                if not result:
-                    return result
-                left = right
-            return result
-        return acompare
-    if isinstance(e, n.BoolOp):
-        left, right = _compile_async(e.left), _compile_async(e.right)
-        is_and = e.op == "and"
+def _list_async(items: list[Evaluator]) -> Evaluator:
+    async def list_lit(ctx: EvalContext) -> Any:
+        values = []
+        for item in items:  # a loop, not a comprehension: an awaiting comprehension is one more coroutine
+            values.append(await item(ctx))
+        return values
+    return list_lit
 
-        async def boolop(ctx: EvalContext) -> Any:
-            value = await left(ctx)
-            if bool(value) != is_and:
-                return value
-            return await right(ctx)
-        return boolop
-    if isinstance(e, n.UnaryOp):
-        operand, op = _compile_async(e.operand), e.op
 
-        async def unary(ctx: EvalContext) -> Any:
-            value = await operand(ctx)
-            return (not value) if op == "not" else (-value if op == "-" else +value)
-        return unary
-    if isinstance(e, n.ListLit):
-        items = [_compile_async(i) for i in e.items]
+def _dict_async(pairs: list[tuple[Evaluator, Evaluator]]) -> Evaluator:
+    async def dict_lit(ctx: EvalContext) -> Any:
+        values = {}
+        for key, value in pairs:
+            k = await key(ctx)  # the key first, as in Python's own dict displays
+            values[k] = await value(ctx)
+        return values
+    return dict_lit
 
-        async def list_lit(ctx: EvalContext) -> Any:
-            return [await i(ctx) for i in items]
-        return list_lit
-    if isinstance(e, n.DictLit):
-        pairs = [(_compile_async(k), _compile_async(v)) for k, v in e.items]
 
-        async def dict_lit(ctx: EvalContext) -> Any:
-            return {await k(ctx): await v(ctx) for k, v in pairs}
-        return dict_lit
-    raise TypeError(f"cannot compile {type(e).__name__}")  # pragma: no cover
+def _lift(sync: Evaluator) -> Evaluator:
+    async def plain(ctx: EvalContext) -> Any:
+        return sync(ctx)
+    return plain
+
+
+def _compile_call(e: n.Call) -> Evaluator:
+    func = _compile(e.func, True)
+    args = [_compile(a, True) for a in e.args]
+    kwargs = [(k, _compile(v, True)) for k, v in e.kwargs]
+
+    async def call(ctx: EvalContext) -> Any:
+        f = await func(ctx)
+        values = [await a(ctx) for a in args]
+        kw = {k: await v(ctx) for k, v in kwargs}
+        return await ctx.call(f, values, kw, e)
+    return call
+
+
+def _bool_sync(is_and: bool, left: Evaluator, right: Evaluator) -> Evaluator:
+    if is_and:
+        return lambda ctx: left(ctx) and right(ctx)
+    return lambda ctx: left(ctx) or right(ctx)
+
+
+def _bool_async(is_and: bool, left: Evaluator, right: Evaluator) -> Evaluator:
+    async def boolop(ctx: EvalContext) -> Any:
+        value = await left(ctx)
+        if bool(value) != is_and:
+            return value
+        return await right(ctx)
+    return boolop
+
+
+def _compare_sync(first: Evaluator, rest: list[tuple[Callable[[Any, Any], Any], Evaluator]]) -> Evaluator:
+    def compare(ctx: EvalContext) -> Any:
+        left = first(ctx)
+        result: Any = True
+        for fn, operand in rest:
+            right = operand(ctx)
+            result = fn(left, right)
+            if not result:
+                return result
+            left = right
+        return result
+    return compare
+
+
+def _compare_async(first: Evaluator, rest: list[tuple[Callable[[Any, Any], Any], Evaluator]]) -> Evaluator:
+    async def compare(ctx: EvalContext) -> Any:
+        left = await first(ctx)
+        result: Any = True
+        for fn, operand in rest:
+            right = await operand(ctx)
+            result = fn(left, right)
+            if not result:
+                return result
+            left = right
+        return result
+    return compare
 
 
 def compile_args(args: tuple[n.Expr, ...], kwargs: tuple[tuple[str, n.Expr], ...]
                  ) -> Callable[["EvalContext"], Awaitable[tuple[list, dict]]]:
     """One async evaluator for a block's or partial's arguments."""
-    pos = [_compile_async(a) for a in args]
-    kw = [(k, _compile_async(v)) for k, v in kwargs]
+    pos = [_compile(a, True) for a in args]
+    kw = [(k, _compile(v, True)) for k, v in kwargs]
 
     async def evaluate(ctx: EvalContext) -> tuple[list, dict]:
         return [await a(ctx) for a in pos], {k: await v(ctx) for k, v in kw}
@@ -260,7 +271,7 @@ def compile_args(args: tuple[n.Expr, ...], kwargs: tuple[tuple[str, n.Expr], ...
 
 def compile_async(expr: n.Expr) -> Callable[["EvalContext"], Awaitable[Any]]:
     """An async evaluator whatever the expression (for conditions and other rarely hot places)."""
-    return _compile_async(expr)
+    return _compile(expr, True)
 
 
 async def maybe_await(value: Any) -> Any:
@@ -269,5 +280,3 @@ async def maybe_await(value: Any) -> Any:
         value = await value
     return value
 
-
-Compiled = Union[Evaluator, Callable[["EvalContext"], Awaitable[Any]]]

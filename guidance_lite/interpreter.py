@@ -13,8 +13,8 @@ from types import TracebackType
 from typing import Any, Awaitable, Callable, Optional
 
 from . import nodes as n
+from .registry import BLOCKS, COMMANDS, Command
 from .answer import ToolResults
-from .commands import BLOCKS, COMMANDS, Command
 from .commands.partials import run_partial
 from .control import NOTHING, BreakLoop, LoopControl
 from .errors import TemplateRuntimeError

@@ -1,8 +1,8 @@
 """AST node types. Immutable, so one parsed template is shared by every Program made from the same text."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Optional
+from dataclasses import dataclass, field, fields
+from typing import Any, Iterator, Optional
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,3 +160,40 @@ class Template:
 
     body: tuple[Node, ...]
     source: str = field(repr=False, default="")
+
+
+# ---- walking -------------------------------------------------------------------------------------------------
+_CHILD_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def _child_fields(cls: type) -> tuple[str, ...]:
+    """Names of the fields of ``cls`` that may hold child nodes: not names, operators or flags (``str``, ``int``,
+    ``bool``), nor compiled evaluators (not compared)."""
+    names = _CHILD_FIELDS.get(cls)
+    if names is None:
+        names = tuple(f.name for f in fields(cls) if f.compare and f.type not in ("str", "int", "bool"))
+        _CHILD_FIELDS[cls] = names
+    return names
+
+
+def iter_child_nodes(node: Node) -> Iterator[Node]:
+    """The direct child nodes of ``node`` in source (and evaluation) order, as Jinja2's ``iter_child_nodes``: a
+    call's function then its arguments, a block's arguments, body and then branches. Names and operators are not
+    nodes; ``(name, expr)`` keyword pairs and ``(key, value)`` dict items yield their expressions."""
+    for name in _child_fields(type(node)):
+        value = getattr(node, name)
+        if isinstance(value, Node):
+            yield value
+        elif isinstance(value, tuple):
+            for item in value:
+                if isinstance(item, Node):
+                    yield item
+                elif isinstance(item, tuple):
+                    for part in item:
+                        if isinstance(part, Node):
+                            yield part
+
+
+def string_value(expr: Optional[Node]) -> Optional[str]:
+    """The value of a string literal node, else None (what static tools can know of a name without running)."""
+    return expr.value if isinstance(expr, Const) and isinstance(expr.value, str) else None

@@ -1,5 +1,9 @@
 """Template text -> AST. Lark (LALR, contextual lexer) tokenizes and parses tags; a Jinja-style stack then matches
 blocks, so errors can name an unclosed block and where it opened. Parsed templates are cached by text.
+
+Which blocks exist, their arity and separators come from ``registry`` (the parser knows no command by name); the
+grammar (``grammar/template.lark``) is the one description of the syntax: the fast path's scanner is composed from
+its terminals, and display highlights templates from this module's pieces (``source_pieces``).
 """
 from __future__ import annotations
 
@@ -14,27 +18,9 @@ from lark import Lark, Token, Transformer
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
 from . import nodes as n
-from .errors import TemplateSyntaxError
+from .errors import GuidanceLiteError, TemplateSyntaxError
 from .expressions import compile_args, compile_async, compile_expr
-
-# Separators each block accepts (others are a syntax error); blocks not listed accept none.
-BLOCK_SEPARATORS: dict[str, frozenset[str]] = {
-    "if": frozenset({"else", "elif"}),
-    "unless": frozenset({"else"}),
-    "each": frozenset({"else"}),
-    "select": frozenset({"or"}),
-}
-# Block commands and how many positional arguments each takes (min, max).
-BLOCK_ARITY: dict[str, tuple[int, int]] = {
-    "if": (1, 1), "unless": (1, 1), "each": (1, 1), "geneach": (1, 1), "select": (0, 1), "block": (0, 1),
-    "system": (0, 0), "user": (0, 0), "assistant": (0, 0), "function": (0, 0), "tool": (0, 0), "role": (1, 1),
-}
-_ARITY_HINTS = {
-    "if": "{{#if condition}}…{{/if}}", "unless": "{{#unless condition}}…{{/unless}}",
-    "each": "{{#each items}}…{{/each}}", "geneach": "{{#geneach 'items' num_iterations=3}}…{{/geneach}}",
-    "select": "{{#select 'name'}}a{{or}}b{{/select}}", "block": "{{#block 'name' hidden=True}}…{{/block}}",
-    "role": "{{#role 'critic'}}…{{/role}}",
-}
+from .registry import BLOCKS, Block
 
 
 def _load_grammar() -> str:
@@ -48,8 +34,15 @@ def _load_grammar() -> str:
 
 # ---- pieces produced by the Lark pass ----------------------------------------------------------------------------
 @dataclass(slots=True)
-class _Piece:
-    kind: str  # 'text' | 'escaped' | 'comment' | 'output' | 'open' | 'close' | 'sep' | 'partial'
+class Piece:
+    """One piece of template source: text, an escape, a comment or a parsed tag (``start``/``end`` are offsets).
+
+    ``kind`` is 'text' | 'escaped' | 'comment' | 'output' | 'open' | 'close' | 'sep' | 'partial', and in
+    ``source_pieces`` also 'tag': a tag that does not parse. ``payload`` is what the tag holds (an expression for
+    'output'; name, arguments and name token for 'open'; …).
+    """
+
+    kind: str
     line: int
     col: int
     start: int
@@ -59,6 +52,16 @@ class _Piece:
     text: str = ""
     payload: Any = None
     compiled: Any = None  # evaluators for the payload (shared by every occurrence of the same tag text)
+
+    @property
+    def head(self) -> Optional[str]:
+        """The block a tag opens or closes, or the command or helper an output tag names or calls (else None)."""
+        if self.kind in ("open", "close"):
+            return self.payload[0]
+        if self.kind == "output":
+            expr = self.payload.func if isinstance(self.payload, n.Call) else self.payload
+            return expr.name if isinstance(expr, n.Var) else None
+        return None
 
 
 def _compile_payload(kind: str, payload: Any) -> Any:
@@ -125,7 +128,7 @@ def _unescape(body: str) -> str:
     return _ESCAPE.sub(replace, body)
 
 
-class _Fault(Exception):
+class _Fault(GuidanceLiteError):
     """A syntax problem found while transforming (converted to TemplateSyntaxError with position)."""
 
     def __init__(self, message: str, where: Any, hint: str = "") -> None:
@@ -142,24 +145,24 @@ class _ToPieces(Transformer):
     def start(self, items: list) -> list:
         return items
 
-    def text(self, items: list) -> _Piece:
+    def text(self, items: list) -> Piece:
         t = items[0]
-        return _Piece("text", t.line, t.column, t.start_pos, t.end_pos, text=str(t))
+        return Piece("text", t.line, t.column, t.start_pos, t.end_pos, text=str(t))
 
-    def escaped(self, items: list) -> _Piece:
+    def escaped(self, items: list) -> Piece:
         t = items[0]
-        return _Piece("escaped", t.line, t.column, t.start_pos, t.end_pos, text="{{")
+        return Piece("escaped", t.line, t.column, t.start_pos, t.end_pos, text="{{")
 
-    def comment(self, items: list) -> _Piece:
+    def comment(self, items: list) -> Piece:
         t = items[0]
         s = str(t)
-        return _Piece("comment", t.line, t.column, t.start_pos, t.end_pos,
+        return Piece("comment", t.line, t.column, t.start_pos, t.end_pos,
                       strip_left=s.startswith("{{~"), strip_right=s.endswith("~}}"))
 
-    def tag(self, items: list) -> _Piece:
+    def tag(self, items: list) -> Piece:
         open_tok, body, close_tok = items
         kind, payload = ("output", body) if isinstance(body, n.Call) else body
-        return _Piece(kind, open_tok.line, open_tok.column, open_tok.start_pos, close_tok.end_pos,
+        return Piece(kind, open_tok.line, open_tok.column, open_tok.start_pos, close_tok.end_pos,
                       strip_left=str(open_tok).endswith("~"), strip_right=str(close_tok).startswith("~"),
                       payload=payload)
 
@@ -359,22 +362,47 @@ def _climb(chain: list) -> n.Expr:
     return parse(1)
 
 
-_lark_lock = threading.Lock()
-_lark: Optional[Lark] = None
+@dataclass(frozen=True)
+class _Grammar:
+    lark: Lark
+    scanner: "re.Pattern[str]"  # the fast path's splitter
+    comment: "re.Pattern[str]"  # the COMMENT terminal (does a comment close?)
 
 
-def _get_lark() -> Lark:
-    global _lark
-    if _lark is None:
-        with _lark_lock:
-            if _lark is None:
-                _lark = Lark(_load_grammar(), parser="lalr", lexer="contextual", transformer=_ToPieces(),
-                             maybe_placeholders=True, cache=False, start=["start", "tag"])
-    return _lark
+def _terminals(lark: Lark) -> dict[str, str]:
+    """Each terminal's regex as Lark loaded it from the grammar, grouped so it can be composed."""
+    return {t.name: f"(?:{t.pattern.to_regexp()})" for t in lark.terminals}
+
+
+def _compose_scanner(lark: Lark) -> "re.Pattern[str]":
+    """The fast path's one regex, composed from the grammar's own terminals: escapes (ESCAPED), comments (COMMENT),
+    and tags: TAG_OPEN, then strings (STRING, which may hold '}}') or any other character, lazily up to the first
+    TAG_CLOSE (in a run of closing braces the last two close the tag). A TAG_OPEN that can't be closed so is
+    ``open``: the fast path leaves the template to the full parse."""
+    term = _terminals(lark)
+    return re.compile(f"(?P<esc>{term['ESCAPED']})"
+                      f"|(?P<comment>{term['COMMENT']})"
+                      f"|(?P<tag>{term['TAG_OPEN']}(?:{term['STRING']}|[^\"'])*?{term['TAG_CLOSE']})"
+                      f"|(?P<open>{term['TAG_OPEN']})")
+
+
+_grammar_lock = threading.Lock()
+_loaded: Optional[_Grammar] = None
+
+
+def _grammar() -> _Grammar:
+    global _loaded
+    if _loaded is None:
+        with _grammar_lock:
+            if _loaded is None:
+                lark = Lark(_load_grammar(), parser="lalr", lexer="contextual", transformer=_ToPieces(),
+                            maybe_placeholders=True, cache=False, start=["start", "tag"])
+                _loaded = _Grammar(lark, _compose_scanner(lark), re.compile(_terminals(lark)["COMMENT"]))
+    return _loaded
 
 
 # ---- pieces -> tree ----------------------------------------------------------------------------------------------
-def _apply_whitespace_control(pieces: list[_Piece]) -> None:
+def _apply_whitespace_control(pieces: list[Piece]) -> None:
     """``{{~`` strips the template whitespace run just before a tag, ``~}}`` the run just after it."""
     for i, piece in enumerate(pieces):
         if piece.strip_left and i > 0 and pieces[i - 1].kind == "text":
@@ -385,7 +413,7 @@ def _apply_whitespace_control(pieces: list[_Piece]) -> None:
 
 @dataclass
 class _OpenBlock:
-    piece: _Piece
+    piece: Piece
     name: str
     args: tuple
     kwargs: tuple
@@ -393,104 +421,147 @@ class _OpenBlock:
     branches: list  # (kind, cond, piece, body list)
 
 
-def _build(pieces: list[_Piece], source: str, name: Optional[str]) -> tuple[n.Node, ...]:
-    root: list[n.Node] = []
-    stack: list[_OpenBlock] = []
+_SEPARATOR_TAGS = {"else": "{{else}}", "elif": "{{elif}}", "or": "{{or}}"}
 
-    def current() -> list:
-        if not stack:
-            return root
-        top = stack[-1]
+
+class _TreeBuilder:
+    """Pieces -> nodes. A stack of open blocks matches ``{{#x}}`` with ``{{/x}}``, so an error can name the block
+    and where it opened; one method per piece kind."""
+
+    def __init__(self, source: str, name: Optional[str]) -> None:
+        self.source = source
+        self.name = name
+        self.root: list[n.Node] = []
+        self.stack: list[_OpenBlock] = []
+
+    def build(self, pieces: list[Piece]) -> tuple[n.Node, ...]:
+        handlers = {"text": self.text, "escaped": self.text, "comment": self.comment, "output": self.output,
+                    "partial": self.partial, "open": self.open, "sep": self.separator, "close": self.close}
+        for piece in pieces:
+            handlers[piece.kind](piece)
+        if self.stack:
+            top = self.stack[-1]
+            raise self.fail(f"unclosed block {{{{#{top.name}}}}}: opened on line {top.piece.line}, column "
+                            f"{top.piece.col} and never closed", top.piece,
+                            f"add {{{{/{top.name}}}}} where the block should end")
+        return tuple(self.root)
+
+    def body(self) -> list:
+        """The node list pieces go to now: the open block's current section, or the template's root."""
+        if not self.stack:
+            return self.root
+        top = self.stack[-1]
         return top.branches[-1][3] if top.branches else top.body
 
-    def fail(message: str, piece: _Piece, hint: str = "") -> TemplateSyntaxError:
-        return TemplateSyntaxError(message, line=piece.line, col=piece.col, source=source, hint=hint,
-                                   text=source[piece.start:piece.end], name=name)
+    def fail(self, message: str, piece: Piece, hint: str = "") -> TemplateSyntaxError:
+        return TemplateSyntaxError(message, line=piece.line, col=piece.col, source=self.source, hint=hint,
+                                   text=self.source[piece.start:piece.end], name=self.name)
 
-    for piece in pieces:
-        kind = piece.kind
-        if kind in ("text", "escaped"):
-            if piece.text:
-                body = current()
-                if body and isinstance(body[-1], n.Text):  # merge adjacent text (e.g. around escapes)
-                    prev = body[-1]
-                    body[-1] = n.Text(prev.line, prev.col, prev.text + piece.text)
-                else:
-                    body.append(n.Text(piece.line, piece.col, piece.text))
-        elif kind == "comment":
-            continue
-        elif kind == "output":
-            expr = piece.payload
-            fn, is_async = piece.compiled or compile_expr(expr)
-            current().append(n.Output(piece.line, piece.col, expr, source[piece.start:piece.end], fn, is_async))
-        elif kind == "partial":
-            target, args, kwargs = piece.payload
-            current().append(n.Partial(piece.line, piece.col, target, args, kwargs,
-                                       piece.compiled or compile_args(args, kwargs)))
-        elif kind == "open":
-            block_name, args, kwargs, _tok = piece.payload
-            arity = BLOCK_ARITY.get(block_name)
-            if arity is None:
-                raise fail(f"unknown block command {{{{#{block_name}}}}}", piece,
-                           "known blocks: " + ", ".join(sorted(BLOCK_ARITY)))
-            if not arity[0] <= len(args) <= arity[1]:
-                want = "no positional arguments" if arity[1] == 0 else (
-                    f"{arity[0]} positional argument" + ("s" if arity[0] > 1 else "") if arity[0] == arity[1]
-                    else f"at most {arity[1]} positional argument")
-                raise fail(f"{{{{#{block_name}}}}} takes {want}, got {len(args)}", piece,
-                           "write it as " + _ARITY_HINTS.get(block_name, f"{{{{#{block_name}}}}}…{{{{/{block_name}}}}}"))
-            stack.append(_OpenBlock(piece, block_name, args, kwargs, [], []))
-        elif kind == "sep":
-            sep, cond = piece.payload
-            label = {"else": "{{else}}", "elif": "{{elif}}", "or": "{{or}}"}[sep]
-            if not stack:
-                raise fail(f"{label} outside of any block", piece,
-                           "use it inside {{#if}}…{{/if}}, {{#each}}…{{/each}} or {{#select}}…{{/select}}")
-            top = stack[-1]
-            allowed = BLOCK_SEPARATORS.get(top.name, frozenset())
-            if sep not in allowed:
-                raise fail(f"{label} is not allowed inside {{{{#{top.name}}}}} "
-                           f"(opened on line {top.piece.line})", piece,
-                           f"{{{{#{top.name}}}}} accepts: " + (", ".join(sorted(allowed)) or "no separators"))
-            if top.branches and top.branches[-1][0] == "else":
-                raise fail(f"{label} after {{{{else}}}} in {{{{#{top.name}}}}} (opened on line {top.piece.line})",
-                           piece, "{{else}} must be the last section of a block")
-            top.branches.append((sep, cond, piece, []))
-        elif kind == "close":
-            close_name, _tok = piece.payload
-            if not stack:
-                raise fail(f"closing tag {{{{/{close_name}}}}} has no matching opening tag", piece,
-                           f"remove it, or open the block with {{{{#{close_name}}}}}")
-            top = stack.pop()
-            if close_name != top.name:
-                raise fail(f"closing tag {{{{/{close_name}}}}} does not match {{{{#{top.name}}}}} "
-                           f"opened on line {top.piece.line}, column {top.piece.col}", piece,
-                           f"close the inner block first with {{{{/{top.name}}}}}")
-            branches = tuple(
-                n.Branch(p.line, p.col, kind_, cond, tuple(body),
-                         p.compiled or (compile_async(cond) if cond is not None else None))
-                for kind_, cond, p, body in top.branches)
-            block = n.Block(top.piece.line, top.piece.col, top.name, top.args, top.kwargs, tuple(top.body),
-                            branches, piece.line, top.piece.compiled or compile_args(top.args, top.kwargs))
-            current().append(block)
-    if stack:
-        top = stack[-1]
-        raise fail(f"unclosed block {{{{#{top.name}}}}}: opened on line {top.piece.line}, column {top.piece.col} "
-                   f"and never closed", top.piece, f"add {{{{/{top.name}}}}} where the block should end")
-    return tuple(root)
+    def text(self, piece: Piece) -> None:
+        if not piece.text:
+            return
+        body = self.body()
+        if body and isinstance(body[-1], n.Text):  # merge adjacent text (e.g. around escapes)
+            prev = body[-1]
+            body[-1] = n.Text(prev.line, prev.col, prev.text + piece.text)
+        else:
+            body.append(n.Text(piece.line, piece.col, piece.text))
+
+    def comment(self, piece: Piece) -> None:
+        pass
+
+    def output(self, piece: Piece) -> None:
+        expr = piece.payload
+        fn, is_async = piece.compiled or compile_expr(expr)
+        self.body().append(n.Output(piece.line, piece.col, expr, self.source[piece.start:piece.end], fn, is_async))
+
+    def partial(self, piece: Piece) -> None:
+        target, args, kwargs = piece.payload
+        self.body().append(n.Partial(piece.line, piece.col, target, args, kwargs,
+                                     piece.compiled or compile_args(args, kwargs)))
+
+    def open(self, piece: Piece) -> None:
+        block_name, args, kwargs, _tok = piece.payload
+        spec = BLOCKS.get(block_name)
+        if spec is None:
+            raise self.fail(f"unknown block command {{{{#{block_name}}}}}", piece,
+                            "known blocks: " + ", ".join(sorted(BLOCKS)))
+        problem = _arity_problem(spec, len(args))
+        if problem:
+            raise self.fail(problem, piece, "write it as " + spec.usage)
+        self.stack.append(_OpenBlock(piece, block_name, args, kwargs, [], []))
+
+    def separator(self, piece: Piece) -> None:
+        sep, cond = piece.payload
+        label = _SEPARATOR_TAGS[sep]
+        if not self.stack:
+            raise self.fail(f"{label} outside of any block", piece,
+                            "use it inside {{#if}}…{{/if}}, {{#each}}…{{/each}} or {{#select}}…{{/select}}")
+        top = self.stack[-1]
+        allowed = BLOCKS[top.name].separators
+        if sep not in allowed:
+            raise self.fail(f"{label} is not allowed inside {{{{#{top.name}}}}} (opened on line {top.piece.line})",
+                            piece, f"{{{{#{top.name}}}}} accepts: " + (", ".join(sorted(allowed)) or "no separators"))
+        if top.branches and top.branches[-1][0] == "else":
+            raise self.fail(f"{label} after {{{{else}}}} in {{{{#{top.name}}}}} (opened on line {top.piece.line})",
+                            piece, "{{else}} must be the last section of a block")
+        top.branches.append((sep, cond, piece, []))
+
+    def close(self, piece: Piece) -> None:
+        close_name, _tok = piece.payload
+        if not self.stack:
+            raise self.fail(f"closing tag {{{{/{close_name}}}}} has no matching opening tag", piece,
+                            f"remove it, or open the block with {{{{#{close_name}}}}}")
+        top = self.stack.pop()
+        if close_name != top.name:
+            raise self.fail(f"closing tag {{{{/{close_name}}}}} does not match {{{{#{top.name}}}}} "
+                            f"opened on line {top.piece.line}, column {top.piece.col}", piece,
+                            f"close the inner block first with {{{{/{top.name}}}}}")
+        branches = tuple(
+            n.Branch(p.line, p.col, kind, cond, tuple(body),
+                     p.compiled or (compile_async(cond) if cond is not None else None))
+            for kind, cond, p, body in top.branches)
+        self.body().append(n.Block(top.piece.line, top.piece.col, top.name, top.args, top.kwargs, tuple(top.body),
+                                   branches, piece.line, top.piece.compiled or compile_args(top.args, top.kwargs)))
+
+
+def _arity_problem(spec: Block, count: int) -> Optional[str]:
+    """The message for a block given ``count`` positional arguments, or None when its arity allows them."""
+    low, high = spec.arity
+    if low <= count and (high is None or count <= high):
+        return None
+    if high == 0:
+        want = "no positional arguments"
+    elif low == high:
+        want = f"{low} positional argument" + ("s" if low > 1 else "")
+    elif count < low:
+        want = f"at least {low} positional argument" + ("s" if low > 1 else "")
+    else:
+        want = f"at most {high} positional argument" + ("s" if high and high > 1 else "")
+    return f"{{{{#{spec.name}}}}} takes {want}, got {count}"
 
 
 # ---- Lark errors -> TemplateSyntaxError ---------------------------------------------------------------------------
-def _last_tag_open(source: str, pos: int) -> int:
-    return source.rfind("{{", 0, pos)
+def _open_tag_start(exc: UnexpectedInput) -> Optional[int]:
+    """Where the tag the parser was in when it failed starts: the TAG_OPEN token on the parser's value stack (tags
+    that closed were already reduced to pieces, so the token left is the open tag's)."""
+    interactive = getattr(exc, "interactive_parser", None)
+    if interactive is None:  # pragma: no cover - Lark attaches it to every error raised while parsing
+        return None
+    for value in reversed(interactive.parser_state.value_stack):
+        if isinstance(value, Token) and value.type == "TAG_OPEN":
+            return value.start_pos
+    return None
 
 
-def _unclosed_tag_before(source: str, pos: int) -> Optional[int]:
-    """If the tag the parser is in contains another '{{' before ``pos``, the tag's start (it was never closed)."""
-    last_close = source.rfind("}}", 0, pos)
-    start = source.find("{{", last_close + 2 if last_close >= 0 else 0, pos)
-    if start != -1 and source.find("{{", start + 2, pos) != -1:
-        return start
+def _unclosed_comment_before(source: str, pos: Optional[int]) -> Optional[int]:
+    """Where ``{{!`` or ``{{~!`` starts when the failing character at ``pos`` is that '!' and the COMMENT terminal
+    does not match there: a comment never closed, whose ``{{`` the lexer took for a tag's."""
+    if pos is None or not source.startswith("!", pos):
+        return None
+    for start in (pos - 2, pos - 3):
+        if start >= 0 and source.startswith(("{{!", "{{~!"), start) and not _grammar().comment.match(source, start):
+            return start
     return None
 
 
@@ -503,12 +574,11 @@ def _line_col(source: str, pos: int) -> tuple[int, int]:
 _VALUE_STARTS = frozenset({"NAME", "STRING", "INT", "FLOAT", "LPAR", "LSQB", "LBRACE", "AT_NAME"})
 
 
-def _describe_fault(source: str, pos: int, expected: set[str]) -> tuple[str, str, str]:
-    """(message, hint, offending text) for the character at ``pos`` inside a tag."""
+def _describe_fault(source: str, pos: int, expected: set[str], tag_start: int) -> tuple[str, str, str]:
+    """(message, hint, offending text) for the character at ``pos`` inside the tag starting at ``tag_start``."""
     rest = source[pos:]
     ch = rest[:1]
     if rest.startswith("}}") or rest.startswith("~}}"):
-        tag_start = _last_tag_open(source, pos)
         tag = source[tag_start:pos + (3 if rest.startswith("~") else 2)]
         if expected & _VALUE_STARTS:
             return "the tag ends where a value was expected", f"complete the expression in {tag!r}", "}}"
@@ -531,35 +601,32 @@ def _syntax_error(exc: UnexpectedInput, source: str, name: Optional[str]) -> Tem
         line, col = _line_col(source, pos)
         return TemplateSyntaxError(message, line=line, col=col, source=source, hint=hint, text=text, name=name)
 
-    error_pos = getattr(exc, "pos_in_stream", None)
-    if error_pos is None and isinstance(exc, UnexpectedToken):
-        error_pos = exc.token.start_pos if exc.token.type != "$END" else len(source)
-    comment_start = _last_tag_open(source, (error_pos if error_pos is not None else len(source)) + 1)
-    if comment_start >= 0 and source.startswith(("{{!", "{{~!"), comment_start):
+    found = _open_tag_start(exc)
+    tag_start = found if found is not None else 0  # every Lark error happens inside a tag
+    error_pos = exc.token.start_pos if isinstance(exc, UnexpectedToken) else getattr(exc, "pos_in_stream", None)
+    comment_start = _unclosed_comment_before(source, error_pos)
+    if comment_start is not None:
         long_form = source.startswith(("{{!--", "{{~!--"), comment_start)
         return error("unclosed comment: it is never closed with " + ("'--}}'" if long_form else "'}}'"),
                      comment_start, "end the comment with " + ("--}}" if long_form else "}}"),
                      source[comment_start:comment_start + 20])
     if isinstance(exc, UnexpectedEOF) or (isinstance(exc, UnexpectedToken) and exc.token.type == "$END"):
-        open_pos = max(_last_tag_open(source, len(source)), 0)
-        return error("unclosed tag: '{{' is never closed with '}}'", open_pos, "add '}}' to end the tag",
-                     source[open_pos:open_pos + 40])
+        return error("unclosed tag: '{{' is never closed with '}}'", tag_start, "add '}}' to end the tag",
+                     source[tag_start:tag_start + 40])
+    if error_pos is not None and source.find("{{", tag_start + 2, error_pos) != -1:  # this tag was never closed
+        return error("unclosed tag: '{{' is never closed with '}}'", tag_start,
+                     "add '}}' to end the tag before the next '{{'", source[tag_start:tag_start + 40].split("\n")[0])
     if isinstance(exc, UnexpectedCharacters):
-        message, hint, text = _describe_fault(source, exc.pos_in_stream, set(exc.allowed or ()))
+        message, hint, text = _describe_fault(source, exc.pos_in_stream, set(exc.allowed or ()), tag_start)
         return error(message, exc.pos_in_stream, hint, text)
     assert isinstance(exc, UnexpectedToken)
     tok = exc.token
-    unclosed = _unclosed_tag_before(source, tok.start_pos)
-    if unclosed is not None:
-        return error("unclosed tag: '{{' is never closed with '}}'", unclosed,
-                     "add '}}' to end the tag before the next '{{'", source[unclosed:unclosed + 40].split("\n")[0])
     expected = set(exc.expected)
     if tok.type == "TAG_OPEN":
-        tag_start = _last_tag_open(source, tok.start_pos)
         return error("unclosed tag: '{{' is never closed with '}}'", tag_start,
                      "add '}}' to end the tag before the next '{{'", source[tag_start:tok.start_pos])
     if tok.type in ("TEXT", "TAG_CLOSE", "RBRACE", "EQUAL"):  # TEXT: the lexer found no tag token here
-        message, hint, text = _describe_fault(source, tok.start_pos, expected)
+        message, hint, text = _describe_fault(source, tok.start_pos, expected, tag_start)
         return error(message, tok.start_pos, hint, text)
     value = str(tok)
     if tok.type == "NAME" and "TAG_CLOSE" in expected:
@@ -569,34 +636,38 @@ def _syntax_error(exc: UnexpectedInput, source: str, name: Optional[str]) -> Tem
     return error(f"unexpected {value!r} in tag", tok.start_pos, hint, value)
 
 
-# The fast path. Text, escapes and comments are found by one regex (they are regular); each distinct tag text is
-# parsed once with the grammar's `tag` start symbol and reused. The tag pattern mirrors the grammar's terminals
-# (strings may hold '}}'; in a run of closing braces the last two close the tag). Anything it can't split cleanly
+# ---- the fast path ------------------------------------------------------------------------------------------------
+# Text, escapes and comments are found by one regex composed from the grammar's terminals (they are regular); each
+# distinct tag text is parsed once with the grammar's `tag` start symbol and reused. Anything it can't split cleanly
 # (an unclosed tag, `{{x}}}`) goes to the full Lark parse, which also produces every syntax error message.
-_SCAN = re.compile(r"""
-    (?P<esc>\\\{\{)
-  | (?P<comment>\{\{~?!--.*?--~?\}\}|\{\{~?!(?!--).*?~?\}\})
-  | (?P<tag>\{\{~?(?:"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|[^"'}]|\}(?!\})|\}(?=\}\}))*?~?\}\}(?!\}))
-  | (?P<open>\{\{)
-""", re.DOTALL | re.VERBOSE)
 _TAG_MEMO: dict[str, tuple[str, Any, bool, bool, Any]] = {}
 _TAG_MEMO_LIMIT = 20_000
 
 
+_UNPARSED = ("tag", None, False, False, None)  # the shape of a tag that does not parse
+
+
 def _tag_shape(tag: str) -> tuple[str, Any, bool, bool, Any]:
+    """(kind, payload, strip_left, strip_right, compiled) of one tag's text, parsed once; ``_UNPARSED`` when the
+    grammar rejects it (the full parse then says why)."""
     shape = _TAG_MEMO.get(tag)
     if shape is None:
-        piece = _get_lark().parse(tag, start="tag")
-        shape = (piece.kind, piece.payload, piece.strip_left, piece.strip_right,
-                 _compile_payload(piece.kind, piece.payload))
+        try:
+            piece = _grammar().lark.parse(tag, start="tag")
+            shape = (piece.kind, piece.payload, piece.strip_left, piece.strip_right,
+                     _compile_payload(piece.kind, piece.payload))
+        except (UnexpectedInput, VisitError, _Fault):
+            shape = _UNPARSED
         if len(_TAG_MEMO) < _TAG_MEMO_LIMIT:
             _TAG_MEMO[tag] = shape
     return shape
 
 
-def _fast_pieces(source: str) -> Optional[list[_Piece]]:
-    """Pieces via the scanner and the tag memo, or None when the full parse must decide."""
-    pieces: list[_Piece] = []
+def _scan(source: str, tolerant: bool) -> Optional[list[Piece]]:
+    """Pieces via the scanner and the tag memo. Strict (the fast path): None when the full parse must decide.
+    Tolerant (``source_pieces``): a tag that does not parse is a 'tag' piece, and an unclosed ``{{`` starts text
+    that runs to the end (so even a template full of openers is split in linear time)."""
+    pieces: list[Piece] = []
     pos = 0
     line = 1
     line_start = 0  # offset of the current line's first character
@@ -608,63 +679,80 @@ def _fast_pieces(source: str) -> Optional[list[_Piece]]:
             line += count
             line_start = source.rindex("\n", pos, to) + 1
 
-    for m in _SCAN.finditer(source):
+    for m in _grammar().scanner.finditer(source):
         start = m.start()
         if start > pos:
-            pieces.append(_Piece("text", line, pos - line_start + 1, pos, start, text=source[pos:start]))
+            pieces.append(Piece("text", line, pos - line_start + 1, pos, start, text=source[pos:start]))
             advance(start)
             pos = start
         kind = m.lastgroup
         end = m.end()
         col = start - line_start + 1
         if kind == "open":
-            return None
+            if not tolerant:
+                return None
+            break
         if kind == "esc":
-            pieces.append(_Piece("escaped", line, col, start, end, text="{{"))
+            pieces.append(Piece("escaped", line, col, start, end, text="{{"))
         elif kind == "comment":
             text = m.group()
-            pieces.append(_Piece("comment", line, col, start, end, strip_left=text.startswith("{{~"),
-                                 strip_right=text.endswith("~}}")))
+            pieces.append(Piece("comment", line, col, start, end, strip_left=text.startswith("{{~"),
+                                strip_right=text.endswith("~}}")))
         else:
-            try:
-                tag_kind, payload, strip_left, strip_right, compiled = _tag_shape(m.group())
-            except (UnexpectedInput, VisitError, _Fault):
+            tag_kind, payload, strip_left, strip_right, compiled = _tag_shape(m.group())
+            if tag_kind == "tag" and not tolerant:
                 return None
-            pieces.append(_Piece(tag_kind, line, col, start, end, strip_left, strip_right, payload=payload,
-                                 compiled=compiled))
+            pieces.append(Piece(tag_kind, line, col, start, end, strip_left, strip_right, payload=payload,
+                                compiled=compiled))
         advance(end)
         pos = end
     if pos < len(source):
-        pieces.append(_Piece("text", line, pos - line_start + 1, pos, len(source), text=source[pos:]))
+        pieces.append(Piece("text", line, pos - line_start + 1, pos, len(source), text=source[pos:]))
     return pieces
 
 
-def _lark_pieces(source: str) -> list[_Piece]:
-    """Run Lark; when a tag is followed by text starting with '}' (``{{x}}}``), parse the two halves separately."""
+def source_pieces(source: str) -> list[Piece]:
+    """Every piece of ``source`` in order, each with its exact offsets, for tools that show templates (display's
+    highlighter). Tolerant where ``parse`` is strict: a tag that does not parse is a 'tag' piece and an unclosed
+    ``{{`` begins text to the end; whitespace control is not applied, so the pieces' slices rebuild the source."""
+    return _scan(source, tolerant=True) or []
+
+
+def _lark_pieces(source: str) -> list[Piece]:
+    """Run Lark; when a tag is followed by text starting with '}' (``{{x}}}``), parse the two halves separately: the
+    second with the first blanked out (newlines kept), so its pieces and errors keep the template's positions."""
     try:
-        pieces = _get_lark().parse(source, start="start")
+        pieces = _grammar().lark.parse(source, start="start")
     except UnexpectedToken as exc:
         tok = exc.token
         if "TAG_CLOSE" in exc.expected and source.startswith("}}}", tok.start_pos):
             cut = tok.start_pos + 2
-            head = _lark_pieces(source[:cut])
-            tail = _lark_pieces(source[cut:])
-            line_shift = source.count("\n", 0, cut)
-            col_shift = cut - (source.rfind("\n", 0, cut) + 1)
-            for piece in tail:
-                if piece.line == 1:
-                    piece.col += col_shift
-                piece.line += line_shift
-                piece.start += cut
-                piece.end += cut
-            return head + tail
+            blanked = _NOT_NEWLINE.sub(" ", source[:cut]) + source[cut:]
+            return _lark_pieces(source[:cut]) + _pieces_from(_lark_pieces(blanked), cut, source)
         raise
     return pieces if isinstance(pieces, list) else []
 
 
+_NOT_NEWLINE = re.compile(r"[^\n]")
+
+
+def _pieces_from(pieces: list[Piece], cut: int, source: str) -> list[Piece]:
+    """The pieces at or after offset ``cut``; the text piece that runs across it (blanked text before, the template's
+    text after) starts at ``cut``."""
+    kept = []
+    for piece in pieces:
+        if piece.end <= cut:
+            continue
+        if piece.start < cut:
+            line, col = _line_col(source, cut)
+            piece = Piece("text", line, col, cut, piece.end, text=source[cut:piece.end])
+        kept.append(piece)
+    return kept
+
+
 def _parse_uncached(source: str, name: Optional[str], fast: bool = True) -> n.Template:
     try:
-        pieces = (_fast_pieces(source) if fast else None) or _lark_pieces(source)
+        pieces = (_scan(source, tolerant=False) if fast else None) or _lark_pieces(source)
     except VisitError as exc:
         inner = exc.orig_exc
         if isinstance(inner, _Fault):
@@ -677,10 +765,7 @@ def _parse_uncached(source: str, name: Optional[str], fast: bool = True) -> n.Te
     except UnexpectedInput as exc:
         raise _syntax_error(exc, source, name) from None
     _apply_whitespace_control(pieces)
-    return n.Template(_build(pieces, source, name), source)
-
-
-_cache_lock = threading.Lock()
+    return n.Template(_TreeBuilder(source, name).build(pieces), source)
 
 
 @lru_cache(maxsize=512)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, AsyncIterator, Callable, Iterator, Optional
 
 from . import batch
+from . import commands  # noqa: F401 - registers the built-in commands and blocks before any template is parsed
 from .display import render_program_html
 from .errors import TemplateRuntimeError
 from .events import Event, Finished, Paused

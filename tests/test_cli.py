@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+import guidance_lite as gl
 from guidance_lite import cli
 from guidance_lite.parser import parse
 from guidance_lite.testing import ScriptedServer
@@ -343,8 +344,8 @@ def test_check_syntax_error(tmp_path: Path) -> None:
 
 
 # ---- the analysis, in process (fast) ------------------------------------------------------------------------------
-def report(source: str) -> cli.TemplateReport:
-    return cli.analyze(parse(source))
+def report(source: str) -> gl.TemplateReport:
+    return gl.analyze(parse(source))
 
 
 def test_a_read_before_its_set_is_an_input() -> None:

@@ -58,3 +58,36 @@ PIECES = ["{{", "}}", "{{~", "~}}", "#if x", "/if", "#each xs", "/each", "else",
 def test_paths_agree_on_random_inputs(pieces):
     source = "".join(pieces)
     assert outcome(source, True) == outcome(source, False)
+
+
+def syntax_error(source: str) -> TemplateSyntaxError:
+    try:
+        parser.parse(source)
+    except TemplateSyntaxError as exc:
+        return exc
+    raise AssertionError(f"{source!r} parsed")
+
+
+def test_error_positions_come_from_the_lexer() -> None:
+    # after `{{x}}}` (parsed in two halves) a later error still names the template's own line and column
+    err = syntax_error("{{x}}}\n{{#if a}}{{y z=}}{{/if}}")
+    assert (err.message, err.line, err.col, err.text) == ("the tag ends where a value was expected", 2, 16, "}}")
+    assert err.hint == "complete the expression in '{{y z=}}'"
+    # a complete comment inside an unclosed tag: the tag is what was never closed, not the comment
+    for source in ("{{x {{~!~}}", "{{ {{!-- c --}}"):
+        err = syntax_error(source)
+        assert (err.message, err.line, err.col) == ("unclosed tag: '{{' is never closed with '}}'", 1, 1), source
+    # an escaped opener is text, never the tag left open
+    err = syntax_error("a \\{{ b {{name")
+    assert (err.line, err.col, err.text) == (1, 9, "{{name")
+    err = syntax_error("x {{!-- never closed")
+    assert (err.message, err.col) == ("unclosed comment: it is never closed with '--}}'", 3)
+
+
+def test_source_pieces_cover_the_source_even_when_it_does_not_parse() -> None:
+    source = "a \\{{b}} {{!-- c --}}{{#if x}}{{gen 'v'}}{{/if}} {{{raw}}} {{x}}} {{unclosed 'y"
+    pieces = parser.source_pieces(source)
+    assert "".join(source[p.start:p.end] for p in pieces) == source
+    assert [(p.kind, p.head) for p in pieces if p.kind not in ("text", "escaped")] == [
+        ("comment", None), ("open", "if"), ("output", "gen"), ("close", "if"), ("tag", None), ("tag", None)]
+    assert pieces[-1].kind == "text" and source[pieces[-1].start:] == "{{unclosed 'y"

@@ -3,12 +3,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import block
+from ..registry import block
 from ..context import RunContext
 from ..nodes import Block
 
 
-@block("if")
+@block("if", separators=("else", "elif"), usage="{{#if condition}}…{{/if}}")
 async def if_block(interp: RunContext, node: Block, condition: Any, **kwargs: Any) -> None:
     _no_kwargs("if", kwargs)
     if condition:
@@ -20,7 +20,7 @@ async def if_block(interp: RunContext, node: Block, condition: Any, **kwargs: An
             return
 
 
-@block("unless")
+@block("unless", separators=("else",), usage="{{#unless condition}}…{{/unless}}")
 async def unless_block(interp: RunContext, node: Block, condition: Any, **kwargs: Any) -> None:
     _no_kwargs("unless", kwargs)
     if not condition:

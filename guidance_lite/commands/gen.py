@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 import regex
 
-from . import command
+from ..nodes import Const, ListLit, string_value
+from ..registry import CallSite, Effects, command
 from .roles import add_tool_message
 from ..answer import ToolCallAnswer, ToolResults
 from ..control import NOTHING
@@ -23,7 +24,24 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..nodes import Node
 
 
-@command("gen")
+def _gen_names(site: CallSite) -> Effects:
+    """gen writes its name; ``save_prompt=``/``save_stop_text=`` write one more each (a string names it, True means
+    ``{name}_prompt`` / ``{name}_stop_text``); ``tools=['f']`` strings name program arguments holding tools."""
+    name = site.string(0, "name")
+
+    def derived(option: str, suffix: str) -> Optional[str]:
+        value = site.argument(None, option)
+        if isinstance(value, Const) and value.value is True and name:
+            return f"{name}_{suffix}"
+        return string_value(value)
+
+    tools = site.argument(None, "tools")
+    listed = tools.items if isinstance(tools, ListLit) else (tools,)
+    return Effects(reads=tuple(string_value(item) for item in listed),
+                   sets=(name, derived("save_prompt", "prompt"), derived("save_stop_text", "stop_text")))
+
+
+@command("gen", binds=_gen_names, generates=True)
 async def gen(interp: "Interpreter", node: "Node", name: Optional[str] = None, *, stop: Any = None,
               stop_regex: Any = None, save_stop_text: Any = False, max_tokens: Optional[int] = None, n: int = 1,
               temperature: Optional[float] = 0.0, top_p: Optional[float] = None, pattern: Optional[str] = None,

@@ -4,7 +4,7 @@ from __future__ import annotations
 import operator
 from typing import Any, Callable
 
-from . import command
+from ..registry import command
 from ..control import BreakLoop, ContinueLoop
 
 

@@ -5,7 +5,7 @@ import asyncio
 from collections.abc import Mapping
 from typing import Any, Optional
 
-from . import block
+from ..registry import CallSite, Effects, block
 from ..context import RunContext
 from ..control import BreakLoop, ContinueLoop
 from ..nodes import Block, Text
@@ -22,7 +22,17 @@ def _frame(item: Any, index: int, count: Optional[int], key: Any = None, item_na
     return frame
 
 
-@block("each")
+def _each_names(site: CallSite) -> Effects:
+    """The body sees ``item_name`` (and ``this``, ``@index`` …, which ``check`` always treats as bound)."""
+    return Effects(scoped=(site.string(None, "item_name"),))
+
+
+def _geneach_names(site: CallSite) -> Effects:
+    """The list's name is set before the first item is generated; the body sees ``item_name``."""
+    return Effects(sets=(site.string(0, "name"),), scoped=(site.string(None, "item_name"),))
+
+
+@block("each", separators=("else",), binds=_each_names, usage="{{#each items}}…{{/each}}")
 async def each(interp: RunContext, node: Block, items: Any, *, item_name: str = "this", hidden: bool = False,
                parallel: bool = False) -> None:
     if isinstance(items, Mapping):
@@ -82,7 +92,8 @@ async def _each_parallel(interp: RunContext, node: Block, frames: list[dict]) ->
             interp.write(span.text, span.kind, span.variable, span.meta)
 
 
-@block("geneach")
+@block("geneach", binds=_geneach_names, generates=True,
+       usage="{{#geneach 'items' num_iterations=3}}…{{/geneach}}")
 async def geneach(interp: RunContext, node: Block, name: Any, *, stop: Any = None,
                   num_iterations: Optional[int] = None, max_iterations: int = 100, min_iterations: int = 0,
                   hidden: bool = False, join: str = "", item_name: str = "this") -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import block
+from ..registry import block
 from ..context import RunContext
 from ..events import MessageAdded
 from ..nodes import Block
@@ -23,7 +23,7 @@ async def chat_role(interp: RunContext, node: Block, **kwargs: Any) -> None:
     await run_role(interp, node, node.name, kwargs)
 
 
-@block("role")
+@block("role", usage="{{#role 'critic'}}…{{/role}}")
 async def named_role(interp: RunContext, node: Block, role: Any, **kwargs: Any) -> None:
     if not isinstance(role, str) or not role:
         raise TypeError("{{#role}} needs the role name as a string, e.g. {{#role 'critic'}}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Optional, Sequence
 
-from . import block, command
+from ..registry import block, command, names_first_argument, names_first_argument_after_body
 from ..control import NOTHING
 from ..generation import GenerationError, build_request, gen_meta, run_model
 from ..models.base import GenParams
@@ -66,7 +66,7 @@ async def _select(interp: "Interpreter", node: "Node", name: Optional[str], opti
     return NOTHING if top else chosen
 
 
-@command("select")
+@command("select", binds=names_first_argument, generates=True)
 async def select(interp: "Interpreter", node: "Node", name: Optional[str] = None, options: Any = None, *,
                  hidden: bool = False, list_append: bool = False, logprobs: Any = None, **params: Any) -> Any:
     if options is None:
@@ -77,7 +77,8 @@ async def select(interp: "Interpreter", node: "Node", name: Optional[str] = None
                          interp.is_top_level(node))  # type: ignore[arg-type]
 
 
-@block("select")
+@block("select", separators=("or",), binds=names_first_argument_after_body, generates=True,
+       usage="{{#select 'name'}}a{{or}}b{{/select}}")
 async def select_block(interp: "Interpreter", node: Block, name: Optional[str] = None, *, hidden: bool = False,
                        list_append: bool = False, **params: Any) -> None:
     options = [await interp.render_to_string(node.body)]

@@ -3,14 +3,23 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from . import block, command
 from ..context import RunContext
+from ..registry import CallSite, Effects, block, command, names_first_argument_after_body
 from ..control import NOTHING
-from ..nodes import Block, Node
+from ..nodes import Block, DictLit, Node, string_value
 from ..state import MARKER, VALUE
 
 
-@command("set")
+
+def _set_names(site: CallSite) -> Effects:
+    """``{{set 'x' v}}`` sets x; ``{{set {'x': 1, 'y': 2}}}`` sets every literal key."""
+    first = site.argument(0, "name")
+    if isinstance(first, DictLit):
+        return Effects(sets=tuple(string_value(key) for key, _ in first.items))
+    return Effects(sets=(site.string(0, "name"),))
+
+
+@command("set", binds=_set_names)
 async def set_(interp: RunContext, node: Node, name: Any, value: Any = NOTHING, *, hidden: bool = True) -> Any:
     """``{{set 'x' value}}`` or ``{{set {'x': 1, 'y': 2}}}``; ``hidden=False`` also inserts the value."""
     if value is NOTHING:
@@ -28,7 +37,7 @@ async def set_(interp: RunContext, node: Node, name: Any, value: Any = NOTHING, 
     return NOTHING
 
 
-@command("await")
+@command("await", binds=lambda site: Effects(reads=(site.string(0, "name"),)))
 async def await_(interp: RunContext, node: Node, name: str) -> Any:
     """Return the variable's value and consume it; pause the program until it is given when missing."""
     if not isinstance(name, str):
@@ -38,7 +47,7 @@ async def await_(interp: RunContext, node: Node, name: str) -> Any:
     return interp.state.variables.pop(name)
 
 
-@block("block")
+@block("block", binds=names_first_argument_after_body, usage="{{#block 'name' hidden=True}}…{{/block}}")
 async def block_(interp: RunContext, node: Block, name: Optional[str] = None, *, hidden: bool = False) -> None:
     """Render the body; ``name`` captures its text into a variable; ``hidden`` keeps it out of later context."""
     state = interp.state
@@ -55,7 +64,7 @@ async def block_(interp: RunContext, node: Block, name: Optional[str] = None, *,
         interp.set_variable(name, text)
 
 
-@command("parse")
+@command("parse", binds=lambda site: Effects(sets=(site.string(None, "name"),)))
 async def parse_(interp: RunContext, node: Node, template: Any, *, name: Optional[str] = None) -> Any:
     """Run a string as template code: the one deliberate way to do so (values are otherwise always data)."""
     if not isinstance(template, str):

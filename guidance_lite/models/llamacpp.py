@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Optional, Sequen
 
 from .. import constraints
 from ..stopping import StopMatcher, as_list
+from ..errors import GuidanceLiteError
 from .base import Choice, Completion, Delta, GenRequest, Model, ModelError, Usage
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -74,7 +75,7 @@ def _llama_cpp() -> Any:
     return llama_cpp
 
 
-class _Cancelled(Exception):
+class _Cancelled(GuidanceLiteError):
     """The consumer closed the stream; the worker stops generating."""
 
 

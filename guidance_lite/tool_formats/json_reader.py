@@ -12,13 +12,15 @@ import json
 import re
 from typing import Any, Callable, Generator, Optional
 
+from ..errors import GuidanceLiteError
+
 WHITESPACE = " \t\r\n"
 
 # A parsing coroutine: sent one character at a time (None = end of output); returns its result via StopIteration.
 Reader = Generator[None, Optional[str], Any]
 
 
-class Malformed(ValueError):
+class Malformed(GuidanceLiteError, ValueError):
     """The text after a trigger is not a well-formed call; the attempt is given back as plain text."""
 
 

@@ -1,0 +1,176 @@
+"""The registry of commands (``{{gen …}}``) and blocks (``{{#each …}}``): one registration per name, read by every
+stage that needs to know about them.
+
+Why one place: the parser checks a block's positional arity and separators, ``check`` (``analysis.py``) needs the
+variables a command or block writes, display labels the tags whose output is generated model text, and the
+interpreter dispatches to the handler. All of that sits on the registration, so a new command or block is one
+decorator beside its handler and nothing else changes.
+
+This module is low level on purpose: it imports only the AST node types, so the parser, analysis and display read it
+without importing the interpreter or the commands. The built-in commands register when ``guidance_lite.commands`` is
+imported, which the package does before any template is parsed.
+"""
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable, Iterable, Optional
+
+from . import nodes as n
+
+Handler = Callable[..., Awaitable[Any]]  # async fn(interp, node, *args, **kwargs)
+
+SEPARATORS = frozenset({"else", "elif", "or"})  # the separator tags the grammar knows
+
+
+@dataclass(frozen=True)
+class CallSite:
+    """A command call or block tag as written: its argument expressions, not their values (what binders read)."""
+
+    args: tuple[n.Expr, ...]
+    kwargs: tuple[tuple[str, n.Expr], ...]
+
+    def argument(self, position: Optional[int], keyword: Optional[str] = None) -> Optional[n.Expr]:
+        """The argument at ``position`` when given positionally, else the one given as ``keyword=``."""
+        if position is not None and position < len(self.args):
+            return self.args[position]
+        if keyword is not None:
+            for key, value in self.kwargs:
+                if key == keyword:
+                    return value
+        return None
+
+    def string(self, position: Optional[int], keyword: Optional[str] = None) -> Optional[str]:
+        """The same argument when it is a string literal (the only names ``check`` can know without running)."""
+        return n.string_value(self.argument(position, keyword))
+
+
+@dataclass(frozen=True)
+class Effects:
+    """What one call of a command or block does to names, as far as its literal arguments tell.
+
+    ``reads``: variables it reads by name (``{{await 'x'}}``); ``sets``: variables it writes (a block: before its
+    body runs); ``sets_after_body``: variables a block writes once its body ran (``{{#block 'x'}}``); ``scoped``:
+    names bound only inside a block's body (a loop's ``item_name``). Empty names (``None``) are dropped, so a binder
+    can pass ``site.string(…)`` straight in.
+    """
+
+    reads: tuple[Optional[str], ...] = ()
+    sets: tuple[Optional[str], ...] = ()
+    sets_after_body: tuple[Optional[str], ...] = ()
+    scoped: tuple[Optional[str], ...] = ()
+
+    def __post_init__(self) -> None:
+        for field_name in ("reads", "sets", "sets_after_body", "scoped"):
+            object.__setattr__(self, field_name, tuple(name for name in getattr(self, field_name) if name))
+
+
+NO_EFFECTS = Effects()
+Binder = Callable[[CallSite], Effects]
+
+
+def names_first_argument(site: CallSite) -> Effects:
+    """Binder of commands that write the variable named by their first argument or ``name=`` (``select``)."""
+    return Effects(sets=(site.string(0, "name"),))
+
+
+def names_first_argument_after_body(site: CallSite) -> Effects:
+    """Binder of blocks that write the variable named by their first argument once the body ran (``block``)."""
+    return Effects(sets_after_body=(site.string(0, "name"),))
+
+
+@dataclass(frozen=True)
+class Command:
+    """An inline command (``{{name args}}`` or ``{{name(args)}}``): the interpreter calls ``fn(interp, node, *args,
+    **kwargs)`` so the command can write text and name template lines. Templates may call it, but not read its
+    attributes (``__gl_opaque__``, see ``expressions.safe_getattr``).
+
+    ``binds`` tells ``check`` which variables a call writes or reads by name; ``generates`` marks commands whose
+    output is model text (display highlights their tags like generated spans).
+    """
+
+    name: str
+    fn: Handler
+    binds: Optional[Binder] = None
+    generates: bool = False
+    __gl_opaque__ = True
+
+    def effects(self, site: CallSite) -> Effects:
+        return self.binds(site) if self.binds is not None else NO_EFFECTS
+
+    def __repr__(self) -> str:
+        return f"<built-in {self.name}>"
+
+
+@dataclass(frozen=True)
+class Block:
+    """A block command (``{{#name args}}…{{sep}}…{{/name}}``). Calling it runs the handler:
+    ``fn(interp, block_node, *args, **kwargs)``.
+
+    ``arity`` is (min, max) positional arguments (max ``None``: unbounded), checked by the parser; ``separators``
+    the ones the block accepts (``else``, ``elif``, ``or``); ``usage`` the example the parser shows when the
+    arguments are wrong; ``binds`` and ``generates`` as for ``Command``.
+    """
+
+    name: str
+    fn: Handler
+    arity: tuple[int, Optional[int]] = (0, 0)
+    separators: frozenset[str] = frozenset()
+    usage: str = ""
+    binds: Optional[Binder] = None
+    generates: bool = False
+
+    def effects(self, site: CallSite) -> Effects:
+        return self.binds(site) if self.binds is not None else NO_EFFECTS
+
+    def __call__(self, interp: Any, node: n.Block, *args: Any, **kwargs: Any) -> Awaitable[Any]:
+        return self.fn(interp, node, *args, **kwargs)
+
+
+COMMANDS: dict[str, Command] = {}
+BLOCKS: dict[str, Block] = {}
+
+
+def command(name: str, *, binds: Optional[Binder] = None, generates: bool = False) -> Callable[[Handler], Handler]:
+    """Register ``fn`` as the inline command ``name`` (returns ``fn`` unchanged)."""
+    def register(fn: Handler) -> Handler:
+        COMMANDS[name] = Command(name, fn, binds, generates)
+        return fn
+    return register
+
+
+def block(*names: str, separators: Iterable[str] = (), arity: Optional[tuple[int, Optional[int]]] = None,
+          usage: Optional[str] = None, binds: Optional[Binder] = None,
+          generates: bool = False) -> Callable[[Handler], Handler]:
+    """Register ``fn`` as the block command(s) ``names`` (returns ``fn`` unchanged).
+
+    ``arity`` defaults to what the handler's signature accepts after ``(interp, node)``; ``usage`` to
+    ``{{#name}}…{{/name}}``.
+    """
+    accepted = frozenset(separators)
+    unknown = accepted - SEPARATORS
+    if unknown:
+        raise ValueError(f"unknown separator(s) {', '.join(sorted(unknown))}: a block may accept "
+                         + ", ".join(sorted(SEPARATORS)))
+
+    def register(fn: Handler) -> Handler:
+        counts = arity if arity is not None else positional_arity(fn)
+        for name in names:
+            BLOCKS[name] = Block(name, fn, counts, accepted, usage or f"{{{{#{name}}}}}…{{{{/{name}}}}}", binds,
+                                 generates)
+        return fn
+    return register
+
+
+def positional_arity(fn: Handler) -> tuple[int, Optional[int]]:
+    """(required, maximum) positional arguments ``fn`` takes after ``(interp, node)``; maximum ``None`` for ``*args``."""
+    params = list(inspect.signature(fn).parameters.values())[2:]
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    required = sum(1 for p in positional if p.default is p.empty)
+    unbounded = any(p.kind is p.VAR_POSITIONAL for p in params)
+    return required, None if unbounded else len(positional)
+
+
+__all__ = ["Handler", "CallSite", "Effects", "NO_EFFECTS", "Binder", "Command", "Block", "COMMANDS", "BLOCKS",
+           "command", "block", "positional_arity", "names_first_argument", "names_first_argument_after_body",
+           "SEPARATORS"]
