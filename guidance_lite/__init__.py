@@ -2,6 +2,7 @@
 
 The public names only; ``import guidance_lite`` stays light (backends load when first used).
 """
+
 from __future__ import annotations
 
 from . import models
@@ -15,7 +16,21 @@ from .tools import Tool, ToolCallRecord, ToolError, ToolExecutionError, tool
 __version__ = "0.1.0"
 
 __all__ = [
-    "Program", "Result", "analyze", "TemplateReport", "models", "tool", "Tool", "ToolCallRecord", "ToolCallAnswer",
-    "ToolResults", "TemplateSyntaxError", "TemplateRuntimeError", "GuidanceLiteError", "ModelError", "ToolError",
-    "ToolExecutionError", "__version__",
+    "Program",
+    "Result",
+    "analyze",
+    "TemplateReport",
+    "models",
+    "tool",
+    "Tool",
+    "ToolCallRecord",
+    "ToolCallAnswer",
+    "ToolResults",
+    "TemplateSyntaxError",
+    "TemplateRuntimeError",
+    "GuidanceLiteError",
+    "ModelError",
+    "ToolError",
+    "ToolExecutionError",
+    "__version__",
 ]

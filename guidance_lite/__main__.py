@@ -1,4 +1,5 @@
 """``python -m guidance_lite …``: the same as the ``guidance-lite`` command."""
+
 from __future__ import annotations
 
 from .cli import main

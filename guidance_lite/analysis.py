@@ -4,11 +4,13 @@ Why its own module: ``guidance-lite check`` prints this report, and editors, not
 without a CLI (``gl.analyze(template)``). The walk is generic (``nodes.iter_child_nodes``); what a command or block does
 to names comes from its registration (``registry``), so a new block is analysed correctly without touching this file.
 """
+
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable, Union
+from typing import Union
 
 from . import nodes as n
 from .parser import parse

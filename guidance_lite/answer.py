@@ -3,9 +3,11 @@
 ``callable(answer)`` is true, ``answer.tool_calls`` lists the calls, ``{{answer()}}`` runs them all concurrently and
 yields their results (``ToolResults``), which a ``{{#function}}`` block turns into one ``tool`` message per call.
 """
+
 from __future__ import annotations
 
-from typing import Any, Awaitable, Callable, Optional, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Optional
 
 from .models.base import ToolCall
 from .tools import ToolCallRecord
@@ -27,8 +29,9 @@ class ToolResults(list):
 class ToolCallAnswer:
     """The model asked for tool calls instead of (or besides) answering in text."""
 
-    def __init__(self, tool_calls: list[ToolCall], content: str, dispatcher: Dispatcher,
-                 variable: Optional[str] = None) -> None:
+    def __init__(
+        self, tool_calls: list[ToolCall], content: str, dispatcher: Dispatcher, variable: Optional[str] = None
+    ) -> None:
         self.tool_calls = list(tool_calls)
         self.content = content or ""
         self.variable = variable
@@ -38,8 +41,10 @@ class ToolCallAnswer:
     def _single(self) -> ToolCall:
         if len(self.tool_calls) != 1:
             names = ", ".join(c.name for c in self.tool_calls)
-            raise AttributeError(f"the model asked for {len(self.tool_calls)} tool calls ({names}); use "
-                                 "answer.tool_calls to inspect them one by one, or {{answer()}} to run them all")
+            raise AttributeError(
+                f"the model asked for {len(self.tool_calls)} tool calls ({names}); use "
+                "answer.tool_calls to inspect them one by one, or {{answer()}} to run them all"
+            )
         return self.tool_calls[0]
 
     @property

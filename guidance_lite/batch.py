@@ -4,10 +4,12 @@ Why a fixed pool of workers (not one task per input behind a semaphore): at most
 once, so a batch of 100,000 inputs costs ``concurrency`` tasks, and the first failure with
 ``return_exceptions=False`` stops the batch without having to cancel thousands of waiting tasks.
 """
+
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Iterable, Optional, Protocol
+from collections.abc import Iterable
+from typing import Any, Optional, Protocol
 
 from .result import Result
 
@@ -22,6 +24,7 @@ def _progress_bar(total: int) -> Any:
     """A tqdm bar: a widget in notebooks when ipywidgets is installed, text on stderr otherwise (tqdm.auto would
     warn "IProgress not found" in a notebook without ipywidgets)."""
     import importlib.util
+
     if importlib.util.find_spec("ipywidgets") is not None:
         from tqdm.auto import tqdm
     else:
@@ -31,8 +34,9 @@ def _progress_bar(total: int) -> Any:
 
 def _check_inputs(inputs: Iterable[Any]) -> list[dict]:
     if isinstance(inputs, (str, bytes)) or hasattr(inputs, "keys"):
-        raise TypeError(f"map takes a list of dicts of program arguments (one dict per run), "
-                        f"not a single {type(inputs).__name__}")
+        raise TypeError(
+            f"map takes a list of dicts of program arguments (one dict per run), not a single {type(inputs).__name__}"
+        )
     items = list(inputs)
     for i, item in enumerate(items):
         if not isinstance(item, dict):
@@ -40,8 +44,14 @@ def _check_inputs(inputs: Iterable[Any]) -> list[dict]:
     return items
 
 
-async def amap(program: Runnable, inputs: Iterable[dict], *, concurrency: int = 16, progress: bool = False,
-               return_exceptions: bool = True) -> list:
+async def amap(
+    program: Runnable,
+    inputs: Iterable[dict],
+    *,
+    concurrency: int = 16,
+    progress: bool = False,
+    return_exceptions: bool = True,
+) -> list:
     """Run ``program(**kwargs)`` for each dict in ``inputs``, at most ``concurrency`` at a time.
 
     Results come back in input order. A failed item is its exception object in its slot; with
@@ -60,7 +70,7 @@ async def amap(program: Runnable, inputs: Iterable[dict], *, concurrency: int = 
         for i in pending:
             try:
                 results[i] = await program.arun(**{"silent": True, **items[i]})
-            except Exception as exc:  # noqa: BLE001 - reported in its slot (or raised below)
+            except Exception as exc:
                 if not return_exceptions:
                     raise
                 results[i] = exc

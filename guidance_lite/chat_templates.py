@@ -18,14 +18,16 @@ delimiter, so it can no longer be read (or tokenized) as a marker and can't forg
 The rule applies whatever the template, since one model's tokenizer may know another family's markers. Role names
 must be plain identifiers. Markers the template itself writes are never touched.
 """
+
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 from .errors import GuidanceLiteError
 
@@ -60,8 +62,10 @@ def message_text(message: dict) -> str:
                 texts.append(part)
             else:
                 kind = part.get("type") if isinstance(part, dict) else type(part).__name__
-                raise ValueError(f"message content part of type {kind!r} can't be rendered into a text prompt; "
-                                 f"send only text parts to completion models")
+                raise ValueError(
+                    f"message content part of type {kind!r} can't be rendered into a text prompt; "
+                    f"send only text parts to completion models"
+                )
         return "".join(texts)
     if isinstance(content, (dict, int, float, bool)):
         return json.dumps(content, ensure_ascii=False)
@@ -92,7 +96,8 @@ def _turns(messages: list[dict]) -> list[Turn]:
         if message.get("tool_calls") or message.get("function_call"):
             raise ChatTemplateError(
                 f"message {number} has tool calls, which a plain chat template can't render: convert the messages "
-                f"with a tool format first (guidance_lite.tool_formats.get_tool_format(...).prepare_messages)")
+                f"with a tool format first (guidance_lite.tool_formats.get_tool_format(...).prepare_messages)"
+            )
         turns.append(Turn(role, neutralize(message_text(message))))
     return turns
 
@@ -139,8 +144,10 @@ def _mistral(turns: list[Turn], generation: bool, prefill: str, bos: str, eos: s
         elif turn.role == "tool_results":
             out.append(f"[TOOL_RESULTS] {turn.content}[/TOOL_RESULTS]")
         else:
-            raise ChatTemplateError(f"the mistral template has no {turn.role!r} role (it knows system, user, "
-                                    f"assistant and the tool roles of the 'mistral' tool format): use that format")
+            raise ChatTemplateError(
+                f"the mistral template has no {turn.role!r} role (it knows system, user, "
+                f"assistant and the tool roles of the 'mistral' tool format): use that format"
+            )
     if generation:
         out.append(prefill)
     return "".join(out)
@@ -210,13 +217,28 @@ register_chat_template(ChatTemplate("mistral", _mistral, ("</s>",), "[INST]"))
 register_chat_template(ChatTemplate("gemma", _gemma, ("<end_of_turn>",), "<start_of_turn>"))
 
 # end-of-turn markers to stop on when an unknown Jinja template uses them
-_KNOWN_END_MARKERS = ("<|im_end|>", "<|eot_id|>", "<|eom_id|>", "<end_of_turn>", "<|end|>", "<|endoftext|>",
-                      "<|END_OF_TURN_TOKEN|>", "</s>")
+_KNOWN_END_MARKERS = (
+    "<|im_end|>",
+    "<|eot_id|>",
+    "<|eom_id|>",
+    "<end_of_turn>",
+    "<|end|>",
+    "<|endoftext|>",
+    "<|END_OF_TURN_TOKEN|>",
+    "</s>",
+)
 
 
-def render_chat(messages: list[dict], template: str = "chatml", *, add_generation_prompt: bool = True,
-                prefill: str = "", bos_token: str = "", eos_token: str = "",
-                tools: Optional[list[dict]] = None) -> str:
+def render_chat(
+    messages: list[dict],
+    template: str = "chatml",
+    *,
+    add_generation_prompt: bool = True,
+    prefill: str = "",
+    bos_token: str = "",
+    eos_token: str = "",
+    tools: Optional[list[dict]] = None,
+) -> str:
     """The prompt for ``messages`` in ``template`` (a name from TEMPLATES or a Jinja2 chat template source).
 
     ``prefill`` continues the assistant turn: the prompt ends with the assistant header plus the prefill text and no
@@ -228,8 +250,10 @@ def render_chat(messages: list[dict], template: str = "chatml", *, add_generatio
     if family is not None:
         return family.render(_turns(messages), generation, neutralize(prefill), bos_token, eos_token)
     if not isinstance(template, str) or not _is_jinja(template):
-        raise ChatTemplateError(f"unknown chat template {template!r:.60}: use one of {', '.join(TEMPLATES)} "
-                                f"or pass a Jinja2 chat template source")
+        raise ChatTemplateError(
+            f"unknown chat template {template!r:.60}: use one of {', '.join(TEMPLATES)} "
+            f"or pass a Jinja2 chat template source"
+        )
     return _render_jinja(template, messages, generation, neutralize(prefill), bos_token, eos_token, tools)
 
 
@@ -242,8 +266,10 @@ def stop_sequences(template: str) -> list[str]:
         if family is None:
             return [marker for marker in _KNOWN_END_MARKERS if marker in template]
     if family is None:
-        raise ChatTemplateError(f"unknown chat template {template!r:.60}: use one of {', '.join(TEMPLATES)} "
-                                f"or pass a Jinja2 chat template source")
+        raise ChatTemplateError(
+            f"unknown chat template {template!r:.60}: use one of {', '.join(TEMPLATES)} "
+            f"or pass a Jinja2 chat template source"
+        )
     return list(family.stop)
 
 
@@ -263,8 +289,13 @@ def _raise_exception(message: str) -> None:
     raise ChatTemplateError(f"the chat template refused these messages: {message}")
 
 
-def _tojson(value: Any, ensure_ascii: bool = False, indent: Optional[int] = None, separators: Any = None,
-            sort_keys: bool = False) -> str:
+def _tojson(
+    value: Any,
+    ensure_ascii: bool = False,
+    indent: Optional[int] = None,
+    separators: Any = None,
+    sort_keys: bool = False,
+) -> str:
     """Hugging Face's ``tojson`` (unlike Jinja's own: no HTML escaping, key order kept)."""
     return json.dumps(value, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys)
 
@@ -279,16 +310,19 @@ def _import_jinja() -> Any:
         import jinja2.ext
         import jinja2.sandbox
     except ImportError:
-        raise ImportError("rendering a Jinja2 chat template needs the jinja2 package: pip install jinja2 "
-                          "(or use one of the built-in templates: " + ", ".join(TEMPLATES) + ")") from None
+        raise ImportError(
+            "rendering a Jinja2 chat template needs the jinja2 package: pip install jinja2 "
+            "(or use one of the built-in templates: " + ", ".join(TEMPLATES) + ")"
+        ) from None
     return jinja2
 
 
 @lru_cache(maxsize=16)
 def _compile(source: str) -> Any:
     jinja2 = _import_jinja()
-    env = jinja2.sandbox.ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True,
-                                                       extensions=[jinja2.ext.loopcontrols])
+    env = jinja2.sandbox.ImmutableSandboxedEnvironment(
+        trim_blocks=True, lstrip_blocks=True, extensions=[jinja2.ext.loopcontrols]
+    )
     env.filters["tojson"] = _tojson
     env.globals["raise_exception"] = _raise_exception
     env.globals["strftime_now"] = _strftime_now
@@ -322,14 +356,16 @@ def _jinja_message(number: int, message: dict) -> dict:
     return copy
 
 
-def _render_jinja(source: str, messages: list[dict], generation: bool, prefill: str, bos: str, eos: str,
-                  tools: Optional[list[dict]]) -> str:
+def _render_jinja(
+    source: str, messages: list[dict], generation: bool, prefill: str, bos: str, eos: str, tools: Optional[list[dict]]
+) -> str:
     compiled = _compile(source)
     jinja2 = _import_jinja()
     prepared = [_jinja_message(i, m) for i, m in enumerate(messages)]
     try:
-        text = compiled.render(messages=prepared, add_generation_prompt=generation, bos_token=bos,
-                               eos_token=eos, tools=tools or None)
+        text = compiled.render(
+            messages=prepared, add_generation_prompt=generation, bos_token=bos, eos_token=eos, tools=tools or None
+        )
     except ChatTemplateError:
         raise
     except jinja2.TemplateError as exc:

@@ -5,6 +5,7 @@ Why a CLI at all: templates are files, and trying one against a model (or a scri
 script. Exit codes are part of the interface so shell scripts and CI can branch on them:
 0 ok, 2 usage or template syntax errors, 3 runtime or model errors, 1 anything unexpected (a bug: traceback shown).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -13,8 +14,9 @@ import json
 import os
 import sys
 import traceback
+from collections.abc import Sequence
 from pathlib import Path
-from typing import IO, Any, Optional, Sequence
+from typing import IO, Any, Optional
 
 from . import nodes as n
 from .analysis import analyze
@@ -75,16 +77,20 @@ def load_variables(vars_json: Optional[str], items: Sequence[str]) -> dict[str, 
         except ValueError as exc:
             raise UsageError(f"--vars-json: {vars_json} is not valid JSON: {exc}") from None
         if not isinstance(data, dict):
-            raise UsageError(f"--vars-json: {vars_json} must hold a JSON object of variable names to values, "
-                             f"not a {type(data).__name__}")
+            raise UsageError(
+                f"--vars-json: {vars_json} must hold a JSON object of variable names to values, "
+                f"not a {type(data).__name__}"
+            )
         variables.update(data)
     for item in items:
         name, value = parse_var(item)
         variables[name] = value
     for name in variables:
         if name in RESERVED_NAMES:
-            raise UsageError(f"{name!r} is a program option, not a template variable: rename the variable in the "
-                             f"template (e.g. {name}_)")
+            raise UsageError(
+                f"{name!r} is a program option, not a template variable: rename the variable in the "
+                f"template (e.g. {name}_)"
+            )
     return variables
 
 
@@ -106,6 +112,7 @@ def make_model(args: argparse.Namespace) -> Any:
     from . import models
     from .models.base import ModelError
     from .models.defaults import DEFAULT_OPENAI_MODEL
+
     try:
         if args.mock is not None:
             return models.Mock(list(args.mock) or None)
@@ -145,6 +152,7 @@ def dump_json(document: Any, out: IO[str]) -> None:
 def syntax_error_text(path: str, exc: Any, source: str) -> str:
     """``path:line:col: message``, the source line with a caret, and the hint."""
     from .errors import source_excerpt
+
     parts = [f"{path}:{exc.line}:{exc.col}: {exc.message}"]
     excerpt = source_excerpt(source, exc.line, exc.col)
     if excerpt:
@@ -157,6 +165,7 @@ def syntax_error_text(path: str, exc: Any, source: str) -> str:
 def runtime_error_text(path: str, exc: Any) -> str:
     from .errors import source_excerpt
     from .expressions import MissingVariable
+
     where = f"{path}:{exc.line}:{exc.col}" if exc.line else path
     parts = [f"{where}: error: {exc.message}"]
     excerpt = source_excerpt(exc.source, exc.line, exc.col) if exc.source and exc.line else ""
@@ -189,6 +198,7 @@ class StreamPrinter:
 
     def handle(self, event: Any) -> None:
         from .events import TextDelta, ToolCallReady, ToolResult
+
         if isinstance(event, TextDelta):
             if event.choice == 0:
                 self.write(event.text)
@@ -206,6 +216,7 @@ class StreamPrinter:
 def parse_template(path: str, source: str) -> n.Template:
     from .errors import TemplateSyntaxError
     from .parser import parse
+
     try:
         return parse(source, name=path)
     except TemplateSyntaxError as exc:
@@ -215,6 +226,7 @@ def parse_template(path: str, source: str) -> n.Template:
 def cmd_run(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     from .errors import TemplateRuntimeError
     from .program import Program
+
     source = read_template(args.template)
     variables = load_variables(args.vars_json, args.var)
     try:
@@ -238,8 +250,13 @@ def cmd_run(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     except TemplateRuntimeError as exc:
         err.write(runtime_error_text(args.template, exc) + "\n")
         if args.json and exc.partial is not None:
-            dump_json({**result_document(exc.partial), "error": {"message": exc.message, "line": exc.line,
-                                                                 "col": exc.col, "hint": exc.hint}}, out)
+            dump_json(
+                {
+                    **result_document(exc.partial),
+                    "error": {"message": exc.message, "line": exc.line, "col": exc.col, "hint": exc.hint},
+                },
+                out,
+            )
         return EXIT_RUNTIME
     finally:
         _close_model(model, err)
@@ -250,8 +267,10 @@ def cmd_run(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
             out.write(f"{name} = {compact_repr(value)}\n")
         out.flush()
     if not result.completed:
-        err.write(f"{args.template}: error: the program paused waiting for {result.paused_on!r} "
-                  f"(an {{{{await}}}} with no value): pass it with --var {result.paused_on}=VALUE\n")
+        err.write(
+            f"{args.template}: error: the program paused waiting for {result.paused_on!r} "
+            f"(an {{{{await}}}} with no value): pass it with --var {result.paused_on}=VALUE\n"
+        )
         return EXIT_RUNTIME
     return EXIT_OK
 
@@ -259,6 +278,7 @@ def cmd_run(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
 def _stream(program: Any, variables: dict, printer: StreamPrinter) -> Any:
     """Run ``program`` printing its events as they come; the Result."""
     from .events import Finished
+
     result = None
     try:
         for event in program.stream(**variables):
@@ -282,6 +302,7 @@ def _close_model(model: Any, err: IO[str]) -> None:
     """Release the model's HTTP clients on the loop that used them (quiet exit, no unclosed-socket warnings)."""
     from .models.base import ModelError
     from .runner import run_sync
+
     try:
         run_sync(model.aclose())
     except (ModelError, OSError, RuntimeError) as exc:
@@ -296,16 +317,26 @@ def cmd_check(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
         err.write(f"{exc}\n")
         if args.json:
             e = exc.error
-            dump_json({"file": args.template, "ok": False,
-                       "error": {"message": e.message, "line": e.line, "col": e.col, "hint": e.hint}}, out)
+            dump_json(
+                {
+                    "file": args.template,
+                    "ok": False,
+                    "error": {"message": e.message, "line": e.line, "col": e.col, "hint": e.hint},
+                },
+                out,
+            )
         return EXIT_USAGE
     report = analyze(template)
     if args.json:
         dump_json({"file": args.template, "ok": True, **report.to_dict()}, out)
         return EXIT_OK
     out.write(f"{args.template}: ok\n")
-    for label, names in (("variables", report.variables), ("sets", report.sets), ("commands", report.commands),
-                         ("blocks", report.blocks)):
+    for label, names in (
+        ("variables", report.variables),
+        ("sets", report.sets),
+        ("commands", report.commands),
+        ("blocks", report.blocks),
+    ):
         out.write(f"{label}: {', '.join(names) if names else '(none)'}\n")
     out.flush()
     return EXIT_OK
@@ -314,28 +345,46 @@ def cmd_check(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
 # ---- entry point --------------------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
+
     parser = argparse.ArgumentParser(
-        prog=PROG, description="Run and check guidance_lite templates.",
-        epilog="exit codes: 0 ok, 2 usage or syntax error, 3 runtime or model error, 1 unexpected error")
+        prog=PROG,
+        description="Run and check guidance_lite templates.",
+        epilog="exit codes: 0 ok, 2 usage or syntax error, 3 runtime or model error, 1 unexpected error",
+    )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    run = sub.add_parser("run", help="run a template and print its variables",
-                         description="Run a template file. Model: --mock, else --base-url (an OpenAI-compatible "
-                                     "server), else --model (OpenAI), else the default model.")
+    run = sub.add_parser(
+        "run",
+        help="run a template and print its variables",
+        description="Run a template file. Model: --mock, else --base-url (an OpenAI-compatible "
+        "server), else --model (OpenAI), else the default model.",
+    )
     run.add_argument("template", metavar="TEMPLATE_FILE")
     run.add_argument("--model", metavar="NAME", help="model name (OpenAI unless --base-url is given)")
     run.add_argument("--base-url", metavar="URL", help="an OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1")
     run.add_argument("--api-key", metavar="KEY", help="API key (default: $OPENAI_API_KEY)")
-    run.add_argument("--var", metavar="NAME=VALUE", action="extend", nargs="+", default=[],
-                     help="a program argument; VALUE is parsed as JSON when it can be (3, true, [\"a\"]), "
-                          "else taken as a string")
+    run.add_argument(
+        "--var",
+        metavar="NAME=VALUE",
+        action="extend",
+        nargs="+",
+        default=[],
+        help='a program argument; VALUE is parsed as JSON when it can be (3, true, ["a"]), else taken as a string',
+    )
     run.add_argument("--vars-json", metavar="FILE", help="a JSON object of program arguments (--var overrides)")
     run.add_argument("--stream", action="store_true", help="print generated text as it arrives")
-    run.add_argument("--json", action="store_true",
-                     help="print one JSON document: variables, messages, text, usage, tool_calls, completed")
-    run.add_argument("--mock", metavar="REPLY", nargs="*",
-                     help="use a Mock model answering these replies in order (none: numbered mock outputs)")
+    run.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON document: variables, messages, text, usage, tool_calls, completed",
+    )
+    run.add_argument(
+        "--mock",
+        metavar="REPLY",
+        nargs="*",
+        help="use a Mock model answering these replies in order (none: numbered mock outputs)",
+    )
     run.set_defaults(handler=cmd_run)
 
     check = sub.add_parser("check", help="report syntax errors, or the variables and commands a template uses")
@@ -371,10 +420,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush doesn't fail again
         return EXIT_OK
-    except Exception:  # noqa: BLE001 - a bug: show the traceback, exit 1
+    except Exception:
         err.write(f"{PROG}: unexpected error (please report it):\n{traceback.format_exc()}")
         return EXIT_UNEXPECTED
 
 
-__all__ = ["main", "build_parser", "parse_value", "load_variables",
-           "result_document", "EXIT_OK", "EXIT_UNEXPECTED", "EXIT_USAGE", "EXIT_RUNTIME"]
+__all__ = [
+    "main",
+    "build_parser",
+    "parse_value",
+    "load_variables",
+    "result_document",
+    "EXIT_OK",
+    "EXIT_UNEXPECTED",
+    "EXIT_USAGE",
+    "EXIT_RUNTIME",
+]

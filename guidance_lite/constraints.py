@@ -8,12 +8,14 @@ the construct, never a grammar that silently means something else.
 Tool-call grammars describe a format's *whole* call text (e.g. hermes ``<tool_call>\\n{"name": …, "arguments": …}
 \\n</tool_call>``); the backend starts constrained generation exactly where a call begins.
 """
+
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Optional, Protocol, Sequence
+from typing import Any, Optional, Protocol
 
 from .models.base import ModelError
 from .tools import ToolChoiceError, resolve_tool_choice, tool_specs
@@ -78,13 +80,27 @@ def options_grammar(options: Sequence[str]) -> str:
 _DIGIT = [("0", "9")]
 _WORD = [("a", "z"), ("A", "Z"), ("0", "9"), ("_", "_")]
 _SPACE = [(" ", " "), ("\t", "\t"), ("\n", "\n"), ("\r", "\r"), ("\f", "\f"), ("\v", "\v")]
-_SHORTHANDS = {"d": (_DIGIT, False), "D": (_DIGIT, True), "w": (_WORD, False), "W": (_WORD, True),
-               "s": (_SPACE, False), "S": (_SPACE, True)}
+_SHORTHANDS = {
+    "d": (_DIGIT, False),
+    "D": (_DIGIT, True),
+    "w": (_WORD, False),
+    "W": (_WORD, True),
+    "s": (_SPACE, False),
+    "S": (_SPACE, True),
+}
 _CHAR_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "f": "\f", "v": "\v", "a": "\a", "0": "\0"}
-_UNSUPPORTED_ESCAPES = {"b": "word boundary \\b", "B": "non-boundary \\B", "A": "anchor \\A", "Z": "anchor \\Z",
-                        "z": "anchor \\z", "G": "anchor \\G", "p": "unicode property \\p{…}",
-                        "P": "unicode property \\P{…}", "k": "named backreference \\k<…>",
-                        "N": "named character \\N{…}"}
+_UNSUPPORTED_ESCAPES = {
+    "b": "word boundary \\b",
+    "B": "non-boundary \\B",
+    "A": "anchor \\A",
+    "Z": "anchor \\Z",
+    "z": "anchor \\z",
+    "G": "anchor \\G",
+    "p": "unicode property \\p{…}",
+    "P": "unicode property \\P{…}",
+    "k": "named backreference \\k<…>",
+    "N": "named character \\N{…}",
+}
 
 
 class _RegexToGbnf:
@@ -101,9 +117,11 @@ class _RegexToGbnf:
         self.i = 0
 
     def fail(self, what: str) -> ModelError:
-        return ModelError(f"pattern {self.pattern!r}: {what} (at position {self.i}) can't be enforced by the local "
-                          f"model's grammar; supported: literals, classes [...], \\d \\w \\s, ., groups, |, "
-                          f"? * + {{m,n}}. Rewrite the pattern without it")
+        return ModelError(
+            f"pattern {self.pattern!r}: {what} (at position {self.i}) can't be enforced by the local "
+            f"model's grammar; supported: literals, classes [...], \\d \\w \\s, ., groups, |, "
+            f"? * + {{m,n}}. Rewrite the pattern without it"
+        )
 
     def peek(self) -> Optional[str]:
         return self.pattern[self.i] if self.i < len(self.pattern) else None
@@ -148,8 +166,8 @@ class _RegexToGbnf:
         if ch in "?*+":
             self.i += 1
             result = f"( {atom} ){ch}"
-        elif ch == "{" and re.match(r"\{\d*(,\d*)?\}", self.pattern[self.i:]):
-            match = re.match(r"\{(\d*)(?:(,)(\d*))?\}", self.pattern[self.i:])
+        elif ch == "{" and re.match(r"\{\d*(,\d*)?\}", self.pattern[self.i :]):
+            match = re.match(r"\{(\d*)(?:(,)(\d*))?\}", self.pattern[self.i :])
             assert match is not None
             low, comma, high = match.group(1), match.group(2), match.group(3)
             if not low and not comma:
@@ -167,8 +185,9 @@ class _RegexToGbnf:
             self.i += 1
         elif nxt == "+":
             raise self.fail("a possessive quantifier")
-        if self.peek() is not None and self.peek() in "?*+" or (self.peek() == "{" and re.match(
-                r"\{\d*(,\d*)?\}", self.pattern[self.i:])):
+        if (self.peek() is not None and self.peek() in "?*+") or (
+            self.peek() == "{" and re.match(r"\{\d*(,\d*)?\}", self.pattern[self.i :])
+        ):
             raise self.fail("a repeated quantifier")
         return result
 
@@ -185,7 +204,7 @@ class _RegexToGbnf:
             return self.escape()
         if ch in "*+?":
             raise self.fail(f"a quantifier '{ch}' with nothing to repeat")
-        if ch == "{" and re.match(r"\{\d*(,\d*)?\}", self.pattern[self.i:]):
+        if ch == "{" and re.match(r"\{\d*(,\d*)?\}", self.pattern[self.i :]):
             raise self.fail("a quantifier '{…}' with nothing to repeat")
         self.i += 1
         return gbnf_literal(ch)
@@ -193,16 +212,22 @@ class _RegexToGbnf:
     def group(self) -> str:
         self.i += 1
         if self.pattern.startswith("?", self.i):
-            rest = self.pattern[self.i:]
+            rest = self.pattern[self.i :]
             if rest.startswith("?:"):
                 self.i += 2
             elif m := re.match(r"\?P?<[A-Za-z_]\w*>", rest):
                 self.i += m.end()
             else:
-                kinds = {"?=": "a lookahead (?=…)", "?!": "a negative lookahead (?!…)",
-                         "?<=": "a lookbehind (?<=…)", "?<!": "a negative lookbehind (?<!…)",
-                         "?>": "an atomic group (?>…)", "?P=": "a backreference (?P=…)", "?#": "a comment (?#…)",
-                         "?(": "a conditional (?(…)…)"}
+                kinds = {
+                    "?=": "a lookahead (?=…)",
+                    "?!": "a negative lookahead (?!…)",
+                    "?<=": "a lookbehind (?<=…)",
+                    "?<!": "a negative lookbehind (?<!…)",
+                    "?>": "an atomic group (?>…)",
+                    "?P=": "a backreference (?P=…)",
+                    "?#": "a comment (?#…)",
+                    "?(": "a conditional (?(…)…)",
+                }
                 for prefix, name in sorted(kinds.items(), key=lambda kv: -len(kv[0])):
                     if rest.startswith(prefix):
                         raise self.fail(name)
@@ -235,7 +260,7 @@ class _RegexToGbnf:
             return _CHAR_ESCAPES[ch]
         for prefix, width in (("x", 2), ("u", 4), ("U", 8)):
             if ch == prefix:
-                digits = self.pattern[self.i + 2:self.i + 2 + width]
+                digits = self.pattern[self.i + 2 : self.i + 2 + width]
                 if not re.fullmatch(f"[0-9a-fA-F]{{{width}}}", digits):
                     raise self.fail(f"a malformed \\{prefix} escape")
                 self.i += 2 + width
@@ -274,8 +299,7 @@ class _RegexToGbnf:
             low = self.class_member()
             if self.peek() == "-" and self.i + 1 < len(self.pattern) and self.pattern[self.i + 1] != "]":
                 self.i += 1
-                if self.peek() == "\\" and self.i + 1 < len(self.pattern) and \
-                        self.pattern[self.i + 1] in _SHORTHANDS:
+                if self.peek() == "\\" and self.i + 1 < len(self.pattern) and self.pattern[self.i + 1] in _SHORTHANDS:
                     raise self.fail("a range ending in a shorthand class")
                 high = self.class_member()
                 if ord(high) < ord(low):
@@ -322,6 +346,7 @@ class GrammarBuilder:
     def __post_init__(self) -> None:
         if self.converter is None:
             from llama_cpp.llama_grammar import SchemaConverter  # the same converter as json_schema_to_gbnf
+
             self.converter = SchemaConverter(prop_order={}, allow_fetch=False, dotall=False, raw_pattern=False)
 
     def schema_rule(self, schema: dict, name: str, what: str) -> str:
@@ -334,8 +359,10 @@ class GrammarBuilder:
             resolved = self.converter.resolve_refs(own, name)
             return self.converter.visit(resolved, name)
         except (AssertionError, KeyError, ValueError, TypeError, RecursionError) as exc:
-            raise ModelError(f"{what}: its JSON schema can't be turned into a grammar ({exc or type(exc).__name__}); "
-                             f"simplify the schema (plain types, properties, required, enum, arrays)") from None
+            raise ModelError(
+                f"{what}: its JSON schema can't be turned into a grammar ({exc or type(exc).__name__}); "
+                f"simplify the schema (plain types, properties, required, enum, arrays)"
+            ) from None
 
     def add(self, name: str, rule: str) -> str:
         self.rules[name] = rule
@@ -394,12 +421,19 @@ def json_call_objects(builder: GrammarBuilder, tools: list[tuple[str, str]], arg
     alternatives = []
     for name, args in tools:
         head = '{"name": ' + json.dumps(name, ensure_ascii=False) + ', "' + args_key + '": '
-        alternatives.append(f"{gbnf_literal(head)} {args} \"}}\"")
+        alternatives.append(f'{gbnf_literal(head)} {args} "}}"')
     return builder.add("gl-json-call", " | ".join(alternatives))
 
 
-def tool_call_grammar(fmt: CallSyntax, tools: Sequence[Any], tool_choice: Any = "required", *, parallel: bool = True,
-                      text_alternative: Optional[str] = None, after_text: bool = False) -> str:
+def tool_call_grammar(
+    fmt: CallSyntax,
+    tools: Sequence[Any],
+    tool_choice: Any = "required",
+    *,
+    parallel: bool = True,
+    text_alternative: Optional[str] = None,
+    after_text: bool = False,
+) -> str:
     """A grammar for the complete call text of ``fmt`` whose arguments match each tool's JSON schema.
 
     One call is the format's ``call_grammar_prefix(name)`` + arguments + ``call_grammar_suffix()``, so the text is
@@ -421,8 +455,10 @@ def tool_call_grammar(fmt: CallSyntax, tools: Sequence[Any], tool_choice: Any = 
         suffix = gbnf_literal(fmt.call_grammar_suffix())
         heads = [gbnf_literal(fmt.call_grammar_prefix(spec.name)) for spec in allowed]
     except NotImplementedError:
-        raise ModelError(f"tool format {fmt.name!r} does not describe its call syntax (call_grammar_prefix/"
-                         f"suffix), so calls can't be constrained; use tool_choice='auto'") from None
+        raise ModelError(
+            f"tool format {fmt.name!r} does not describe its call syntax (call_grammar_prefix/"
+            f"suffix), so calls can't be constrained; use tool_choice='auto'"
+        ) from None
     per_tool: list[tuple[str, str]] = []
     alternatives = []
     for i, (spec, head) in enumerate(zip(allowed, heads)):
@@ -444,4 +480,4 @@ def _renamed_root(grammar: str, name: str) -> str:
     prefix = f"{ROOT} ::= "
     if not grammar.startswith(prefix):
         raise ValueError("expected a grammar whose first rule is root")
-    return f"{name} ::= " + grammar[len(prefix):]
+    return f"{name} ::= " + grammar[len(prefix) :]

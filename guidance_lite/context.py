@@ -4,9 +4,11 @@ The interpreter implements it; ``commands/`` and ``generation.py`` are typed aga
 interpreter. That keeps the pipeline one-way (program -> interpreter -> commands -> generation -> models) with no
 import cycle, not even under ``TYPE_CHECKING``.
 """
+
 from __future__ import annotations
 
-from typing import Any, Awaitable, Callable, Optional, Protocol
+from collections.abc import Awaitable, Callable
+from typing import Any, Optional, Protocol
 
 from .events import Event
 from .expressions import EvalContext
@@ -44,8 +46,9 @@ class RunContext(EvalContext, Protocol):
     def load_template(self, value: Any, name: str) -> tuple[Template, dict]: ...
 
     # ---- output
-    def write(self, text: str, kind: str = TEXT, variable: Optional[str] = None, meta: Optional[dict] = None,
-              line: int = 0) -> None: ...
+    def write(
+        self, text: str, kind: str = TEXT, variable: Optional[str] = None, meta: Optional[dict] = None, line: int = 0
+    ) -> None: ...
 
     def begin_capture(self) -> None: ...
 
@@ -60,4 +63,4 @@ class RunContext(EvalContext, Protocol):
 
     async def evaluate_at(self, node: Node, evaluator: Callable[[Any], Awaitable[Any]]) -> Any: ...
 
-    def fork(self, frame: dict) -> "RunContext": ...
+    def fork(self, frame: dict) -> RunContext: ...

@@ -1,4 +1,5 @@
 """Signals between commands and the interpreter that are not errors: loop control and "already written"."""
+
 from __future__ import annotations
 
 from typing import Any

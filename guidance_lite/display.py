@@ -8,12 +8,14 @@ text, so role markers inside values cannot forge a message box. One walk over th
 sections and items; the HTML and the text renderer only decide how each looks. Template source is highlighted from the
 parser's own pieces, and a tag is labelled as generating when its command's registration says so.
 """
+
 from __future__ import annotations
 
 import html
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterator, NamedTuple, Optional
+from typing import TYPE_CHECKING, Any, NamedTuple, Optional
 
 from .models.base import Usage
 from .parser import Piece, source_pieces
@@ -91,6 +93,7 @@ def _role_class(role: str) -> str:
 
 # ---- reading the state ---------------------------------------------------------------------------------------
 
+
 @dataclass
 class _Block:
     """A run of consecutive spans that belong to one message (or lie outside any role block)."""
@@ -123,13 +126,14 @@ class _MessageInfo:
 
 def _marker_role(text: str) -> tuple[str, str]:
     """Role and attribute text of an opening marker (only used while a block is still open)."""
-    head = text[len(ROLE_START):].rstrip("\n") if text.startswith(ROLE_START) else text.strip()
+    head = text[len(ROLE_START) :].rstrip("\n") if text.startswith(ROLE_START) else text.strip()
     role, _, rest = head.partition(" ")
     return role or "message", rest
 
 
-def _message_info(state: ProgramState, index: int, spans: list[Span], block: _Block,
-                  open_by_index: dict[int, Any]) -> _MessageInfo:
+def _message_info(
+    state: ProgramState, index: int, spans: list[Span], block: _Block, open_by_index: dict[int, Any]
+) -> _MessageInfo:
     if 0 <= index < len(state.records):
         record = state.records[index]
         message = record.message
@@ -137,8 +141,9 @@ def _message_info(state: ProgramState, index: int, spans: list[Span], block: _Bl
         return _MessageInfo(str(message.get("role", "message")), attrs, record.scope, record.hidden, True)
     opened = open_by_index.get(index)
     if opened is not None:
-        return _MessageInfo(opened.role, {k: v for k, v in opened.attrs.items() if v is not None},
-                            opened.scope, opened.hidden, False)
+        return _MessageInfo(
+            opened.role, {k: v for k, v in opened.attrs.items() if v is not None}, opened.scope, opened.hidden, False
+        )
     first = spans[block.start]
     role, rest = _marker_role(first.text) if first.kind == MARKER else ("message", "")
     return _MessageInfo(role, {"attrs": rest} if rest else {}, first.scope, bool(first.scope), False)
@@ -148,8 +153,10 @@ def _usage_text(usage: Any) -> str:
     if not isinstance(usage, Usage):
         return ""
     mark = "~" if usage.estimated else ""
-    return (f"{mark}{usage.prompt_tokens} prompt + {mark}{usage.completion_tokens} completion = "
-            f"{mark}{usage.total_tokens} tokens")
+    return (
+        f"{mark}{usage.prompt_tokens} prompt + {mark}{usage.completion_tokens} completion = "
+        f"{mark}{usage.total_tokens} tokens"
+    )
 
 
 def _seconds(value: Any) -> str:
@@ -170,7 +177,7 @@ def _gen_summary(variable: Optional[str], info: Optional[dict]) -> str:
     return " · ".join(str(p) for p in parts)
 
 
-def _call_arguments(call: "ToolCall") -> tuple[str, bool]:
+def _call_arguments(call: ToolCall) -> tuple[str, bool]:
     """Pretty JSON arguments and whether they parsed (raw text is shown when the model sent invalid JSON)."""
     try:
         return json.dumps(call.arguments, indent=2, ensure_ascii=False, default=str), True
@@ -196,14 +203,25 @@ def _content_spans(spans: list[Span], block: _Block) -> Iterator[Span]:
             continue  # the box header shows the role; markers are transcript syntax
         j = i
         if span.kind == GEN:
-            while (j + 1 < end and spans[j].meta is None and spans[j + 1].kind == GEN
-                   and spans[j + 1].variable == span.variable and spans[j + 1].scope == span.scope):
+            while (
+                j + 1 < end
+                and spans[j].meta is None
+                and spans[j + 1].kind == GEN
+                and spans[j + 1].variable == span.variable
+                and spans[j + 1].scope == span.scope
+            ):
                 j += 1
         if j == i:
             yield span
         else:
-            yield Span("".join(spans[k].text for k in range(i, j + 1)), GEN, span.variable, span.scope,
-                       span.message, spans[j].meta)
+            yield Span(
+                "".join(spans[k].text for k in range(i, j + 1)),
+                GEN,
+                span.variable,
+                span.scope,
+                span.message,
+                spans[j].meta,
+            )
         i = j + 1
 
 
@@ -244,12 +262,15 @@ def _items(spans: list[Span], block: _Block, outer_scope: int) -> list[_Item]:
 
 # ---- HTML -----------------------------------------------------------------------------------------------------
 
+
 def _html_span(span: Span) -> str:
     if span.kind == GEN:
         label = span.variable or "gen"
         tip = _gen_summary(span.variable, span.meta)
-        return (f'<span class="gl-gen" title="{_esc(tip)}">{_esc(span.text)}'
-                f'<span class="gl-label">{_esc(label)}</span></span>')
+        return (
+            f'<span class="gl-gen" title="{_esc(tip)}">{_esc(span.text)}'
+            f'<span class="gl-label">{_esc(label)}</span></span>'
+        )
     if span.kind == VALUE:
         return f'<span class="gl-value">{_esc(span.text)}</span>'
     if span.kind == TOOL_CALL:
@@ -266,9 +287,11 @@ def _html_tool_call(span: Span) -> str:
     arguments, valid = _call_arguments(call)
     note = "" if valid else '<span class="gl-error-type">invalid JSON arguments</span>'
     source = f" · from {span.variable}" if span.variable else ""
-    return (f'<span class="gl-tool-call" title="{_esc("tool call " + call.id + source)}">'
-            f'<span class="gl-tool-name">&#8594; {_esc(call.name)}</span>{note}'
-            f'<span class="gl-args">{_esc(arguments)}</span></span>')
+    return (
+        f'<span class="gl-tool-call" title="{_esc("tool call " + call.id + source)}">'
+        f'<span class="gl-tool-name">&#8594; {_esc(call.name)}</span>{note}'
+        f'<span class="gl-args">{_esc(arguments)}</span></span>'
+    )
 
 
 def _html_tool_result(span: Span) -> str:
@@ -285,16 +308,20 @@ def _html_tool_result(span: Span) -> str:
         error_type = getattr(record, "error_type", None) or "error"
         content = getattr(record, "content", "") or ""
         detail = "" if not content or str(error) in str(content) else f'<span class="gl-args">{_esc(content)}</span>'
-        return (f'<span class="gl-tool-result gl-error" title="{_esc(tip)}">'
-                f'<span class="gl-tool-name">&#8592; {_esc(name)}</span>'
-                f'<span class="gl-error-type">{_esc(error_type)}</span>{meta}'
-                f'<span class="gl-args">{_esc(error)}</span>{detail}</span>')
+        return (
+            f'<span class="gl-tool-result gl-error" title="{_esc(tip)}">'
+            f'<span class="gl-tool-name">&#8592; {_esc(name)}</span>'
+            f'<span class="gl-error-type">{_esc(error_type)}</span>{meta}'
+            f'<span class="gl-args">{_esc(error)}</span>{detail}</span>'
+        )
     content = getattr(record, "content", None)
     if content is None:
         content = span.text
-    return (f'<span class="gl-tool-result" title="{_esc(tip)}">'
-            f'<span class="gl-tool-name">&#8592; {_esc(name)}</span>{meta}'
-            f'<span class="gl-args">{_esc(content)}</span></span>')
+    return (
+        f'<span class="gl-tool-result" title="{_esc(tip)}">'
+        f'<span class="gl-tool-name">&#8592; {_esc(name)}</span>{meta}'
+        f'<span class="gl-args">{_esc(content)}</span></span>'
+    )
 
 
 def _html_body(items: list[_Item]) -> str:
@@ -328,16 +355,20 @@ def _html_section(section: _Section) -> str:
     attrs = "".join(f' <span class="gl-role-attr">{_esc(k)}={_esc(v)}</span>' for k, v in info.attrs.items())
     status = "" if info.closed else ' <span class="gl-role-attr">(writing…)</span>'
     classes = f"gl-msg {_role_class(info.role)}" + ("" if info.closed else " gl-open")
-    box = (f'<div class="{classes}"><div class="gl-role">{_esc(info.role)}{attrs}{status}</div>'
-           f'<div class="gl-body">{body}</div></div>')
+    box = (
+        f'<div class="{classes}"><div class="gl-role">{_esc(info.role)}{attrs}{status}</div>'
+        f'<div class="gl-body">{body}</div></div>'
+    )
     if section.hidden:
         return f'<details class="gl-hidden"><summary>hidden {_esc(info.role)} message</summary>{box}</details>'
     return box
 
 
 def _is_blank(spans: list[Span], block: _Block) -> bool:
-    return all(spans[i].kind not in (TOOL_CALL, TOOL_RESULT) and not spans[i].text.strip()
-               for i in range(block.start, block.end))
+    return all(
+        spans[i].kind not in (TOOL_CALL, TOOL_RESULT) and not spans[i].text.strip()
+        for i in range(block.start, block.end)
+    )
 
 
 def _footer_html(state: ProgramState) -> str:
@@ -351,15 +382,16 @@ def _footer_html(state: ProgramState) -> str:
     estimated = " (estimated)" if usage.estimated else ""
     parts = [
         f'<span title="{_esc(_usage_text(usage))}">tokens: {usage.total_tokens}{estimated} '
-        f'({usage.prompt_tokens} prompt, {usage.completion_tokens} completion)</span>',
+        f"({usage.prompt_tokens} prompt, {usage.completion_tokens} completion)</span>",
         f'<span title="{_esc(calls_tip)}">{len(log)} model call{"" if len(log) == 1 else "s"}</span>',
         f'<span title="{_esc(calls_tip)}">model time {total_time:.2f}s</span>',
     ]
     if state.tool_calls:
         failed = sum(1 for r in state.tool_calls if getattr(r, "error", None))
         failed_text = f", {failed} failed" if failed else ""
-        parts.append(f"<span>{len(state.tool_calls)} tool call{'' if len(state.tool_calls) == 1 else 's'}"
-                     f"{failed_text}</span>")
+        parts.append(
+            f"<span>{len(state.tool_calls)} tool call{'' if len(state.tool_calls) == 1 else 's'}{failed_text}</span>"
+        )
     return f'<div class="gl-footer">{"".join(parts)}</div>'
 
 
@@ -373,8 +405,14 @@ def _status_html(completed: bool, running: bool, error: Optional[str]) -> str:
     return ""
 
 
-def render_html(state: ProgramState, *, title: str | None = None, completed: bool = True, running: bool = False,
-                error: str | None = None) -> str:
+def render_html(
+    state: ProgramState,
+    *,
+    title: str | None = None,
+    completed: bool = True,
+    running: bool = False,
+    error: str | None = None,
+) -> str:
     """The whole run as one self-contained HTML fragment: a box per message, gens labelled, a usage footer."""
     out: list[str] = ['<div class="gl-root"><style>', _CSS, "</style>"]
     if title:
@@ -384,14 +422,17 @@ def render_html(state: ProgramState, *, title: str | None = None, completed: boo
     streaming = getattr(state, "streaming", None)
     if running and streaming and streaming[1]:
         label = _esc(streaming[0] or "gen")
-        out.append(f'<div class="gl-msg gl-plain"><div class="gl-body"><span class="gl-gen" title="generating">'
-                   f'<span class="gl-label">{label}</span>{_esc(streaming[1])}</span></div></div>')
+        out.append(
+            f'<div class="gl-msg gl-plain"><div class="gl-body"><span class="gl-gen" title="generating">'
+            f'<span class="gl-label">{label}</span>{_esc(streaming[1])}</span></div></div>'
+        )
     out.append(_footer_html(state))
     out.append("</div>")
     return "".join(out)
 
 
 # ---- program source -------------------------------------------------------------------------------------------
+
 
 def _tag_class(piece: Piece) -> str:
     """Comments, tags of commands and blocks whose output is generated model text, block structure, the rest."""
@@ -414,9 +455,12 @@ def render_program_html(source: str, name: str | None = None) -> str:
         out.append(f'<div class="gl-title">{_esc(name)}</div>')
     out.append('<pre class="gl-program">')
     for piece in source_pieces(source):
-        text = source[piece.start:piece.end]
-        out.append(_esc(text) if piece.kind in ("text", "escaped") else
-                   f'<span class="{_tag_class(piece)}">{_esc(text)}</span>')
+        text = source[piece.start : piece.end]
+        out.append(
+            _esc(text)
+            if piece.kind in ("text", "escaped")
+            else f'<span class="{_tag_class(piece)}">{_esc(text)}</span>'
+        )
     out.append("</pre></div>")
     return "".join(out)
 
@@ -427,9 +471,18 @@ def render_program_html(source: str, name: str | None = None) -> str:
 _CONTROL = {c: f"\\x{c:02x}" for c in (*range(0x00, 0x20), 0x7F, *range(0x80, 0xA0)) if c not in (0x09, 0x0A)}
 
 _ANSI = {
-    "system": "\x1b[35m", "user": "\x1b[34m", "assistant": "\x1b[32m", "tool": "\x1b[33m", "function": "\x1b[33m",
-    "other": "\x1b[36m", "gen": "\x1b[1;32m", "label": "\x1b[2;32m", "dim": "\x1b[2m", "error": "\x1b[31m",
-    "bold": "\x1b[1m", "reset": "\x1b[0m",
+    "system": "\x1b[35m",
+    "user": "\x1b[34m",
+    "assistant": "\x1b[32m",
+    "tool": "\x1b[33m",
+    "function": "\x1b[33m",
+    "other": "\x1b[36m",
+    "gen": "\x1b[1;32m",
+    "label": "\x1b[2;32m",
+    "dim": "\x1b[2m",
+    "error": "\x1b[31m",
+    "bold": "\x1b[1m",
+    "reset": "\x1b[0m",
 }
 
 
@@ -508,9 +561,11 @@ def render_text(state: ProgramState, *, color: bool = False) -> str:
     usage = state.usage
     total_time = sum(entry.get("duration") or 0.0 for entry in state.gen_log)
     estimated = " (estimated)" if usage.estimated else ""
-    footer = (f"tokens: {usage.total_tokens}{estimated} ({usage.prompt_tokens} prompt, "
-              f"{usage.completion_tokens} completion) · {len(state.gen_log)} model call"
-              f"{'' if len(state.gen_log) == 1 else 's'} · model time {total_time:.2f}s")
+    footer = (
+        f"tokens: {usage.total_tokens}{estimated} ({usage.prompt_tokens} prompt, "
+        f"{usage.completion_tokens} completion) · {len(state.gen_log)} model call"
+        f"{'' if len(state.gen_log) == 1 else 's'} · model time {total_time:.2f}s"
+    )
     if state.tool_calls:
         footer += f" · {len(state.tool_calls)} tool call{'' if len(state.tool_calls) == 1 else 's'}"
     sections.append(paint("dim", footer))

@@ -4,6 +4,7 @@ Every exception class the package defines inherits from ``GuidanceLiteError`` (a
 so ``except gl.GuidanceLiteError`` catches all of them. This module imports nothing from the package: every other
 module may import it.
 """
+
 from __future__ import annotations
 
 from typing import Any, Optional, Protocol
@@ -35,8 +36,17 @@ class PartialResult(Protocol):
 class TemplateSyntaxError(GuidanceLiteError):
     """The template text is not valid; raised when the Program is created, never at call time."""
 
-    def __init__(self, message: str, *, line: int, col: int, source: str = "", hint: str = "",
-                 text: str = "", name: Optional[str] = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        line: int,
+        col: int,
+        source: str = "",
+        hint: str = "",
+        text: str = "",
+        name: Optional[str] = None,
+    ) -> None:
         self.message = message
         self.line = line
         self.col = col
@@ -59,8 +69,16 @@ class TemplateSyntaxError(GuidanceLiteError):
 class TemplateRuntimeError(GuidanceLiteError):
     """Something failed while the program ran. ``partial`` is the Result so far (variables, messages, text)."""
 
-    def __init__(self, message: str, *, line: int = 0, col: int = 0, source: str = "",
-                 partial: Optional[PartialResult] = None, hint: str = "") -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        line: int = 0,
+        col: int = 0,
+        source: str = "",
+        partial: Optional[PartialResult] = None,
+        hint: str = "",
+    ) -> None:
         self.message = message
         self.line = line
         self.col = col

@@ -1,4 +1,5 @@
 """Typed events a running program emits, in order (``program.stream()`` / ``astream()`` and the live view)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -46,7 +47,7 @@ class ToolCallDelta(Event):
 class ToolCallReady(Event):
     """A tool call the model finished asking for (complete arguments, final id)."""
 
-    call: "ToolCall"
+    call: ToolCall
     variable: Optional[str] = None
 
 
@@ -54,7 +55,7 @@ class ToolCallReady(Event):
 class ToolResult(Event):
     """A tool finished (or failed: ``record.error`` is set); ``record`` is what ``result.tool_calls`` lists."""
 
-    record: "ToolCallRecord"
+    record: ToolCallRecord
 
 
 @dataclass
@@ -82,4 +83,4 @@ class Paused(Event):
 class Finished(Event):
     """Always the last event: the run's result (``result.completed`` is False when paused)."""
 
-    result: "Result"
+    result: Result

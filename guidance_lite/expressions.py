@@ -4,12 +4,13 @@ The sandbox: names resolve only through the program's variables and the built-in
 globals); attributes starting with ``_`` and the known introspection attributes (frames, code, globals, ``mro``,
 ``str.format``) are refused, so a template cannot reach Python internals. Values are never evaluated as code.
 """
+
 from __future__ import annotations
 
 import inspect
 import operator
-from collections.abc import Mapping
-from typing import Any, Awaitable, Callable, Protocol
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Protocol
 
 from . import nodes as n
 from .errors import GuidanceLiteError
@@ -37,18 +38,42 @@ class MissingVariable(GuidanceLiteError, NameError):
         self.name = name
 
 
-_INTERNAL_ATTRS = frozenset({
-    "mro", "format", "format_map", "func_globals", "func_code", "func_closure", "gi_frame", "gi_code",
-    "gi_yieldfrom", "cr_frame", "cr_code", "cr_await", "ag_frame", "ag_code", "ag_await", "f_globals", "f_locals",
-    "f_builtins", "f_back", "f_code", "tb_frame", "tb_next", "co_code", "im_func", "im_self", "im_class",
-})
+_INTERNAL_ATTRS = frozenset(
+    {
+        "mro",
+        "format",
+        "format_map",
+        "func_globals",
+        "func_code",
+        "func_closure",
+        "gi_frame",
+        "gi_code",
+        "gi_yieldfrom",
+        "cr_frame",
+        "cr_code",
+        "cr_await",
+        "ag_frame",
+        "ag_code",
+        "ag_await",
+        "f_globals",
+        "f_locals",
+        "f_builtins",
+        "f_back",
+        "f_code",
+        "tb_frame",
+        "tb_next",
+        "co_code",
+        "im_func",
+        "im_self",
+        "im_class",
+    }
+)
 
 
 def safe_getattr(obj: Any, name: str) -> Any:
     """``obj.name`` as templates see it: mapping keys first, then public attributes only."""
-    if isinstance(obj, Mapping):
-        if name in obj:
-            return obj[name]
+    if isinstance(obj, Mapping) and name in obj:
+        return obj[name]
     if name.startswith("_") or name in _INTERNAL_ATTRS or getattr(type(obj), "__gl_opaque__", False):
         raise SandboxError(f"access to attribute {name!r} is not allowed in templates")
     try:
@@ -68,10 +93,22 @@ def safe_getitem(obj: Any, key: Any) -> Any:
 
 
 _BINOPS: dict[str, Callable[[Any, Any], Any]] = {
-    "+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv, "//": operator.floordiv,
-    "%": operator.mod, "==": operator.eq, "!=": operator.ne, "<": operator.lt, ">": operator.gt,
-    "<=": operator.le, ">=": operator.ge, "in": lambda a, b: a in b, "not in": lambda a, b: a not in b,
-    "is": operator.is_, "is not": operator.is_not,
+    "+": operator.add,
+    "-": operator.sub,
+    "*": operator.mul,
+    "/": operator.truediv,
+    "//": operator.floordiv,
+    "%": operator.mod,
+    "==": operator.eq,
+    "!=": operator.ne,
+    "<": operator.lt,
+    ">": operator.gt,
+    "<=": operator.le,
+    ">=": operator.ge,
+    "in": lambda a, b: a in b,
+    "not in": lambda a, b: a not in b,
+    "is": operator.is_,
+    "is not": operator.is_not,
 }
 
 
@@ -91,10 +128,7 @@ def has_call(expr: n.Expr) -> bool:
     """True when evaluating ``expr`` may await (it calls something)."""
     if isinstance(expr, n.Call):
         return True
-    for child in n.iter_child_nodes(expr):
-        if has_call(child):
-            return True
-    return False
+    return any(has_call(child) for child in n.iter_child_nodes(expr))
 
 
 def compile_expr(expr: n.Expr) -> tuple[Evaluator, bool]:
@@ -168,12 +202,14 @@ def _apply_async(op: Callable[..., Any], children: list[Evaluator], constants: t
 
         async def apply2(ctx: EvalContext) -> Any:
             return op(await left(ctx), await right(ctx))
+
         return apply2
     (only,) = children
     constant = constants[0] if constants else None
 
     async def apply1(ctx: EvalContext) -> Any:
         return op(await only(ctx), constant) if constants else op(await only(ctx))
+
     return apply1
 
 
@@ -183,6 +219,7 @@ def _list_async(items: list[Evaluator]) -> Evaluator:
         for item in items:  # a loop, not a comprehension: an awaiting comprehension is one more coroutine
             values.append(await item(ctx))
         return values
+
     return list_lit
 
 
@@ -193,12 +230,14 @@ def _dict_async(pairs: list[tuple[Evaluator, Evaluator]]) -> Evaluator:
             k = await key(ctx)  # the key first, as in Python's own dict displays
             values[k] = await value(ctx)
         return values
+
     return dict_lit
 
 
 def _lift(sync: Evaluator) -> Evaluator:
     async def plain(ctx: EvalContext) -> Any:
         return sync(ctx)
+
     return plain
 
 
@@ -212,6 +251,7 @@ def _compile_call(e: n.Call) -> Evaluator:
         values = [await a(ctx) for a in args]
         kw = {k: await v(ctx) for k, v in kwargs}
         return await ctx.call(f, values, kw, e)
+
     return call
 
 
@@ -227,6 +267,7 @@ def _bool_async(is_and: bool, left: Evaluator, right: Evaluator) -> Evaluator:
         if bool(value) != is_and:
             return value
         return await right(ctx)
+
     return boolop
 
 
@@ -241,6 +282,7 @@ def _compare_sync(first: Evaluator, rest: list[tuple[Callable[[Any, Any], Any], 
                 return result
             left = right
         return result
+
     return compare
 
 
@@ -255,21 +297,24 @@ def _compare_async(first: Evaluator, rest: list[tuple[Callable[[Any, Any], Any],
                 return result
             left = right
         return result
+
     return compare
 
 
-def compile_args(args: tuple[n.Expr, ...], kwargs: tuple[tuple[str, n.Expr], ...]
-                 ) -> Callable[["EvalContext"], Awaitable[tuple[list, dict]]]:
+def compile_args(
+    args: tuple[n.Expr, ...], kwargs: tuple[tuple[str, n.Expr], ...]
+) -> Callable[[EvalContext], Awaitable[tuple[list, dict]]]:
     """One async evaluator for a block's or partial's arguments."""
     pos = [_compile(a, True) for a in args]
     kw = [(k, _compile(v, True)) for k, v in kwargs]
 
     async def evaluate(ctx: EvalContext) -> tuple[list, dict]:
         return [await a(ctx) for a in pos], {k: await v(ctx) for k, v in kw}
+
     return evaluate
 
 
-def compile_async(expr: n.Expr) -> Callable[["EvalContext"], Awaitable[Any]]:
+def compile_async(expr: n.Expr) -> Callable[[EvalContext], Awaitable[Any]]:
     """An async evaluator whatever the expression (for conditions and other rarely hot places)."""
     return _compile(expr, True)
 
@@ -279,4 +324,3 @@ async def maybe_await(value: Any) -> Any:
     while inspect.isawaitable(value):
         value = await value
     return value
-

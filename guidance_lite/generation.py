@@ -1,10 +1,12 @@
 """One model call from the interpreter's side: resolve a gen's tools, build the request from a state snapshot, consume
 the stream (client-side stops, streaming events), account usage. Shared by ``gen``, ``select`` and ``geneach``.
 """
+
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Optional, Union
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING, Any, Optional, Union
 
 from .errors import GuidanceLiteError
 from .events import TextDelta, ToolCallDelta
@@ -22,8 +24,9 @@ class GenerationError(GuidanceLiteError, ValueError):
     """A generation that can't be sent as written (explains what to change in the template)."""
 
 
-def resolve_tools(tools: Any, tool_choice: Any, resolve: Callable[[str], Any], default_choice: Optional[str] = None
-                  ) -> tuple[dict[str, Tool], tuple[ToolSpec, ...], Optional[ToolChoice]]:
+def resolve_tools(
+    tools: Any, tool_choice: Any, resolve: Callable[[str], Any], default_choice: Optional[str] = None
+) -> tuple[dict[str, Tool], tuple[ToolSpec, ...], Optional[ToolChoice]]:
     """A gen's ``tools=[…]`` and ``tool_choice=…``, read once: the tools by name (what dispatch runs), their specs
     (what the backend offers) and the choice (None without tools; ``default_choice`` when none was given).
     ``resolve`` finds the implementation of a tool given as a schema dict. Errors are worded for template authors."""
@@ -36,17 +39,21 @@ def resolve_tools(tools: Any, tool_choice: Any, resolve: Callable[[str], Any], d
     try:
         choice = resolve_tool_choice(tool_choice if tool_choice is not None else default_choice, specs)
     except ToolChoiceError:
-        raise ValueError(f"tool_choice must be 'auto', 'required', 'none' or one of the offered tools "
-                         f"({', '.join(toolset)}), not {tool_choice!r}") from None
+        raise ValueError(
+            f"tool_choice must be 'auto', 'required', 'none' or one of the offered tools "
+            f"({', '.join(toolset)}), not {tool_choice!r}"
+        ) from None
     return toolset, specs, choice
 
 
-def build_request(interp: "Interpreter", node: "Node", params: GenParams) -> GenRequest:
+def build_request(interp: Interpreter, node: Node, params: GenParams) -> GenRequest:
     """``params`` plus the conversation so far, as the model sees it (checked against what the model can take)."""
     model = interp.model
     if model is None:
-        raise GenerationError("this program has no model: pass model=… to gl.Program, or set OPENAI_API_KEY / "
-                              "install guidance_lite[local] so gl.models.default() can find one")
+        raise GenerationError(
+            "this program has no model: pass model=… to gl.Program, or set OPENAI_API_KEY / "
+            "install guidance_lite[local] so gl.models.default() can find one"
+        )
     state = interp.state
     prefill = ""
     messages_fn = None
@@ -55,8 +62,10 @@ def build_request(interp: "Interpreter", node: "Node", params: GenParams) -> Gen
         state.check_tool_results()
         messages_fn = state.messages_snapshot()
     elif not model.text:
-        raise GenerationError(f"{model.name} is a chat model and this template has no role blocks: wrap the prompt "
-                              "in {{#user}}…{{/user}} and put gen inside {{#assistant}}…{{/assistant}}")
+        raise GenerationError(
+            f"{model.name} is a chat model and this template has no role blocks: wrap the prompt "
+            "in {{#user}}…{{/user}} and put gen inside {{#assistant}}…{{/assistant}}"
+        )
     prompt_fn = state.prompt_snapshot()
     if interp.captures and interp.captures[0]:  # a parallel-each fork: its own text continues the shared prefix
         local = "".join(s.text for s in interp.captures[0])
@@ -65,29 +74,36 @@ def build_request(interp: "Interpreter", node: "Node", params: GenParams) -> Gen
     return GenRequest(messages_fn=messages_fn, prompt_fn=prompt_fn, prefill=prefill, **params.settings())
 
 
-def _assistant_prefill(state: "ProgramState", model: Any) -> str:
+def _assistant_prefill(state: ProgramState, model: Any) -> str:
     """The text already written in the open assistant block ('' if only whitespace); refuses a gen that is not in
     an assistant block, or text outside role blocks."""
     role = state.open_roles[-1] if state.open_roles else None
     if role is None:
-        raise GenerationError("gen outside a role block in a program that uses role blocks: put it inside "
-                              "{{#assistant}}…{{/assistant}}")
+        raise GenerationError(
+            "gen outside a role block in a program that uses role blocks: put it inside {{#assistant}}…{{/assistant}}"
+        )
     if role.role != "assistant":
-        raise GenerationError(f"gen inside a {{{{#{role.role}}}}} block: the model writes assistant turns, "
-                              "so put gen inside {{#assistant}}…{{/assistant}}")
+        raise GenerationError(
+            f"gen inside a {{{{#{role.role}}}}} block: the model writes assistant turns, "
+            "so put gen inside {{#assistant}}…{{/assistant}}"
+        )
     if state.loose_text_line is not None:
         where = f" (line {state.loose_text_line})" if state.loose_text_line > 0 else ""
-        raise GenerationError(f"text outside role blocks{where} can't be sent to a chat model: put it inside "
-                              "a {{#system}}, {{#user}} or {{#assistant}} block, or remove it")
+        raise GenerationError(
+            f"text outside role blocks{where} can't be sent to a chat model: put it inside "
+            "a {{#system}}, {{#user}} or {{#assistant}} block, or remove it"
+        )
     prefill = state.content_of(role)
     if prefill.strip() and not model.supports_prefill:
-        raise GenerationError(f"{model.name} can't continue a partly written assistant message "
-                              f"({prefill.strip()[:40]!r} comes before gen): put gen at the start of the "
-                              "assistant block, or the text in a previous message")
+        raise GenerationError(
+            f"{model.name} can't continue a partly written assistant message "
+            f"({prefill.strip()[:40]!r} comes before gen): put gen at the start of the "
+            "assistant block, or the text in a previous message"
+        )
     return prefill if prefill.strip() else ""
 
 
-async def run_model(interp: "Interpreter", request: GenRequest, variable: Optional[str]) -> Completion:
+async def run_model(interp: Interpreter, request: GenRequest, variable: Optional[str]) -> Completion:
     """Stream one request, stopping early when a stop sequence is certain; returns the final Completion."""
     model = interp.model
     assert model is not None
@@ -111,8 +127,13 @@ async def run_model(interp: "Interpreter", request: GenRequest, variable: Option
     return final
 
 
-async def _consume(interp: "Interpreter", stream: AsyncIterator[Union[Delta, Completion]], matcher: StopMatcher,
-                   n: int, variable: Optional[str]) -> Optional[Completion]:
+async def _consume(
+    interp: Interpreter,
+    stream: AsyncIterator[Union[Delta, Completion]],
+    matcher: StopMatcher,
+    n: int,
+    variable: Optional[str],
+) -> Optional[Completion]:
     """Drain ``stream`` up to its Completion (None when a stop sequence ended it first), emitting the streaming
     events of choice 0 when someone listens."""
     listening = bool(interp.listeners)
@@ -146,17 +167,23 @@ async def _consume(interp: "Interpreter", stream: AsyncIterator[Union[Delta, Com
             await closer()
 
 
-def _account(state: "ProgramState", final: Completion, variable: Optional[str], duration: float,
-             model_name: str) -> None:
+def _account(state: ProgramState, final: Completion, variable: Optional[str], duration: float, model_name: str) -> None:
     """Add the call's usage to the program's and log it (what the display shows on hover)."""
     if final.usage is not None:
         state.usage = state.usage + final.usage
-    state.gen_log.append({"variable": variable, "usage": final.usage, "duration": duration,
-                          "finish_reason": final.choices[0].finish_reason if final.choices else None,
-                          "model": final.model or model_name, "cached": final.cached})
+    state.gen_log.append(
+        {
+            "variable": variable,
+            "usage": final.usage,
+            "duration": duration,
+            "finish_reason": final.choices[0].finish_reason if final.choices else None,
+            "model": final.model or model_name,
+            "cached": final.cached,
+        }
+    )
 
 
-def gen_meta(interp: "Interpreter") -> Optional[dict]:
+def gen_meta(interp: Interpreter) -> Optional[dict]:
     """What the display shows on hover for a generated span: the latest model call's log entry (usage, duration,
     finish_reason, model), shared rather than copied."""
     return interp.state.gen_log[-1] if interp.state.gen_log else None

@@ -6,14 +6,15 @@ What the interpreter needs from the program above it (pausing at an ``await``, l
 template) is handed in as callables, so it never imports ``program`` or the parser; commands see it through the
 ``context.RunContext`` protocol.
 """
+
 from __future__ import annotations
 
 import difflib
+from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import Any, Awaitable, Callable, Optional
+from typing import Any, Optional
 
 from . import nodes as n
-from .registry import BLOCKS, COMMANDS, Command
 from .answer import ToolResults
 from .commands.partials import run_partial
 from .control import NOTHING, BreakLoop, LoopControl
@@ -21,6 +22,7 @@ from .errors import TemplateRuntimeError
 from .events import Event, TemplateText, VariableSet
 from .expressions import MissingVariable, SandboxError, maybe_await
 from .models.base import Model
+from .registry import BLOCKS, COMMANDS, Command
 from .state import TEXT, TOOL_RESULT, VALUE, ProgramState, Span
 from .tools import ToolError
 from .variables import OwnedValues, assign_path
@@ -33,8 +35,16 @@ TemplateLoader = Callable[[Any, str], "tuple[n.Template, dict]"]
 class Interpreter:
     """Executes one program run against a ``ProgramState``; paused runs keep this object (no re-parsing)."""
 
-    def __init__(self, state: ProgramState, model: Any, source: str, options: dict, *, pause: PauseFn,
-                 load_template: TemplateLoader) -> None:
+    def __init__(
+        self,
+        state: ProgramState,
+        model: Any,
+        source: str,
+        options: dict,
+        *,
+        pause: PauseFn,
+        load_template: TemplateLoader,
+    ) -> None:
         self.state = state
         self._model = model  # a Model, or a zero-argument function that finds one on first use
         self.source = source
@@ -47,7 +57,9 @@ class Interpreter:
         self.owned = OwnedValues()  # containers this interpreter made or copied (copy-on-write writes)
         self._top_expr: Optional[n.Expr] = None  # the expression of the Output node being rendered
         self._visit: dict[type, Callable] = {
-            n.Text: self.visit_text, n.Output: self.visit_output, n.Block: self.visit_block,
+            n.Text: self.visit_text,
+            n.Output: self.visit_output,
+            n.Block: self.visit_block,
             n.Partial: self.visit_partial,
         }
 
@@ -58,10 +70,11 @@ class Interpreter:
             self._model = self._model()
         return self._model
 
-    def fork(self, frame: dict) -> "Interpreter":
+    def fork(self, frame: dict) -> Interpreter:
         """A child interpreter for one parallel-each iteration: shared state, own scope and output capture."""
-        child = Interpreter(self.state, self._model, self.source, self.options, pause=self._pause,
-                            load_template=self.load_template)
+        child = Interpreter(
+            self.state, self._model, self.source, self.options, pause=self._pause, load_template=self.load_template
+        )
         child.scopes = [*self.scopes, frame]
         child.captures = [[]]
         child.listeners = self.listeners
@@ -126,8 +139,9 @@ class Interpreter:
         return node is self._top_expr
 
     # ---- writing ---------------------------------------------------------------------------------------------------
-    def write(self, text: str, kind: str = TEXT, variable: Optional[str] = None, meta: Optional[dict] = None,
-              line: int = 0) -> None:
+    def write(
+        self, text: str, kind: str = TEXT, variable: Optional[str] = None, meta: Optional[dict] = None, line: int = 0
+    ) -> None:
         if self.captures:
             if text or kind == TOOL_RESULT:
                 self.captures[-1].append(Span(text, kind, variable, 0, None, meta))
@@ -158,8 +172,13 @@ class Interpreter:
         except LoopControl as exc:
             word = "break" if isinstance(exc, BreakLoop) else "continue"
             line, col = (exc.node.line, exc.node.col) if exc.node is not None else (0, 0)
-            raise TemplateRuntimeError(f"{{{{{word}}}}} outside of a loop", source=self.source, line=line, col=col,
-                                       hint="use it inside {{#each}} or {{#geneach}}") from None
+            raise TemplateRuntimeError(
+                f"{{{{{word}}}}} outside of a loop",
+                source=self.source,
+                line=line,
+                col=col,
+                hint="use it inside {{#each}} or {{#geneach}}",
+            ) from None
 
     async def render(self, body: tuple[n.Node, ...]) -> None:
         visit = self._visit
@@ -214,7 +233,7 @@ class Interpreter:
     async def visit_partial(self, node: n.Partial) -> None:
         target = node.target
 
-        async def target_value(interp: "Interpreter") -> Any:
+        async def target_value(interp: Interpreter) -> Any:
             return interp.lookup(target.name) if isinstance(target, n.Var) else target.value  # type: ignore
 
         value = await self.evaluate_at(node, target_value)
@@ -224,7 +243,7 @@ class Interpreter:
             await run_partial(self, node, template, {**defaults, **kwargs, "args": list(args)})
 
     # ---- errors ------------------------------------------------------------------------------------------------------
-    def failures_at(self, node: n.Node, *, retry_missing: bool = False) -> "FailuresAt":
+    def failures_at(self, node: n.Node, *, retry_missing: bool = False) -> FailuresAt:
         """A context manager: any failure inside becomes a ``TemplateRuntimeError`` naming ``node``'s line (loop
         signals and errors that already name a line pass through). With ``retry_missing`` and the ``await_missing``
         option a missing name is kept in ``.missing`` instead, for the caller to pause on and retry."""
@@ -236,8 +255,12 @@ class Interpreter:
             name = exc.name or ""
             message = f"variable or helper {name!r} is not defined"
             close = difflib.get_close_matches(name, self.known_names(), n=3)
-            hint = (f"did you mean {', '.join(repr(c) for c in close)}? " if close else "") + \
-                "pass it as a program argument, e.g. program(" + name.lstrip("@") + "=…)"
+            hint = (
+                (f"did you mean {', '.join(repr(c) for c in close)}? " if close else "")
+                + "pass it as a program argument, e.g. program("
+                + name.lstrip("@")
+                + "=…)"
+            )
         elif isinstance(exc, SandboxError):
             message = f"not allowed: {exc}"
         elif isinstance(exc, ToolError):
@@ -265,11 +288,12 @@ class FailuresAt:
         self._retry_missing = retry_missing
         self.missing = ""
 
-    def __enter__(self) -> "FailuresAt":
+    def __enter__(self) -> FailuresAt:
         return self
 
-    def __exit__(self, kind: Optional[type[BaseException]], exc: Optional[BaseException],
-                 traceback: Optional[TracebackType]) -> bool:
+    def __exit__(
+        self, kind: Optional[type[BaseException]], exc: Optional[BaseException], traceback: Optional[TracebackType]
+    ) -> bool:
         if exc is None or not isinstance(exc, Exception) or isinstance(exc, TemplateRuntimeError):
             return False
         if isinstance(exc, LoopControl):

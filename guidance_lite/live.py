@@ -5,6 +5,7 @@ render only happens when at least ``min_interval`` seconds (monotonic clock) pas
 changed, otherwise ``update`` returns after one clock read and a few comparisons. Nothing ever sleeps. IPython is
 imported lazily: it is an optional extra, and outside a running shell the view does nothing at all.
 """
+
 from __future__ import annotations
 
 import sys
@@ -59,8 +60,15 @@ class LiveView:
         state = self.state
         spans = state.spans
         streaming = getattr(state, "streaming", None)
-        return (len(spans), len(spans[-1].text) if spans else 0, len(state.records), len(state.open_roles),
-                len(state.gen_log), len(state.tool_calls), len(streaming[1]) if streaming else -1)
+        return (
+            len(spans),
+            len(spans[-1].text) if spans else 0,
+            len(state.records),
+            len(state.open_roles),
+            len(state.gen_log),
+            len(state.tool_calls),
+            len(streaming[1]) if streaming else -1,
+        )
 
     def update(self, force: bool = False) -> None:
         """Re-render if ``min_interval`` passed and the state changed (or ``force``); otherwise return at once."""
@@ -94,7 +102,8 @@ class LiveView:
         except (OSError, RuntimeError, ValueError, TypeError, AttributeError) as exc:
             # The view is a convenience: a broken frontend must not fail the program, but the user should know.
             self.active = False
-            warnings.warn(f"guidance_lite live view disabled: displaying output failed ({exc!r})", RuntimeWarning,
-                          stacklevel=3)
+            warnings.warn(
+                f"guidance_lite live view disabled: displaying output failed ({exc!r})", RuntimeWarning, stacklevel=3
+            )
             return
         self.renders += 1

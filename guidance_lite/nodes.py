@@ -1,8 +1,10 @@
 """AST node types. Immutable, so one parsed template is shared by every Program made from the same text."""
+
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
-from typing import Any, Iterator, Optional
+from typing import Any, Optional
 
 
 @dataclass(frozen=True, slots=True)

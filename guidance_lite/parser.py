@@ -5,6 +5,7 @@ Which blocks exist, their arity and separators come from ``registry`` (the parse
 grammar (``grammar/template.lark``) is the one description of the syntax: the fast path's scanner is composed from
 its terminals, and display highlights templates from this module's pieces (``source_pieces``).
 """
+
 from __future__ import annotations
 
 import re
@@ -26,6 +27,7 @@ from .registry import BLOCKS, Block
 def _load_grammar() -> str:
     try:
         from importlib.resources import files
+
         return (files("guidance_lite.grammar") / "template.lark").read_text(encoding="utf-8")
     except (ModuleNotFoundError, FileNotFoundError):
         here = Path(__file__).resolve().parent.parent / "grammar" / "template.lark"
@@ -102,20 +104,36 @@ def _split_args(items: list) -> tuple[tuple[n.Expr, ...], tuple[tuple[str, n.Exp
             kwargs.append((name, value))
         else:
             if kwargs:
-                raise _Fault("positional argument after a keyword argument", item,
-                             "put positional arguments first, e.g. {{gen 'name' stop='.'}}")
+                raise _Fault(
+                    "positional argument after a keyword argument",
+                    item,
+                    "put positional arguments first, e.g. {{gen 'name' stop='.'}}",
+                )
             args.append(item)
     return tuple(args), tuple(kwargs)
 
 
-_SIMPLE_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", "'": "'", '"': '"', "0": "\0", "a": "\a",
-                   "b": "\b", "f": "\f", "v": "\v", "\n": ""}
+_SIMPLE_ESCAPES = {
+    "n": "\n",
+    "t": "\t",
+    "r": "\r",
+    "\\": "\\",
+    "'": "'",
+    '"': '"',
+    "0": "\0",
+    "a": "\a",
+    "b": "\b",
+    "f": "\f",
+    "v": "\v",
+    "\n": "",
+}
 _ESCAPE = re.compile(r"\\(x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|.)", re.DOTALL)
 
 
 def _unescape(body: str) -> str:
     """Python's string escapes; an unknown escape (``\\d`` in a regex) stays as written, without a warning."""
-    def replace(m: "re.Match[str]") -> str:
+
+    def replace(m: re.Match[str]) -> str:
         code = m.group(1)
         if code in _SIMPLE_ESCAPES:
             return _SIMPLE_ESCAPES[code]
@@ -125,6 +143,7 @@ def _unescape(body: str) -> str:
                 raise ValueError(f"\\{code} is not a valid character")
             return chr(value)
         return "\\" + code
+
     return _ESCAPE.sub(replace, body)
 
 
@@ -156,15 +175,29 @@ class _ToPieces(Transformer):
     def comment(self, items: list) -> Piece:
         t = items[0]
         s = str(t)
-        return Piece("comment", t.line, t.column, t.start_pos, t.end_pos,
-                      strip_left=s.startswith("{{~"), strip_right=s.endswith("~}}"))
+        return Piece(
+            "comment",
+            t.line,
+            t.column,
+            t.start_pos,
+            t.end_pos,
+            strip_left=s.startswith("{{~"),
+            strip_right=s.endswith("~}}"),
+        )
 
     def tag(self, items: list) -> Piece:
         open_tok, body, close_tok = items
         kind, payload = ("output", body) if isinstance(body, n.Call) else body
-        return Piece(kind, open_tok.line, open_tok.column, open_tok.start_pos, close_tok.end_pos,
-                      strip_left=str(open_tok).endswith("~"), strip_right=str(close_tok).startswith("~"),
-                      payload=payload)
+        return Piece(
+            kind,
+            open_tok.line,
+            open_tok.column,
+            open_tok.start_pos,
+            close_tok.end_pos,
+            strip_left=str(open_tok).endswith("~"),
+            strip_right=str(close_tok).startswith("~"),
+            payload=payload,
+        )
 
     def block_open(self, items: list) -> tuple:
         name = items[0]
@@ -230,8 +263,9 @@ class _ToPieces(Transformer):
         try:
             value = _unescape(raw[1:-1])
         except ValueError as exc:
-            raise _Fault(f"invalid string literal {raw!r}: {exc}", t, "check the backslash escapes in the string") \
-                from None
+            raise _Fault(
+                f"invalid string literal {raw!r}: {exc}", t, "check the backslash escapes in the string"
+            ) from None
         return n.Const(t.line, t.column, value)
 
     def const_int(self, items: list) -> n.Const:
@@ -283,8 +317,26 @@ class _ToPieces(Transformer):
 
 
 # Python's precedence for the flat chains the grammar produces (higher binds tighter).
-_PRECEDENCE = {"or": 1, "and": 2, "==": 4, "!=": 4, "<": 4, ">": 4, "<=": 4, ">=": 4, "in": 4, "not in": 4,
-               "is": 4, "is not": 4, "+": 5, "-": 5, "*": 6, "/": 6, "//": 6, "%": 6}
+_PRECEDENCE = {
+    "or": 1,
+    "and": 2,
+    "==": 4,
+    "!=": 4,
+    "<": 4,
+    ">": 4,
+    "<=": 4,
+    ">=": 4,
+    "in": 4,
+    "not in": 4,
+    "is": 4,
+    "is not": 4,
+    "+": 5,
+    "-": 5,
+    "*": 6,
+    "/": 6,
+    "//": 6,
+    "%": 6,
+}
 _NOT_PRECEDENCE = 3
 
 
@@ -365,8 +417,8 @@ def _climb(chain: list) -> n.Expr:
 @dataclass(frozen=True)
 class _Grammar:
     lark: Lark
-    scanner: "re.Pattern[str]"  # the fast path's splitter
-    comment: "re.Pattern[str]"  # the COMMENT terminal (does a comment close?)
+    scanner: re.Pattern[str]  # the fast path's splitter
+    comment: re.Pattern[str]  # the COMMENT terminal (does a comment close?)
 
 
 def _terminals(lark: Lark) -> dict[str, str]:
@@ -374,16 +426,18 @@ def _terminals(lark: Lark) -> dict[str, str]:
     return {t.name: f"(?:{t.pattern.to_regexp()})" for t in lark.terminals}
 
 
-def _compose_scanner(lark: Lark) -> "re.Pattern[str]":
+def _compose_scanner(lark: Lark) -> re.Pattern[str]:
     """The fast path's one regex, composed from the grammar's own terminals: escapes (ESCAPED), comments (COMMENT),
     and tags: TAG_OPEN, then strings (STRING, which may hold '}}') or any other character, lazily up to the first
     TAG_CLOSE (in a run of closing braces the last two close the tag). A TAG_OPEN that can't be closed so is
     ``open``: the fast path leaves the template to the full parse."""
     term = _terminals(lark)
-    return re.compile(f"(?P<esc>{term['ESCAPED']})"
-                      f"|(?P<comment>{term['COMMENT']})"
-                      f"|(?P<tag>{term['TAG_OPEN']}(?:{term['STRING']}|[^\"'])*?{term['TAG_CLOSE']})"
-                      f"|(?P<open>{term['TAG_OPEN']})")
+    return re.compile(
+        f"(?P<esc>{term['ESCAPED']})"
+        f"|(?P<comment>{term['COMMENT']})"
+        f"|(?P<tag>{term['TAG_OPEN']}(?:{term['STRING']}|[^\"'])*?{term['TAG_CLOSE']})"
+        f"|(?P<open>{term['TAG_OPEN']})"
+    )
 
 
 _grammar_lock = threading.Lock()
@@ -395,8 +449,15 @@ def _grammar() -> _Grammar:
     if _loaded is None:
         with _grammar_lock:
             if _loaded is None:
-                lark = Lark(_load_grammar(), parser="lalr", lexer="contextual", transformer=_ToPieces(),
-                            maybe_placeholders=True, cache=False, start=["start", "tag"])
+                lark = Lark(
+                    _load_grammar(),
+                    parser="lalr",
+                    lexer="contextual",
+                    transformer=_ToPieces(),
+                    maybe_placeholders=True,
+                    cache=False,
+                    start=["start", "tag"],
+                )
                 _loaded = _Grammar(lark, _compose_scanner(lark), re.compile(_terminals(lark)["COMMENT"]))
     return _loaded
 
@@ -435,15 +496,26 @@ class _TreeBuilder:
         self.stack: list[_OpenBlock] = []
 
     def build(self, pieces: list[Piece]) -> tuple[n.Node, ...]:
-        handlers = {"text": self.text, "escaped": self.text, "comment": self.comment, "output": self.output,
-                    "partial": self.partial, "open": self.open, "sep": self.separator, "close": self.close}
+        handlers = {
+            "text": self.text,
+            "escaped": self.text,
+            "comment": self.comment,
+            "output": self.output,
+            "partial": self.partial,
+            "open": self.open,
+            "sep": self.separator,
+            "close": self.close,
+        }
         for piece in pieces:
             handlers[piece.kind](piece)
         if self.stack:
             top = self.stack[-1]
-            raise self.fail(f"unclosed block {{{{#{top.name}}}}}: opened on line {top.piece.line}, column "
-                            f"{top.piece.col} and never closed", top.piece,
-                            f"add {{{{/{top.name}}}}} where the block should end")
+            raise self.fail(
+                f"unclosed block {{{{#{top.name}}}}}: opened on line {top.piece.line}, column "
+                f"{top.piece.col} and never closed",
+                top.piece,
+                f"add {{{{/{top.name}}}}} where the block should end",
+            )
         return tuple(self.root)
 
     def body(self) -> list:
@@ -454,8 +526,15 @@ class _TreeBuilder:
         return top.branches[-1][3] if top.branches else top.body
 
     def fail(self, message: str, piece: Piece, hint: str = "") -> TemplateSyntaxError:
-        return TemplateSyntaxError(message, line=piece.line, col=piece.col, source=self.source, hint=hint,
-                                   text=self.source[piece.start:piece.end], name=self.name)
+        return TemplateSyntaxError(
+            message,
+            line=piece.line,
+            col=piece.col,
+            source=self.source,
+            hint=hint,
+            text=self.source[piece.start : piece.end],
+            name=self.name,
+        )
 
     def text(self, piece: Piece) -> None:
         if not piece.text:
@@ -473,19 +552,21 @@ class _TreeBuilder:
     def output(self, piece: Piece) -> None:
         expr = piece.payload
         fn, is_async = piece.compiled or compile_expr(expr)
-        self.body().append(n.Output(piece.line, piece.col, expr, self.source[piece.start:piece.end], fn, is_async))
+        self.body().append(n.Output(piece.line, piece.col, expr, self.source[piece.start : piece.end], fn, is_async))
 
     def partial(self, piece: Piece) -> None:
         target, args, kwargs = piece.payload
-        self.body().append(n.Partial(piece.line, piece.col, target, args, kwargs,
-                                     piece.compiled or compile_args(args, kwargs)))
+        self.body().append(
+            n.Partial(piece.line, piece.col, target, args, kwargs, piece.compiled or compile_args(args, kwargs))
+        )
 
     def open(self, piece: Piece) -> None:
         block_name, args, kwargs, _tok = piece.payload
         spec = BLOCKS.get(block_name)
         if spec is None:
-            raise self.fail(f"unknown block command {{{{#{block_name}}}}}", piece,
-                            "known blocks: " + ", ".join(sorted(BLOCKS)))
+            raise self.fail(
+                f"unknown block command {{{{#{block_name}}}}}", piece, "known blocks: " + ", ".join(sorted(BLOCKS))
+            )
         problem = _arity_problem(spec, len(args))
         if problem:
             raise self.fail(problem, piece, "write it as " + spec.usage)
@@ -495,34 +576,67 @@ class _TreeBuilder:
         sep, cond = piece.payload
         label = _SEPARATOR_TAGS[sep]
         if not self.stack:
-            raise self.fail(f"{label} outside of any block", piece,
-                            "use it inside {{#if}}…{{/if}}, {{#each}}…{{/each}} or {{#select}}…{{/select}}")
+            raise self.fail(
+                f"{label} outside of any block",
+                piece,
+                "use it inside {{#if}}…{{/if}}, {{#each}}…{{/each}} or {{#select}}…{{/select}}",
+            )
         top = self.stack[-1]
         allowed = BLOCKS[top.name].separators
         if sep not in allowed:
-            raise self.fail(f"{label} is not allowed inside {{{{#{top.name}}}}} (opened on line {top.piece.line})",
-                            piece, f"{{{{#{top.name}}}}} accepts: " + (", ".join(sorted(allowed)) or "no separators"))
+            raise self.fail(
+                f"{label} is not allowed inside {{{{#{top.name}}}}} (opened on line {top.piece.line})",
+                piece,
+                f"{{{{#{top.name}}}}} accepts: " + (", ".join(sorted(allowed)) or "no separators"),
+            )
         if top.branches and top.branches[-1][0] == "else":
-            raise self.fail(f"{label} after {{{{else}}}} in {{{{#{top.name}}}}} (opened on line {top.piece.line})",
-                            piece, "{{else}} must be the last section of a block")
+            raise self.fail(
+                f"{label} after {{{{else}}}} in {{{{#{top.name}}}}} (opened on line {top.piece.line})",
+                piece,
+                "{{else}} must be the last section of a block",
+            )
         top.branches.append((sep, cond, piece, []))
 
     def close(self, piece: Piece) -> None:
         close_name, _tok = piece.payload
         if not self.stack:
-            raise self.fail(f"closing tag {{{{/{close_name}}}}} has no matching opening tag", piece,
-                            f"remove it, or open the block with {{{{#{close_name}}}}}")
+            raise self.fail(
+                f"closing tag {{{{/{close_name}}}}} has no matching opening tag",
+                piece,
+                f"remove it, or open the block with {{{{#{close_name}}}}}",
+            )
         top = self.stack.pop()
         if close_name != top.name:
-            raise self.fail(f"closing tag {{{{/{close_name}}}}} does not match {{{{#{top.name}}}}} "
-                            f"opened on line {top.piece.line}, column {top.piece.col}", piece,
-                            f"close the inner block first with {{{{/{top.name}}}}}")
+            raise self.fail(
+                f"closing tag {{{{/{close_name}}}}} does not match {{{{#{top.name}}}}} "
+                f"opened on line {top.piece.line}, column {top.piece.col}",
+                piece,
+                f"close the inner block first with {{{{/{top.name}}}}}",
+            )
         branches = tuple(
-            n.Branch(p.line, p.col, kind, cond, tuple(body),
-                     p.compiled or (compile_async(cond) if cond is not None else None))
-            for kind, cond, p, body in top.branches)
-        self.body().append(n.Block(top.piece.line, top.piece.col, top.name, top.args, top.kwargs, tuple(top.body),
-                                   branches, piece.line, top.piece.compiled or compile_args(top.args, top.kwargs)))
+            n.Branch(
+                p.line,
+                p.col,
+                kind,
+                cond,
+                tuple(body),
+                p.compiled or (compile_async(cond) if cond is not None else None),
+            )
+            for kind, cond, p, body in top.branches
+        )
+        self.body().append(
+            n.Block(
+                top.piece.line,
+                top.piece.col,
+                top.name,
+                top.args,
+                top.kwargs,
+                tuple(top.body),
+                branches,
+                piece.line,
+                top.piece.compiled or compile_args(top.args, top.kwargs),
+            )
+        )
 
 
 def _arity_problem(spec: Block, count: int) -> Optional[str]:
@@ -579,21 +693,27 @@ def _describe_fault(source: str, pos: int, expected: set[str], tag_start: int) -
     rest = source[pos:]
     ch = rest[:1]
     if rest.startswith("}}") or rest.startswith("~}}"):
-        tag = source[tag_start:pos + (3 if rest.startswith("~") else 2)]
+        tag = source[tag_start : pos + (3 if rest.startswith("~") else 2)]
         if expected & _VALUE_STARTS:
             return "the tag ends where a value was expected", f"complete the expression in {tag!r}", "}}"
         return "the tag ends too early", f"complete the tag {tag!r}", "}}"
     if ch in "'\"":
         return "unterminated string", f"the string starting here is never closed: add a matching {ch}", rest[:20]
     if ch == "=":
-        return ("'=' outside a keyword argument", "use '==' to compare, or name=value right after a command's "
-                "arguments, e.g. {{gen 'x' max_tokens=5}}", ch)
+        return (
+            "'=' outside a keyword argument",
+            "use '==' to compare, or name=value right after a command's arguments, e.g. {{gen 'x' max_tokens=5}}",
+            ch,
+        )
     if ch == "}":
         return "unexpected '}' inside a tag", "tags close with '}}'", ch
     if ch == "{":
         return "unexpected '{' inside a tag", "tags cannot nest; to use a value inside a tag just name it", ch
-    return (f"unexpected character {ch!r} inside a tag",
-            "tags hold names, literals, calls and operators; write a literal '{{' in text as '\\{{'", ch)
+    return (
+        f"unexpected character {ch!r} inside a tag",
+        "tags hold names, literals, calls and operators; write a literal '{{' in text as '\\{{'",
+        ch,
+    )
 
 
 def _syntax_error(exc: UnexpectedInput, source: str, name: Optional[str]) -> TemplateSyntaxError:
@@ -607,15 +727,26 @@ def _syntax_error(exc: UnexpectedInput, source: str, name: Optional[str]) -> Tem
     comment_start = _unclosed_comment_before(source, error_pos)
     if comment_start is not None:
         long_form = source.startswith(("{{!--", "{{~!--"), comment_start)
-        return error("unclosed comment: it is never closed with " + ("'--}}'" if long_form else "'}}'"),
-                     comment_start, "end the comment with " + ("--}}" if long_form else "}}"),
-                     source[comment_start:comment_start + 20])
+        return error(
+            "unclosed comment: it is never closed with " + ("'--}}'" if long_form else "'}}'"),
+            comment_start,
+            "end the comment with " + ("--}}" if long_form else "}}"),
+            source[comment_start : comment_start + 20],
+        )
     if isinstance(exc, UnexpectedEOF) or (isinstance(exc, UnexpectedToken) and exc.token.type == "$END"):
-        return error("unclosed tag: '{{' is never closed with '}}'", tag_start, "add '}}' to end the tag",
-                     source[tag_start:tag_start + 40])
+        return error(
+            "unclosed tag: '{{' is never closed with '}}'",
+            tag_start,
+            "add '}}' to end the tag",
+            source[tag_start : tag_start + 40],
+        )
     if error_pos is not None and source.find("{{", tag_start + 2, error_pos) != -1:  # this tag was never closed
-        return error("unclosed tag: '{{' is never closed with '}}'", tag_start,
-                     "add '}}' to end the tag before the next '{{'", source[tag_start:tag_start + 40].split("\n")[0])
+        return error(
+            "unclosed tag: '{{' is never closed with '}}'",
+            tag_start,
+            "add '}}' to end the tag before the next '{{'",
+            source[tag_start : tag_start + 40].split("\n")[0],
+        )
     if isinstance(exc, UnexpectedCharacters):
         message, hint, text = _describe_fault(source, exc.pos_in_stream, set(exc.allowed or ()), tag_start)
         return error(message, exc.pos_in_stream, hint, text)
@@ -623,8 +754,12 @@ def _syntax_error(exc: UnexpectedInput, source: str, name: Optional[str]) -> Tem
     tok = exc.token
     expected = set(exc.expected)
     if tok.type == "TAG_OPEN":
-        return error("unclosed tag: '{{' is never closed with '}}'", tag_start,
-                     "add '}}' to end the tag before the next '{{'", source[tag_start:tok.start_pos])
+        return error(
+            "unclosed tag: '{{' is never closed with '}}'",
+            tag_start,
+            "add '}}' to end the tag before the next '{{'",
+            source[tag_start : tok.start_pos],
+        )
     if tok.type in ("TEXT", "TAG_CLOSE", "RBRACE", "EQUAL"):  # TEXT: the lexer found no tag token here
         message, hint, text = _describe_fault(source, tok.start_pos, expected, tag_start)
         return error(message, tok.start_pos, hint, text)
@@ -654,8 +789,13 @@ def _tag_shape(tag: str) -> tuple[str, Any, bool, bool, Any]:
     if shape is None:
         try:
             piece = _grammar().lark.parse(tag, start="tag")
-            shape = (piece.kind, piece.payload, piece.strip_left, piece.strip_right,
-                     _compile_payload(piece.kind, piece.payload))
+            shape = (
+                piece.kind,
+                piece.payload,
+                piece.strip_left,
+                piece.strip_right,
+                _compile_payload(piece.kind, piece.payload),
+            )
         except (UnexpectedInput, VisitError, _Fault):
             shape = _UNPARSED
         if len(_TAG_MEMO) < _TAG_MEMO_LIMIT:
@@ -696,14 +836,24 @@ def _scan(source: str, tolerant: bool) -> Optional[list[Piece]]:
             pieces.append(Piece("escaped", line, col, start, end, text="{{"))
         elif kind == "comment":
             text = m.group()
-            pieces.append(Piece("comment", line, col, start, end, strip_left=text.startswith("{{~"),
-                                strip_right=text.endswith("~}}")))
+            pieces.append(
+                Piece(
+                    "comment",
+                    line,
+                    col,
+                    start,
+                    end,
+                    strip_left=text.startswith("{{~"),
+                    strip_right=text.endswith("~}}"),
+                )
+            )
         else:
             tag_kind, payload, strip_left, strip_right, compiled = _tag_shape(m.group())
             if tag_kind == "tag" and not tolerant:
                 return None
-            pieces.append(Piece(tag_kind, line, col, start, end, strip_left, strip_right, payload=payload,
-                                compiled=compiled))
+            pieces.append(
+                Piece(tag_kind, line, col, start, end, strip_left, strip_right, payload=payload, compiled=compiled)
+            )
         advance(end)
         pos = end
     if pos < len(source):
@@ -745,7 +895,7 @@ def _pieces_from(pieces: list[Piece], cut: int, source: str) -> list[Piece]:
             continue
         if piece.start < cut:
             line, col = _line_col(source, cut)
-            piece = Piece("text", line, col, cut, piece.end, text=source[cut:piece.end])
+            piece = Piece("text", line, col, cut, piece.end, text=source[cut : piece.end])
         kept.append(piece)
     return kept
 
@@ -756,12 +906,14 @@ def _parse_uncached(source: str, name: Optional[str], fast: bool = True) -> n.Te
     except VisitError as exc:
         inner = exc.orig_exc
         if isinstance(inner, _Fault):
-            raise TemplateSyntaxError(inner.message, line=inner.line, col=inner.col, source=source, hint=inner.hint,
-                                      name=name) from None
+            raise TemplateSyntaxError(
+                inner.message, line=inner.line, col=inner.col, source=source, hint=inner.hint, name=name
+            ) from None
         raise  # pragma: no cover - a bug in the transformer, not user input
     except _Fault as inner:
-        raise TemplateSyntaxError(inner.message, line=inner.line, col=inner.col, source=source, hint=inner.hint,
-                                  name=name) from None
+        raise TemplateSyntaxError(
+            inner.message, line=inner.line, col=inner.col, source=source, hint=inner.hint, name=name
+        ) from None
     except UnexpectedInput as exc:
         raise _syntax_error(exc, source, name) from None
     _apply_whitespace_control(pieces)

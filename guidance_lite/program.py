@@ -4,16 +4,20 @@ A run is an ``Execution``: an interpreter task on an event loop. ``await`` pause
 continues from the saved position (nothing is parsed or rendered again). What a run produced is a ``Result``
 (``result.py``).
 """
+
 from __future__ import annotations
 
 import asyncio
 import queue
 import threading
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable, Iterator, Optional
+from typing import Any, Optional
 
-from . import batch
-from . import commands  # noqa: F401 - registers the built-in commands and blocks before any template is parsed
+from . import (
+    batch,
+    commands,  # noqa: F401 - registers the built-in commands and blocks before any template is parsed
+)
 from .display import render_program_html
 from .errors import TemplateRuntimeError
 from .events import Event, Finished, Paused
@@ -34,12 +38,13 @@ OPTION_NAMES = ("await_missing", "on_tool_call", "tool_errors", "tool_timeout", 
 class Execution:
     """One run of a program: state, interpreter, and the task that can pause and resume."""
 
-    def __init__(self, program: "Program", variables: dict, model: Any, options: dict) -> None:
+    def __init__(self, program: Program, variables: dict, model: Any, options: dict) -> None:
         self.program = program
         self.state = ProgramState(variables)
         self.options = options
-        self.interp = Interpreter(self.state, model, program.source, options, pause=self.pause,
-                                  load_template=load_template)
+        self.interp = Interpreter(
+            self.state, model, program.source, options, pause=self.pause, load_template=load_template
+        )
         self.loop: Optional[asyncio.AbstractEventLoop] = None
         self.task: Optional[asyncio.Task] = None
         self._stopped: Optional[asyncio.Future] = None
@@ -71,7 +76,7 @@ class Execution:
             self.error = exc
         except ModelError as exc:
             self.error = TemplateRuntimeError(str(exc), source=self.program.source)
-        except Exception as exc:  # noqa: BLE001 - surfaced to the caller with the partial state
+        except Exception as exc:
             self.error = TemplateRuntimeError(f"{type(exc).__name__}: {exc}", source=self.program.source)
             self.error.__cause__ = exc
         finally:
@@ -84,8 +89,10 @@ class Execution:
         if self.loop is None:
             self.loop = loop
         elif self.loop is not loop:
-            raise RuntimeError("a paused program resumes on the event loop that started it: use result(...) for "
-                               "programs started synchronously and await result.aresume(...) for arun()")
+            raise RuntimeError(
+                "a paused program resumes on the event loop that started it: use result(...) for "
+                "programs started synchronously and await result.aresume(...) for arun()"
+            )
         self._stopped = loop.create_future()
         if self.task is None:
             self.task = loop.create_task(self._main())
@@ -133,10 +140,19 @@ def load_template(value: Any, name: str) -> tuple[Template, dict]:
 class Program:
     """A template ready to run. Parsing happens here (cached by text), so syntax errors surface at creation."""
 
-    def __init__(self, template: str, model: Optional[Model] = None, *, name: Optional[str] = None,
-                 await_missing: bool = False, on_tool_call: Optional[Callable] = None,
-                 tool_errors: str = "feedback", tool_timeout: Optional[float] = None,
-                 silent: Optional[bool] = None, **defaults: Any) -> None:
+    def __init__(
+        self,
+        template: str,
+        model: Optional[Model] = None,
+        *,
+        name: Optional[str] = None,
+        await_missing: bool = False,
+        on_tool_call: Optional[Callable] = None,
+        tool_errors: str = "feedback",
+        tool_timeout: Optional[float] = None,
+        silent: Optional[bool] = None,
+        **defaults: Any,
+    ) -> None:
         if isinstance(template, Program):
             template = template.source
         self.source: str = template
@@ -145,12 +161,17 @@ class Program:
         self._model = model
         if tool_errors not in ("feedback", "raise"):
             raise ValueError(f"tool_errors must be 'feedback' or 'raise', not {tool_errors!r}")
-        self.options = {"await_missing": await_missing, "on_tool_call": on_tool_call, "tool_errors": tool_errors,
-                        "tool_timeout": tool_timeout, "silent": silent}
+        self.options = {
+            "await_missing": await_missing,
+            "on_tool_call": on_tool_call,
+            "tool_errors": tool_errors,
+            "tool_timeout": tool_timeout,
+            "silent": silent,
+        }
         self.defaults = defaults
 
     @classmethod
-    def from_file(cls, path: "str | Path", model: Optional[Model] = None, **kwargs: Any) -> "Program":
+    def from_file(cls, path: str | Path, model: Optional[Model] = None, **kwargs: Any) -> Program:
         p = Path(path)
         kwargs.setdefault("name", p.name)
         return cls(p.read_text(encoding="utf-8"), model, **kwargs)
@@ -217,7 +238,7 @@ class Program:
 
     def stream(self, **kwargs: Any) -> Iterator[Event]:
         """Sync iterator over the same events as ``astream`` (runs on the background loop)."""
-        box: "queue.Queue[tuple[str, Any]]" = queue.Queue()
+        box: queue.Queue[tuple[str, Any]] = queue.Queue()
         stop = threading.Event()
 
         async def pump() -> None:
@@ -226,7 +247,7 @@ class Program:
                     box.put(("event", event))
                     if stop.is_set():
                         return
-            except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+            except BaseException as exc:
                 box.put(("error", exc))
             else:
                 box.put(("end", None))
@@ -245,16 +266,20 @@ class Program:
             stop.set()
             future.cancel()
 
-    def map(self, inputs: list, *, concurrency: int = 16, progress: bool = False,
-            return_exceptions: bool = True) -> list:
+    def map(
+        self, inputs: list, *, concurrency: int = 16, progress: bool = False, return_exceptions: bool = True
+    ) -> list:
         """Run many instances concurrently on one event loop; results in input order."""
-        return run_sync(batch.amap(self, inputs, concurrency=concurrency, progress=progress,
-                                   return_exceptions=return_exceptions))
+        return run_sync(
+            batch.amap(self, inputs, concurrency=concurrency, progress=progress, return_exceptions=return_exceptions)
+        )
 
-    async def amap(self, inputs: list, *, concurrency: int = 16, progress: bool = False,
-                   return_exceptions: bool = True) -> list:
-        return await batch.amap(self, inputs, concurrency=concurrency, progress=progress,
-                                return_exceptions=return_exceptions)
+    async def amap(
+        self, inputs: list, *, concurrency: int = 16, progress: bool = False, return_exceptions: bool = True
+    ) -> list:
+        return await batch.amap(
+            self, inputs, concurrency=concurrency, progress=progress, return_exceptions=return_exceptions
+        )
 
     # ---- display -----------------------------------------------------------------------------------------------------
     def __repr__(self) -> str:

@@ -10,11 +10,13 @@ This module is low level on purpose: it imports only the AST node types, so the 
 without importing the interpreter or the commands. The built-in commands register when ``guidance_lite.commands`` is
 imported, which the package does before any template is parsed.
 """
+
 from __future__ import annotations
 
 import inspect
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Iterable, Optional
+from typing import Any, Optional
 
 from . import nodes as n
 
@@ -133,15 +135,22 @@ BLOCKS: dict[str, Block] = {}
 
 def command(name: str, *, binds: Optional[Binder] = None, generates: bool = False) -> Callable[[Handler], Handler]:
     """Register ``fn`` as the inline command ``name`` (returns ``fn`` unchanged)."""
+
     def register(fn: Handler) -> Handler:
         COMMANDS[name] = Command(name, fn, binds, generates)
         return fn
+
     return register
 
 
-def block(*names: str, separators: Iterable[str] = (), arity: Optional[tuple[int, Optional[int]]] = None,
-          usage: Optional[str] = None, binds: Optional[Binder] = None,
-          generates: bool = False) -> Callable[[Handler], Handler]:
+def block(
+    *names: str,
+    separators: Iterable[str] = (),
+    arity: Optional[tuple[int, Optional[int]]] = None,
+    usage: Optional[str] = None,
+    binds: Optional[Binder] = None,
+    generates: bool = False,
+) -> Callable[[Handler], Handler]:
     """Register ``fn`` as the block command(s) ``names`` (returns ``fn`` unchanged).
 
     ``arity`` defaults to what the handler's signature accepts after ``(interp, node)``; ``usage`` to
@@ -150,20 +159,23 @@ def block(*names: str, separators: Iterable[str] = (), arity: Optional[tuple[int
     accepted = frozenset(separators)
     unknown = accepted - SEPARATORS
     if unknown:
-        raise ValueError(f"unknown separator(s) {', '.join(sorted(unknown))}: a block may accept "
-                         + ", ".join(sorted(SEPARATORS)))
+        raise ValueError(
+            f"unknown separator(s) {', '.join(sorted(unknown))}: a block may accept " + ", ".join(sorted(SEPARATORS))
+        )
 
     def register(fn: Handler) -> Handler:
         counts = arity if arity is not None else positional_arity(fn)
         for name in names:
-            BLOCKS[name] = Block(name, fn, counts, accepted, usage or f"{{{{#{name}}}}}…{{{{/{name}}}}}", binds,
-                                 generates)
+            BLOCKS[name] = Block(
+                name, fn, counts, accepted, usage or f"{{{{#{name}}}}}…{{{{/{name}}}}}", binds, generates
+            )
         return fn
+
     return register
 
 
 def positional_arity(fn: Handler) -> tuple[int, Optional[int]]:
-    """(required, maximum) positional arguments ``fn`` takes after ``(interp, node)``; maximum ``None`` for ``*args``."""
+    """(required, maximum) positional arguments ``fn`` takes after ``(interp, node)``; ``None``: any (``*args``)."""
     params = list(inspect.signature(fn).parameters.values())[2:]
     positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
     required = sum(1 for p in positional if p.default is p.empty)
@@ -171,6 +183,20 @@ def positional_arity(fn: Handler) -> tuple[int, Optional[int]]:
     return required, None if unbounded else len(positional)
 
 
-__all__ = ["Handler", "CallSite", "Effects", "NO_EFFECTS", "Binder", "Command", "Block", "COMMANDS", "BLOCKS",
-           "command", "block", "positional_arity", "names_first_argument", "names_first_argument_after_body",
-           "SEPARATORS"]
+__all__ = [
+    "Handler",
+    "CallSite",
+    "Effects",
+    "NO_EFFECTS",
+    "Binder",
+    "Command",
+    "Block",
+    "COMMANDS",
+    "BLOCKS",
+    "command",
+    "block",
+    "positional_arity",
+    "names_first_argument",
+    "names_first_argument_after_body",
+    "SEPARATORS",
+]

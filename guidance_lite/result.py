@@ -3,6 +3,7 @@
 A Result knows its run only through the small ``Run`` protocol (implemented by ``program.Execution``), so this
 module sits below the program and the interpreter: events and errors can name it without an import cycle.
 """
+
 from __future__ import annotations
 
 import weakref
@@ -21,7 +22,7 @@ class Run(Protocol):
     paused_on: Optional[str]
     pauses: int  # how many times the run has paused (identifies the current pause)
 
-    async def advance(self, new_variables: Optional[dict] = None) -> "Result": ...
+    async def advance(self, new_variables: Optional[dict] = None) -> Result: ...
 
     def cancel(self) -> None: ...
 
@@ -80,6 +81,7 @@ class Result:
         if self.shown_live:
             return
         from IPython.display import display  # optional extra: only reached inside a running IPython
+
         display({"text/html": self._repr_html_(), "text/plain": repr(self)}, raw=True)
 
     # resuming
@@ -98,11 +100,11 @@ class Result:
         self._resumed = True
         self._run.cancel()
 
-    def __call__(self, **variables: Any) -> "Result":
+    def __call__(self, **variables: Any) -> Result:
         """Resume a paused program with the missing variables (sync)."""
         return run_sync(self._check_resumable().advance(variables))
 
-    async def aresume(self, **variables: Any) -> "Result":
+    async def aresume(self, **variables: Any) -> Result:
         """Resume a paused program started with ``arun`` (async)."""
         return await self._check_resumable().advance(variables)
 

@@ -3,6 +3,7 @@
 Why a thread instead of ``asyncio.run``: the sync API must work inside a running notebook loop (no nesting), and a
 paused program keeps its suspended task alive on this loop until it is resumed.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -10,7 +11,8 @@ import atexit
 import concurrent.futures
 import contextlib
 import threading
-from typing import Awaitable, Optional, TypeVar
+from collections.abc import Awaitable
+from typing import Optional, TypeVar
 
 T = TypeVar("T")
 
@@ -44,8 +46,10 @@ def run_sync(coro: Awaitable[T]) -> T:
     except RuntimeError:
         running = None
     if running is loop:
-        raise RuntimeError("a synchronous guidance_lite call was made from inside a running program "
-                           "(e.g. from an async helper): await program.arun(...) instead")
+        raise RuntimeError(
+            "a synchronous guidance_lite call was made from inside a running program "
+            "(e.g. from an async helper): await program.arun(...) instead"
+        )
     future: concurrent.futures.Future[T] = asyncio.run_coroutine_threadsafe(coro, loop)  # type: ignore[arg-type]
     try:
         return future.result()

@@ -5,12 +5,14 @@ prompt/messages lazily from that snapshot, so building a request never costs mor
 request recorded by ``Mock`` still shows exactly what was sent. ``text`` is a projection of the spans in ChatML
 markers; ``messages`` is built from role-block records, never by parsing text.
 """
+
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, NamedTuple, Optional
+from typing import TYPE_CHECKING, Any, NamedTuple, Optional
 
 from .errors import GuidanceLiteError
 from .models.base import ToolCall, Usage
@@ -105,7 +107,7 @@ class ProgramState:
         self.open_roles: list[OpenRole] = []
         self.open_scopes: list[int] = []  # hidden scopes currently open
         self._next_scope = 1
-        self.tool_calls: list["ToolCallRecord"] = []
+        self.tool_calls: list[ToolCallRecord] = []
         self.pending_calls: dict[str, ToolCall] = {}  # call id -> call still waiting for its result
         self.answered_calls: set[str] = set()
         self.usage = Usage()
@@ -144,13 +146,13 @@ class ProgramState:
         return self.open_scopes[-1] if self.open_scopes else 0
 
     # ---- writing --------------------------------------------------------------------------------------------
-    def append(self, text: str, kind: str = TEXT, variable: Optional[str] = None,
-               meta: Optional[dict] = None, line: int = 0) -> Optional[Span]:
+    def append(
+        self, text: str, kind: str = TEXT, variable: Optional[str] = None, meta: Optional[dict] = None, line: int = 0
+    ) -> Optional[Span]:
         if not text and kind not in (TOOL_CALL, TOOL_RESULT):
             return None
         role = self.open_roles[-1] if self.open_roles else None
-        span = Span(text, kind, variable, self.current_scope,
-                    role.record_index if role else None, meta)
+        span = Span(text, kind, variable, self.current_scope, role.record_index if role else None, meta)
         self.spans.append(span)
         if role is None and kind != MARKER and self.loose_text_line is None and not span.scope and text.strip():
             leading = len(text) - len(text.lstrip())
@@ -160,8 +162,10 @@ class ProgramState:
     def open_role(self, role: str, attrs: dict, hidden: bool = False, line: int = 0) -> OpenRole:
         if self.open_roles:
             outer = self.open_roles[-1]
-            raise ValueError(f"role block '{role}' cannot be nested inside the open '{outer.role}' block "
-                             f"(opened on line {outer.line})")
+            raise ValueError(
+                f"role block '{role}' cannot be nested inside the open '{outer.role}' block "
+                f"(opened on line {outer.line})"
+            )
         self.uses_roles = True
         scope = self.open_hidden_scope() if hidden else self.current_scope
         start = len(self.spans)
@@ -179,8 +183,11 @@ class ProgramState:
     def content_of(self, opened: OpenRole) -> str:
         """The block's text so far, without tool-call renderings and without hidden blocks that already closed."""
         visible = self.visible_scopes()
-        return "".join(s.text for s in self.spans[opened.content_start:] if s.kind != TOOL_CALL
-                       and s.message == opened.record_index and s.scope in visible)
+        return "".join(
+            s.text
+            for s in self.spans[opened.content_start :]
+            if s.kind != TOOL_CALL and s.message == opened.record_index and s.scope in visible
+        )
 
     def visible_text_since(self, start: int) -> str:
         """Text written since span ``start`` that is visible now (role markers excluded)."""
@@ -238,7 +245,8 @@ class ProgramState:
             ids = ", ".join(repr(i) for i in self.pending_calls)
             raise ToolCallBookkeepingError(
                 f"tool call(s) {ids} have no result; render the results in a {{{{#function}}}} block "
-                f"(e.g. {{{{#function}}}}{{{{answer()}}}}{{{{/function}}}}) before the next gen")
+                f"(e.g. {{{{#function}}}}{{{{answer()}}}}{{{{/function}}}}) before the next gen"
+            )
 
     # ---- reading --------------------------------------------------------------------------------------------
     @property
@@ -247,8 +255,11 @@ class ProgramState:
         n = len(self.spans)
         cached_n, cached = self._text_cache
         if cached_n != n:
-            cached = cached + "".join(s.text for s in self.spans[cached_n:] if s.scope == 0) \
-                if cached_n < n else "".join(s.text for s in self.spans if s.scope == 0)
+            cached = (
+                cached + "".join(s.text for s in self.spans[cached_n:] if s.scope == 0)
+                if cached_n < n
+                else "".join(s.text for s in self.spans if s.scope == 0)
+            )
             self._text_cache = (n, cached)
         return cached
 
@@ -256,7 +267,7 @@ class ProgramState:
     def messages(self) -> list[dict]:
         return [r.message for r in self.records if r.scope == 0]
 
-    def prompt_snapshot(self) -> "Snapshot":
+    def prompt_snapshot(self) -> Snapshot:
         """A zero-argument callable rendering the prompt text as it is now (one small object per request)."""
         return Snapshot(self, messages=False)
 
@@ -265,7 +276,7 @@ class ProgramState:
             return self.text
         return "".join(s.text for s in self.spans[:n] if s.scope == 0 or s.scope in scopes)
 
-    def messages_snapshot(self) -> "Snapshot":
+    def messages_snapshot(self) -> Snapshot:
         """A zero-argument callable returning the messages visible now (records are append-only)."""
         return Snapshot(self, messages=True)
 
@@ -273,7 +284,7 @@ class ProgramState:
 class Snapshot:
     """The prompt text or the messages as they were when a request was built, rendered only when asked for."""
 
-    __slots__ = ("_state", "_n", "_scopes", "_messages")
+    __slots__ = ("_messages", "_n", "_scopes", "_state")
 
     def __init__(self, state: ProgramState, *, messages: bool) -> None:
         self._state = state

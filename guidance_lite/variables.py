@@ -1,9 +1,10 @@
 """Writing variables by dotted path without mutating anything the caller passed in (copy-on-write)."""
+
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping, MutableMapping
-from typing import Any, Sequence
+from collections.abc import Mapping, MutableMapping, Sequence
+from typing import Any
 
 
 class OwnedValues:
@@ -63,8 +64,15 @@ def _set(container: Any, key: str, value: Any) -> None:
         setattr(container, key, value)
 
 
-def assign_path(variables: MutableMapping[str, Any], scopes: Sequence[MutableMapping[str, Any]],
-                owned: OwnedValues, name: str, value: Any, *, append: bool = False) -> None:
+def assign_path(
+    variables: MutableMapping[str, Any],
+    scopes: Sequence[MutableMapping[str, Any]],
+    owned: OwnedValues,
+    name: str,
+    value: Any,
+    *,
+    append: bool = False,
+) -> None:
     """Write ``name`` (``x``, ``this.x``, ``obj.a.b``): into the innermost scope that binds its head name (``this``,
     an each item name …), else into ``variables``; containers on the path are copied before they are written."""
     parts = name.split(".")

@@ -1,5 +1,6 @@
 """Shared fixtures. ``scripted_server``: a started ScriptedServer (OpenAI-compatible, 127.0.0.1), stopped afterwards;
 ``llama_server_url``: one real ``python -m llama_cpp.server`` serving SmolLM2 for the whole session."""
+
 from __future__ import annotations
 
 import json
@@ -10,7 +11,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 
@@ -49,11 +50,28 @@ def llama_server_url() -> Iterator[str]:
     """``python -m llama_cpp.server`` serving the bundled SmolLM2 on a free 127.0.0.1 port, shared by the session.
     If it can't start the test fails with the server's output (no skipping)."""
     from guidance_lite.models.llamacpp import bundled_model_path
+
     port = free_port()
     url = f"http://127.0.0.1:{port}/v1"
-    command = [sys.executable, "-m", "llama_cpp.server", "--model", bundled_model_path(), "--host", "127.0.0.1",
-               "--port", str(port), "--n_ctx", "2048", "--n_threads", "1", "--n_threads_batch", "2",
-               "--verbose", "false"]
+    command = [
+        sys.executable,
+        "-m",
+        "llama_cpp.server",
+        "--model",
+        bundled_model_path(),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--n_ctx",
+        "2048",
+        "--n_threads",
+        "1",
+        "--n_threads_batch",
+        "2",
+        "--verbose",
+        "false",
+    ]
     with tempfile.TemporaryFile() as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         try:
@@ -62,8 +80,11 @@ def llama_server_url() -> Iterator[str]:
                 if process.poll() is not None or time.monotonic() > deadline:
                     log.seek(0)
                     output = log.read().decode("utf-8", "replace")[-4000:]
-                    state = f"exited with code {process.returncode}" if process.poll() is not None else \
-                        f"was not ready after {LLAMA_SERVER_STARTUP_SECONDS}s"
+                    state = (
+                        f"exited with code {process.returncode}"
+                        if process.poll() is not None
+                        else f"was not ready after {LLAMA_SERVER_STARTUP_SECONDS}s"
+                    )
                     pytest.fail(f"llama_cpp.server {state} (pip install 'guidance_lite[server]'):\n{output}")
                 time.sleep(0.25)
             yield url

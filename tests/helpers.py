@@ -1,4 +1,5 @@
 """Helpers shared by several test modules (imported as ``from helpers import …``; tests/ is on sys.path)."""
+
 from __future__ import annotations
 
 from typing import Any, Optional

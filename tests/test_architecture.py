@@ -6,14 +6,16 @@ functions and under ``if TYPE_CHECKING:`` alike, since an import hidden in a fun
 goes to the module an import names: ``from .x import y`` is an edge to ``x`` (or to the submodule ``x.y`` when that
 is a module), ``from . import y`` to ``y`` when it is a module, else to the package.
 """
+
 from __future__ import annotations
 
 import ast
 import importlib
 import inspect
+from collections.abc import Iterator
 from itertools import pairwise
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Optional
 
 import guidance_lite
 from guidance_lite.errors import GuidanceLiteError
@@ -41,7 +43,7 @@ def _base_of(module: str, path: Path, node: ast.ImportFrom) -> Optional[str]:
     if not node.level:
         return node.module if (node.module or "").split(".")[0] == "guidance_lite" else None
     package = module.split(".") if path.name == "__init__.py" else module.split(".")[:-1]
-    package = package[:len(package) - (node.level - 1)]
+    package = package[: len(package) - (node.level - 1)]
     return ".".join(package + ([node.module] if node.module else []))
 
 
@@ -134,22 +136,27 @@ def shortest_cycle(graph: Graph, group: list[str]) -> list[str]:
 
 def describe(graph: Graph, group: list[str]) -> str:
     cycle = shortest_cycle(graph, group)
-    arrows = [f"    {a} -> {b}  ({MODULES[a].relative_to(PACKAGE.parent)}:{graph[a][b]})"
-              for a, b in pairwise(cycle)]
+    arrows = [f"    {a} -> {b}  ({MODULES[a].relative_to(PACKAGE.parent)}:{graph[a][b]})" for a, b in pairwise(cycle)]
     return "\n".join([f"  a knot of {len(group)} modules ({', '.join(group)}); one cycle:", *arrows])
 
 
 # ---- the reader and the graph algorithms, on known input ------------------------------------------------------
 def test_the_reader_sees_imports_in_functions_and_under_type_checking() -> None:
     """The imports that hide cycles must be read (guards the checks below against passing vacuously)."""
-    source = ("from typing import TYPE_CHECKING\nfrom ..errors import _unpickle\nif TYPE_CHECKING:\n"
-              "    from ..program import Result\n"
-              "def f():\n    from . import block, loops\n    import guidance_lite.state\n    from .. import nodes\n")
+    source = (
+        "from typing import TYPE_CHECKING\nfrom ..errors import _unpickle\nif TYPE_CHECKING:\n"
+        "    from ..program import Result\n"
+        "def f():\n    from . import block, loops\n    import guidance_lite.state\n    from .. import nodes\n"
+    )
     found = parse_imports(source, "guidance_lite.commands.probe", PACKAGE / "commands" / "probe.py")
     assert sorted(found, key=lambda edge: (edge[2], edge[0])) == [
-        ("guidance_lite.errors", ["_unpickle"], 2), ("guidance_lite.program", ["Result"], 4),
-        ("guidance_lite.commands", ["block"], 6), ("guidance_lite.commands.loops", [], 6),
-        ("guidance_lite.state", [], 7), ("guidance_lite.nodes", [], 8)]
+        ("guidance_lite.errors", ["_unpickle"], 2),
+        ("guidance_lite.program", ["Result"], 4),
+        ("guidance_lite.commands", ["block"], 6),
+        ("guidance_lite.commands.loops", [], 6),
+        ("guidance_lite.state", [], 7),
+        ("guidance_lite.nodes", [], 8),
+    ]
 
 
 def test_every_knot_is_found_with_a_cycle_inside_it() -> None:
@@ -178,8 +185,9 @@ def test_no_private_names_imported_across_modules() -> None:
         for target, names, line in imports(module):
             private = [n for n in names if n.startswith("_") and not (n.startswith("__") and n.endswith("__"))]
             if private and target != module:
-                offences.append(f"  {MODULES[module].relative_to(PACKAGE.parent)}:{line} imports "
-                                f"{', '.join(private)} from {target}")
+                offences.append(
+                    f"  {MODULES[module].relative_to(PACKAGE.parent)}:{line} imports {', '.join(private)} from {target}"
+                )
     assert not offences, "private names imported across modules:\n" + "\n".join(offences)
 
 

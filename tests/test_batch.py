@@ -1,5 +1,6 @@
 """Batch runs (``program.map`` / ``await program.amap``): input order, failures in their slots, the concurrency
 limit, the progress bar, and cancellation. Async helpers with chosen sleeps make the timing deterministic."""
+
 from __future__ import annotations
 
 import asyncio

@@ -1,5 +1,6 @@
 """The ``guidance-lite`` CLI, run as a real subprocess (``python -m guidance_lite``): exit codes, stdout/stderr, and
 the ``--json`` schemas. ``--mock`` keeps most runs fast; ``--base-url`` runs talk to a ScriptedServer."""
+
 from __future__ import annotations
 
 import json
@@ -31,8 +32,15 @@ RESULT_KEYS = {"variables", "messages", "text", "usage", "tool_calls", "complete
 def run_cli(*args: str, cwd: Path, timeout: float = 60) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONIOENCODING": "utf-8"}
     env.pop("OPENAI_API_KEY", None)
-    return subprocess.run([sys.executable, "-m", "guidance_lite", *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, encoding="utf-8", timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "guidance_lite", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=timeout,
+    )
 
 
 def write(tmp_path: Path, text: str, name: str = "prog.hbs") -> str:
@@ -43,8 +51,20 @@ def write(tmp_path: Path, text: str, name: str = "prog.hbs") -> str:
 # ---- run ----------------------------------------------------------------------------------------------------------
 def test_run_with_mock_prints_variables_one_per_line(tmp_path: Path) -> None:
     path = write(tmp_path, CHAT)
-    proc = run_cli("run", path, "--var", "question=What is 2+2?", "n=3", '--var', 'items=["a", "b"]',
-                   "--mock", "Four.", "note\non a", "note on b", cwd=tmp_path)
+    proc = run_cli(
+        "run",
+        path,
+        "--var",
+        "question=What is 2+2?",
+        "n=3",
+        "--var",
+        'items=["a", "b"]',
+        "--mock",
+        "Four.",
+        "note\non a",
+        "note on b",
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == ""
     assert proc.stdout.splitlines() == [
@@ -58,8 +78,21 @@ def test_run_with_mock_prints_variables_one_per_line(tmp_path: Path) -> None:
 
 def test_var_values_are_json_when_they_parse(tmp_path: Path) -> None:
     path = write(tmp_path, "{{#if flag}}{{set 'kind' str(n + 1)}}{{/if}}{{set 'first' items[0]}}{{set 'none' x}}")
-    proc = run_cli("run", path, "--var", "flag=true", "--var", "n=41", "--var", 'items=["z"]', "--var", "x=null",
-                   "--json", "--mock", cwd=tmp_path)
+    proc = run_cli(
+        "run",
+        path,
+        "--var",
+        "flag=true",
+        "--var",
+        "n=41",
+        "--var",
+        'items=["z"]',
+        "--var",
+        "x=null",
+        "--json",
+        "--mock",
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     variables = json.loads(proc.stdout)["variables"]
     assert variables == {"flag": True, "n": 41, "items": ["z"], "x": None, "kind": "42", "first": "z", "none": None}
@@ -67,17 +100,20 @@ def test_var_values_are_json_when_they_parse(tmp_path: Path) -> None:
 
 def test_json_output_schema(tmp_path: Path) -> None:
     path = write(tmp_path, CHAT + "{{set 'r' range(2)}}")
-    proc = run_cli("run", path, "--var", "question=Hi", "n=1", "items=[]", "--mock", "Hello there", "--json",
-                   cwd=tmp_path)
+    proc = run_cli(
+        "run", path, "--var", "question=Hi", "n=1", "items=[]", "--mock", "Hello there", "--json", cwd=tmp_path
+    )
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)  # exactly one JSON document on stdout
     assert set(doc) == RESULT_KEYS
     assert doc["completed"] is True
     assert doc["variables"]["answer"] == "Hello there"
     assert doc["variables"]["r"] == "range(0, 2)"  # not JSON-able: its str
-    assert doc["messages"] == [{"role": "system", "content": "You are terse."},
-                               {"role": "user", "content": "Hi (n=1)"},
-                               {"role": "assistant", "content": "Hello there"}]
+    assert doc["messages"] == [
+        {"role": "system", "content": "You are terse."},
+        {"role": "user", "content": "Hi (n=1)"},
+        {"role": "assistant", "content": "Hello there"},
+    ]
     assert "Hello there" in doc["text"] and "Hi (n=1)" in doc["text"]
     assert set(doc["usage"]) == {"prompt_tokens", "completion_tokens", "total_tokens", "estimated"}
     assert doc["usage"]["completion_tokens"] == 2
@@ -95,8 +131,20 @@ def test_vars_json_file_with_var_override(tmp_path: Path) -> None:
 
 def test_stream_prints_each_generation_then_variables(tmp_path: Path) -> None:
     path = write(tmp_path, CHAT)
-    proc = run_cli("run", path, "--var", "question=q", "n=1", 'items=["a", "b"]', "--stream",
-                   "--mock", "The answer is four.", "first note", "second note", cwd=tmp_path)
+    proc = run_cli(
+        "run",
+        path,
+        "--var",
+        "question=q",
+        "n=1",
+        'items=["a", "b"]',
+        "--stream",
+        "--mock",
+        "The answer is four.",
+        "first note",
+        "second note",
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert lines[:3] == ["The answer is four.", "first note", "second note"]
@@ -105,8 +153,9 @@ def test_stream_prints_each_generation_then_variables(tmp_path: Path) -> None:
 
 def test_stream_with_json_keeps_stdout_one_document(tmp_path: Path) -> None:
     path = write(tmp_path, CHAT)
-    proc = run_cli("run", path, "--var", "question=q", "n=1", "items=[]", "--stream", "--json", "--mock", "Streamed.",
-                   cwd=tmp_path)
+    proc = run_cli(
+        "run", path, "--var", "question=q", "n=1", "items=[]", "--stream", "--json", "--mock", "Streamed.", cwd=tmp_path
+    )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["variables"]["answer"] == "Streamed."
     assert proc.stderr == "Streamed.\n"
@@ -125,9 +174,28 @@ def test_stream_arrives_before_the_program_ends(tmp_path: Path) -> None:
 
     with ScriptedServer(script) as server, open(tmp_path / "stderr.txt", "w+", encoding="utf-8") as errors:
         env = {**os.environ, "PYTHONPATH": str(REPO)}
-        proc = subprocess.Popen([sys.executable, "-m", "guidance_lite", "run", path, "--base-url", server.base_url,
-                                 "--var", "question=q", "n=1", 'items=["a"]', "--stream"], cwd=tmp_path, env=env,
-                                stdout=subprocess.PIPE, stderr=errors, text=True, encoding="utf-8")
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "guidance_lite",
+                "run",
+                path,
+                "--base-url",
+                server.base_url,
+                "--var",
+                "question=q",
+                "n=1",
+                'items=["a"]',
+                "--stream",
+            ],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=errors,
+            text=True,
+            encoding="utf-8",
+        )
         try:
             assert proc.stdout is not None
             first = proc.stdout.readline()
@@ -151,16 +219,32 @@ def test_base_url_run_against_scripted_server(tmp_path: Path) -> None:
     path = write(tmp_path, CHAT)
     with ScriptedServer() as server:
         server.push("Four.", "A note.")
-        proc = run_cli("run", path, "--base-url", server.base_url, "--model", "my-model", "--api-key", "k",
-                       "--var", "question=What is 2+2?", "n=2", 'items=["x"]', "--json", cwd=tmp_path)
+        proc = run_cli(
+            "run",
+            path,
+            "--base-url",
+            server.base_url,
+            "--model",
+            "my-model",
+            "--api-key",
+            "k",
+            "--var",
+            "question=What is 2+2?",
+            "n=2",
+            'items=["x"]',
+            "--json",
+            cwd=tmp_path,
+        )
         requests = list(server.requests)
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
     assert doc["variables"]["answer"] == "Four." and doc["variables"]["notes"] == ["A note."]
     assert doc["usage"]["estimated"] is False and doc["usage"]["total_tokens"] > 0
     assert [r["model"] for r in requests] == ["my-model", "my-model"]
-    assert requests[0]["messages"] == [{"role": "system", "content": "You are terse."},
-                                       {"role": "user", "content": "What is 2+2? (n=2)"}]
+    assert requests[0]["messages"] == [
+        {"role": "system", "content": "You are terse."},
+        {"role": "user", "content": "What is 2+2? (n=2)"},
+    ]
     assert requests[1]["messages"][-1] == {"role": "user", "content": "About x?"}
 
 
@@ -251,19 +335,23 @@ def main_in_process(args: list, capsys: pytest.CaptureFixture) -> tuple[int, str
     return code, out, err
 
 
-@pytest.mark.parametrize("args, message", [
-    (["run", "prog.hbs", "--mock", "--var", "novalue"], "--var takes NAME=VALUE"),
-    (["run", "missing.hbs", "--mock"], "missing.hbs: no such template file"),
-    (["run", "prog.hbs", "--mock", "--var", "model=x"], "'model' is a program option"),
-    (["run", "prog.hbs", "--mock", "--vars-json", "list.json"], "must hold a JSON object"),
-    (["run", "prog.hbs", "--mock", "--vars-json", "bad.json"], "bad.json is not valid JSON"),
-    (["run", "prog.hbs", "--mock", "--vars-json", "nothere.json"], "--vars-json: cannot read nothere.json"),
-    (["check", "."], ".: is a directory"),
-    (["run"], "required: TEMPLATE_FILE"),
-    (["frobnicate"], "invalid choice"),
-])
-def test_usage_errors_exit_2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture,
-                             args: list, message: str) -> None:
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["run", "prog.hbs", "--mock", "--var", "novalue"], "--var takes NAME=VALUE"),
+        (["run", "missing.hbs", "--mock"], "missing.hbs: no such template file"),
+        (["run", "prog.hbs", "--mock", "--var", "model=x"], "'model' is a program option"),
+        (["run", "prog.hbs", "--mock", "--vars-json", "list.json"], "must hold a JSON object"),
+        (["run", "prog.hbs", "--mock", "--vars-json", "bad.json"], "bad.json is not valid JSON"),
+        (["run", "prog.hbs", "--mock", "--vars-json", "nothere.json"], "--vars-json: cannot read nothere.json"),
+        (["check", "."], ".: is a directory"),
+        (["run"], "required: TEMPLATE_FILE"),
+        (["frobnicate"], "invalid choice"),
+    ],
+)
+def test_usage_errors_exit_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, args: list, message: str
+) -> None:
     monkeypatch.chdir(tmp_path)
     write(tmp_path, "{{#user}}hi{{/user}}")
     (tmp_path / "list.json").write_text("[1, 2]", encoding="utf-8")
@@ -278,14 +366,17 @@ def test_usage_error_exit_code_from_a_subprocess(tmp_path: Path) -> None:
     write(tmp_path, "{{#user}}hi{{/user}}")
     bad_var = run_cli("run", "prog.hbs", "--mock", "--var", "novalue", cwd=tmp_path)
     assert (bad_var.returncode, bad_var.stdout) == (2, "")
-    assert bad_var.stderr == "guidance-lite: error: --var takes NAME=VALUE (e.g. --var question='What is 2+2?'), " \
-                             "got 'novalue'\n"
+    assert (
+        bad_var.stderr == "guidance-lite: error: --var takes NAME=VALUE (e.g. --var question='What is 2+2?'), "
+        "got 'novalue'\n"
+    )
     no_command = run_cli(cwd=tmp_path)
     assert no_command.returncode == 2 and "usage: guidance-lite" in no_command.stderr
 
 
-def test_unexpected_error_exits_1_with_traceback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                 capsys: pytest.CaptureFixture) -> None:
+def test_unexpected_error_exits_1_with_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
     def broken(template: object) -> None:
         raise RuntimeError("analysis bug")
 
@@ -327,8 +418,14 @@ def test_check_json(tmp_path: Path) -> None:
     path = write(tmp_path, "{{#user}}{{q}}{{/user}}{{#assistant}}{{gen 'a'}}{{/assistant}}")
     proc = run_cli("check", path, "--json", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout) == {"file": "prog.hbs", "ok": True, "variables": ["q"], "sets": ["a"],
-                                       "commands": ["gen"], "blocks": ["user", "assistant"]}
+    assert json.loads(proc.stdout) == {
+        "file": "prog.hbs",
+        "ok": True,
+        "variables": ["q"],
+        "sets": ["a"],
+        "commands": ["gen"],
+        "blocks": ["user", "assistant"],
+    }
 
 
 def test_check_syntax_error(tmp_path: Path) -> None:

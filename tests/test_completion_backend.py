@@ -1,4 +1,5 @@
 """OpenAICompletion over real HTTP (openai SDK -> ScriptedServer /v1/completions): exact prompts, parsed calls."""
+
 from __future__ import annotations
 
 import asyncio
@@ -6,6 +7,7 @@ import json
 from typing import Any, Optional
 
 import pytest
+from helpers import collect as run
 
 from guidance_lite.chat_templates import render_chat
 from guidance_lite.models.base import Delta, GenRequest, ModelError
@@ -13,7 +15,6 @@ from guidance_lite.models.completion import OpenAICompletion
 from guidance_lite.testing import ScriptedServer
 from guidance_lite.tool_formats import get_tool_format
 from guidance_lite.tools import make_tool
-from helpers import collect as run
 
 
 def get_weather(city: str) -> str:
@@ -74,14 +75,17 @@ async def test_prefill_continues_the_assistant_message(scripted_server: Scripted
     await run(model, request(ASK, prefill="It is<|eot_id|>"))
     assert scripted_server.requests[0]["prompt"] == (
         "<|start_header_id|>user<|end_header_id|>\n\nWeather in Paris?<|eot_id|>"
-        "<|start_header_id|>assistant<|end_header_id|>\n\nIt is<|\u200beot_id|>")
+        "<|start_header_id|>assistant<|end_header_id|>\n\nIt is<|\u200beot_id|>"
+    )
     assert scripted_server.requests[0]["stop"] == ["<|eot_id|>", "<|eom_id|>"]
     await model.aclose()
 
 
 async def test_hermes_tool_call_streams_and_parses(scripted_server: ScriptedServer) -> None:
-    output = ('Let me check.\n<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>\n'
-              '<tool_call>\n{"name": "get_time", "arguments": {}}\n</tool_call>')
+    output = (
+        'Let me check.\n<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>\n'
+        '<tool_call>\n{"name": "get_time", "arguments": {}}\n</tool_call>'
+    )
     scripted_server.push({"text": output, "chunk_size": 3})
     model = OpenAICompletion("scripted-model", base_url=scripted_server.base_url)  # chatml -> hermes
     deltas, final = await run(model, request(ASK, tools=TOOLS, tool_choice="auto"))
@@ -90,32 +94,40 @@ async def test_hermes_tool_call_streams_and_parses(scripted_server: ScriptedServ
     assert "<tools>\n" + json.dumps(SCHEMAS[0], ensure_ascii=False) in expected
     choice = final.choices[0]
     assert choice.finish_reason == "tool_calls" and choice.text == "Let me check."
-    assert [(c.name, c.arguments) for c in choice.tool_calls] == [("get_weather", {"city": "Paris"}),
-                                                                  ("get_time", {})]
+    assert [(c.name, c.arguments) for c in choice.tool_calls] == [("get_weather", {"city": "Paris"}), ("get_time", {})]
     assert text_of(deltas) == "Let me check."  # no call syntax leaked into text
     headers = [d for d in deltas if d.tool_name]
-    assert [(d.tool_index, d.tool_id, d.tool_name) for d in headers] == \
-        [(i, c.id, c.name) for i, c in enumerate(choice.tool_calls)]
+    assert [(d.tool_index, d.tool_id, d.tool_name) for d in headers] == [
+        (i, c.id, c.name) for i, c in enumerate(choice.tool_calls)
+    ]
     arguments = ["".join(d.tool_arguments for d in deltas if d.tool_index == i) for i in range(2)]
     assert arguments == [c.arguments_json for c in choice.tool_calls]
     await model.aclose()
 
 
-@pytest.mark.parametrize("choice,prefix", [
-    ("required", '<tool_call>\n{"name": "'),
-    ("get_weather", '<tool_call>\n{"name": "get_weather", "arguments": '),
-])
-async def test_forced_tool_choice_starts_the_call_in_the_prompt(scripted_server: ScriptedServer, choice: str,
-                                                                prefix: str) -> None:
-    rest = ('get_weather", "arguments": {"city": "Oslo"}}\n</tool_call>' if choice == "required"
-            else '{"city": "Oslo"}}\n</tool_call>')
+@pytest.mark.parametrize(
+    "choice,prefix",
+    [
+        ("required", '<tool_call>\n{"name": "'),
+        ("get_weather", '<tool_call>\n{"name": "get_weather", "arguments": '),
+    ],
+)
+async def test_forced_tool_choice_starts_the_call_in_the_prompt(
+    scripted_server: ScriptedServer, choice: str, prefix: str
+) -> None:
+    rest = (
+        'get_weather", "arguments": {"city": "Oslo"}}\n</tool_call>'
+        if choice == "required"
+        else '{"city": "Oslo"}}\n</tool_call>'
+    )
     scripted_server.push({"text": rest, "chunk_size": 1})
     model = OpenAICompletion("scripted-model", base_url=scripted_server.base_url, tool_format="hermes")
     deltas, final = await run(model, request(ASK, tools=TOOLS, tool_choice=choice))
     prompt = scripted_server.requests[0]["prompt"]
     assert prompt.endswith("<|im_start|>assistant\n" + prefix)
-    instruction = ("You must call at least one of the tools" if choice == "required"
-                   else "You must call the tool `get_weather`")
+    instruction = (
+        "You must call at least one of the tools" if choice == "required" else "You must call the tool `get_weather`"
+    )
     assert instruction in prompt
     assert [(c.name, c.arguments) for c in final.choices[0].tool_calls] == [("get_weather", {"city": "Oslo"})]
     assert final.choices[0].text == "" and text_of(deltas) == ""
@@ -130,34 +142,48 @@ async def test_tool_choice_none_renders_no_tools_and_parses_nothing(scripted_ser
     literal = '<tool_call>{"name": "get_time", "arguments": {}}</tool_call>'
     scripted_server.push(literal)
     model = OpenAICompletion("scripted-model", base_url=scripted_server.base_url)
-    deltas, final = await run(model, request(ASK, tools=TOOLS, tool_choice="none"))
+    _deltas, final = await run(model, request(ASK, tools=TOOLS, tool_choice="none"))
     assert scripted_server.requests[0]["prompt"] == render_chat(ASK, "chatml")
     assert final.choices[0].text == literal and final.choices[0].tool_calls == []
 
 
 async def test_history_with_calls_and_results_is_rendered_in_the_format(scripted_server: ScriptedServer) -> None:
     history = ASK + [
-        {"role": "assistant", "content": "", "tool_calls": [
-            {"id": "call_1", "type": "function",
-             "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'}}]},
-        {"role": "tool", "tool_call_id": "call_1", "content": "sunny in Paris"}]
+        {
+            "role": "assistant",
+            "content": "",
+            "tool_calls": [
+                {
+                    "id": "call_1",
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'},
+                }
+            ],
+        },
+        {"role": "tool", "tool_call_id": "call_1", "content": "sunny in Paris"},
+    ]
     scripted_server.push("It is sunny in Paris.")
     model = OpenAICompletion("scripted-model", base_url=scripted_server.base_url)
     _, final = await run(model, request(history, tools=TOOLS))
     prompt = scripted_server.requests[0]["prompt"]
     assert prompt.endswith(
-        '<|im_start|>user\nWeather in Paris?<|im_end|>\n<|im_start|>assistant\n<tool_call>\n'
+        "<|im_start|>user\nWeather in Paris?<|im_end|>\n<|im_start|>assistant\n<tool_call>\n"
         '{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call><|im_end|>\n'
-        "<|im_start|>user\n<tool_response>\nsunny in Paris\n</tool_response><|im_end|>\n<|im_start|>assistant\n")
+        "<|im_start|>user\n<tool_response>\nsunny in Paris\n</tool_response><|im_end|>\n<|im_start|>assistant\n"
+    )
     assert final.choices[0].text == "It is sunny in Paris." and final.choices[0].finish_reason == "stop"
 
 
-@pytest.mark.parametrize("template,fmt,output", [
-    ("llama3", "llama3_json", '{"name": "get_weather", "parameters": {"city": "Rome"}}'),
-    ("mistral", "mistral", '[TOOL_CALLS] [{"name": "get_weather", "arguments": {"city": "Rome"}}]'),
-])
-async def test_other_families_are_detected_from_the_template(scripted_server: ScriptedServer, template: str,
-                                                             fmt: str, output: str) -> None:
+@pytest.mark.parametrize(
+    "template,fmt,output",
+    [
+        ("llama3", "llama3_json", '{"name": "get_weather", "parameters": {"city": "Rome"}}'),
+        ("mistral", "mistral", '[TOOL_CALLS] [{"name": "get_weather", "arguments": {"city": "Rome"}}]'),
+    ],
+)
+async def test_other_families_are_detected_from_the_template(
+    scripted_server: ScriptedServer, template: str, fmt: str, output: str
+) -> None:
     scripted_server.push({"text": output, "chunk_size": 4})
     model = OpenAICompletion("scripted-model", base_url=scripted_server.base_url, chat_template=template)
     assert model.tool_format.name == fmt
@@ -179,8 +205,12 @@ async def test_non_streamed_and_n_choices(scripted_server: ScriptedServer) -> No
 
 
 async def test_streamed_n_choices_use_one_parser_each(scripted_server: ScriptedServer) -> None:
-    scripted_server.push([{"text": 'A<tool_call>{"name": "get_time", "arguments": {}}</tool_call>', "chunk_size": 2},
-                          {"text": "B plain", "chunk_size": 2}])
+    scripted_server.push(
+        [
+            {"text": 'A<tool_call>{"name": "get_time", "arguments": {}}</tool_call>', "chunk_size": 2},
+            {"text": "B plain", "chunk_size": 2},
+        ]
+    )
     model = OpenAICompletion("scripted-model", base_url=scripted_server.base_url)
     deltas, final = await run(model, request(ASK, tools=TOOLS, n=2))
     assert [c.name for c in final.choices[0].tool_calls] == ["get_time"] and final.choices[0].text == "A"
@@ -258,10 +288,12 @@ async def test_constrain_llama_cpp_sends_gbnf_grammars(scripted_server: Scripted
 
 
 async def test_constrain_llama_cpp_forced_call_grammar_replaces_the_prompt_prefix(
-        scripted_server: ScriptedServer) -> None:
+    scripted_server: ScriptedServer,
+) -> None:
     scripted_server.push('<tool_call>\n{"name": "get_weather", "arguments": {"city": "Oslo"}}\n</tool_call>')
-    model = OpenAICompletion("scripted-model", base_url=scripted_server.base_url, tool_format="hermes",
-                             constrain="llama.cpp")
+    model = OpenAICompletion(
+        "scripted-model", base_url=scripted_server.base_url, tool_format="hermes", constrain="llama.cpp"
+    )
     _, final = await run(model, request(ASK, tools=TOOLS, tool_choice="get_weather"))
     body = scripted_server.requests[0]
     assert body["prompt"].endswith("<|im_start|>assistant\n")  # the grammar makes the model write the whole call

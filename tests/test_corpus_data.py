@@ -3,6 +3,7 @@
 These tests check the data only (schema, sources, bodies that parse, expectations consistent with the offered tools);
 how well the parsers and the OpenAI backend do on it is measured by ``benchmarks/corpus_baseline.py``.
 """
+
 from __future__ import annotations
 
 import json
@@ -62,7 +63,7 @@ def test_server_shapes_have_parsable_bodies_and_complete_expectations(path: Path
             assert all(e.startswith("data: ") for e in events), name
             assert events[-1] == "data: [DONE]", name
             for event in events[:-1]:
-                assert json.loads(event[len("data: "):])["object"] == "chat.completion.chunk", name
+                assert json.loads(event[len("data: ") :])["object"] == "chat.completion.chunk", name
         else:
             assert json.loads(raw)["object"] == "chat.completion", name
     expected = shape["expected"]

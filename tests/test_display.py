@@ -1,4 +1,5 @@
 """Static HTML/text views of a program state: structure, labels, hidden parts, footer, status, escaping, speed."""
+
 from __future__ import annotations
 
 import time
@@ -8,8 +9,19 @@ from typing import Optional
 
 from guidance_lite.display import _CSS, render_html, render_program_html, render_text
 from guidance_lite.models.base import ToolCall, Usage
-from guidance_lite.state import (GEN, MARKER, ROLE_END, TEXT, TOOL_CALL, TOOL_RESULT, VALUE, ProgramState, Span,
-                                 render_role_open, render_tool_call)
+from guidance_lite.state import (
+    GEN,
+    MARKER,
+    ROLE_END,
+    TEXT,
+    TOOL_CALL,
+    TOOL_RESULT,
+    VALUE,
+    ProgramState,
+    Span,
+    render_role_open,
+    render_tool_call,
+)
 from guidance_lite.tools import ToolCallRecord
 
 XSS = [
@@ -39,7 +51,7 @@ class Node:
     def text(self) -> str:
         return "".join(c if isinstance(c, str) else c.text() for c in self.children)
 
-    def find_all(self, cls: Optional[str] = None, tag: Optional[str] = None) -> list["Node"]:
+    def find_all(self, cls: Optional[str] = None, tag: Optional[str] = None) -> list[Node]:
         found = []
         for child in self.children:
             if isinstance(child, Node):
@@ -112,8 +124,16 @@ def messages(builder: TreeBuilder) -> list[tuple[str, str]]:
 
 # ---- building states the way the interpreter does ----------------------------------------------------------------
 
-def role_block(state: ProgramState, role: str, pieces: list[tuple[str, str, Optional[str], Optional[dict]]],
-               *, hidden: bool = False, attrs: Optional[dict] = None, calls: tuple[ToolCall, ...] = ()) -> None:
+
+def role_block(
+    state: ProgramState,
+    role: str,
+    pieces: list[tuple[str, str, Optional[str], Optional[dict]]],
+    *,
+    hidden: bool = False,
+    attrs: Optional[dict] = None,
+    calls: tuple[ToolCall, ...] = (),
+) -> None:
     opened = state.open_role(role, attrs or {}, hidden=hidden)
     for text, kind, variable, meta in pieces:
         state.append(text, kind, variable, meta)
@@ -128,8 +148,11 @@ def role_block(state: ProgramState, role: str, pieces: list[tuple[str, str, Opti
 
 def tool_result(state: ProgramState, record: ToolCallRecord) -> None:
     state.answer_call(record.id)
-    spans = [Span(render_role_open("tool", {"tool_call_id": record.id}), MARKER),
-             Span(record.content, TOOL_RESULT, meta={"record": record}), Span(ROLE_END, MARKER)]
+    spans = [
+        Span(render_role_open("tool", {"tool_call_id": record.id}), MARKER),
+        Span(record.content, TOOL_RESULT, meta={"record": record}),
+        Span(ROLE_END, MARKER),
+    ]
     state.add_record({"role": "tool", "tool_call_id": record.id, "content": record.content}, spans, 0)
     state.tool_calls.append(record)
 
@@ -137,8 +160,9 @@ def tool_result(state: ProgramState, record: ToolCallRecord) -> None:
 def log_gen(state: ProgramState, variable: str, usage: Usage, duration: float, finish: str) -> dict:
     meta = {"usage": usage, "duration": duration, "finish_reason": finish}
     state.usage = state.usage + usage
-    state.gen_log.append({"variable": variable, "usage": usage, "duration": duration, "finish_reason": finish,
-                          "model": "mock"})
+    state.gen_log.append(
+        {"variable": variable, "usage": usage, "duration": duration, "finish_reason": finish, "model": "mock"}
+    )
     return meta
 
 
@@ -146,23 +170,44 @@ def weather_state() -> ProgramState:
     state = ProgramState({"city": "Paris"})
     role_block(state, "system", [("You are a weather bot.", TEXT, None, None)])
     state.append("\n")
-    role_block(state, "user", [("Weather in ", TEXT, None, None), ("Paris", VALUE, None, None),
-                               ("?", TEXT, None, None)])
+    role_block(
+        state, "user", [("Weather in ", TEXT, None, None), ("Paris", VALUE, None, None), ("?", TEXT, None, None)]
+    )
     meta = log_gen(state, "answer", Usage(40, 7, 47), 0.25, "tool_calls")
     call_ok = ToolCall("call_1", "get_weather", '{"city": "Paris", "unit": "C"}')
     call_bad = ToolCall("call_2", "get_time", '{"zone": ')
     role_block(state, "assistant", [("Let me check.", GEN, "answer", meta)], calls=(call_ok, call_bad))
-    tool_result(state, ToolCallRecord("call_1", "get_weather", {"city": "Paris", "unit": "C"},
-                                          call_ok.arguments_json, {"t": 18}, '{"t": 18}', duration=0.012))
-    tool_result(state, ToolCallRecord("call_2", "get_time", None, call_bad.arguments_json,
-                                          content="error: arguments are not valid JSON",
-                                          error="arguments are not valid JSON", error_type="invalid_json"))
+    tool_result(
+        state,
+        ToolCallRecord(
+            "call_1",
+            "get_weather",
+            {"city": "Paris", "unit": "C"},
+            call_ok.arguments_json,
+            {"t": 18},
+            '{"t": 18}',
+            duration=0.012,
+        ),
+    )
+    tool_result(
+        state,
+        ToolCallRecord(
+            "call_2",
+            "get_time",
+            None,
+            call_bad.arguments_json,
+            content="error: arguments are not valid JSON",
+            error="arguments are not valid JSON",
+            error_type="invalid_json",
+        ),
+    )
     meta2 = log_gen(state, "final", Usage(80, 5, 85), 0.5, "stop")
     role_block(state, "assistant", [("It is 18°C.", GEN, "final", meta2)])
     return state
 
 
 # ---- structure -------------------------------------------------------------------------------------------------
+
 
 def test_one_box_per_message_with_role_headers_and_colours():
     builder = assert_safe(render_html(weather_state()))
@@ -171,8 +216,9 @@ def test_one_box_per_message_with_role_headers_and_colours():
     assert boxes[0][1] == "You are a weather bot."
     assert boxes[1][1] == "Weather in Paris?"
     assert "<|im_start|>" not in builder.root.text()  # markers become headers, not text
-    role_classes = [next(c for c in box.classes() if c.startswith("gl-role-"))
-                    for box in builder.root.find_all("gl-msg")]
+    role_classes = [
+        next(c for c in box.classes() if c.startswith("gl-role-")) for box in builder.root.find_all("gl-msg")
+    ]
     assert role_classes[:4] == ["gl-role-system", "gl-role-user", "gl-role-assistant", "gl-role-tool"]
     css_rules = {cls: f".gl-root .{cls}{{" in _CSS or f".gl-root .{cls}," in _CSS for cls in set(role_classes)}
     assert all(css_rules.values()), css_rules
@@ -213,7 +259,7 @@ def test_footer_has_totals_call_count_time_and_per_gen_timing_on_hover():
     text = footer.text()
     assert "tokens: 132" in text and "120 prompt" in text and "12 completion" in text
     assert "2 model calls" in text and "model time 0.75s" in text and "2 tool calls, 1 failed" in text
-    hover = [n.attrs["title"] for n in footer.find_all(tag="span") if "model call" in n.text()][0]
+    hover = next(n.attrs["title"] for n in footer.find_all(tag="span") if "model call" in n.text())
     lines = hover.split("\n")
     assert len(lines) == 2 and "answer" in lines[0] and "0.25s" in lines[0] and "final" in lines[1]
 
@@ -284,6 +330,7 @@ def test_open_role_block_renders_while_running():
 
 # ---- security ------------------------------------------------------------------------------------------------------
 
+
 def hostile_state(payload: str) -> ProgramState:
     state = ProgramState({"x": payload})
     role_block(state, "system", [("rules", TEXT, None, None)])
@@ -291,8 +338,12 @@ def hostile_state(payload: str) -> ProgramState:
     meta = log_gen(state, payload, Usage(1, 1, 2), 0.1, payload)
     call = ToolCall("call_" + payload, payload, '{"a": "' + payload.replace('"', '\\"') + '"}')
     role_block(state, "assistant", [(payload + FORGED, GEN, payload, meta)], calls=(call,))
-    tool_result(state, ToolCallRecord(call.id, payload, {"a": payload}, call.arguments_json, content=payload,
-                                          error=payload, error_type=payload))
+    tool_result(
+        state,
+        ToolCallRecord(
+            call.id, payload, {"a": payload}, call.arguments_json, content=payload, error=payload, error_type=payload
+        ),
+    )
     state.append(payload)  # loose text outside roles
     return state
 
@@ -330,10 +381,13 @@ def test_render_text_neutralises_terminal_escapes():
 
 # ---- program source --------------------------------------------------------------------------------------------
 
+
 def test_program_html_highlights_tags_and_keeps_the_source_exactly():
-    source = ("{{!-- a comment with }} inside --}}\n{{#system}}Be brief.{{/system}}\n{{#user}}{{query}}{{/user}}\n"
-              "{{#assistant}}{{gen 'answer' tools=[get_weather] tool_choice='auto'}}{{/assistant}}\n"
-              "{{#if callable(answer)}}x{{else}}y{{/if}} {{{raw}}} and an unclosed {{gen 'b'")
+    source = (
+        "{{!-- a comment with }} inside --}}\n{{#system}}Be brief.{{/system}}\n{{#user}}{{query}}{{/user}}\n"
+        "{{#assistant}}{{gen 'answer' tools=[get_weather] tool_choice='auto'}}{{/assistant}}\n"
+        "{{#if callable(answer)}}x{{else}}y{{/if}} {{{raw}}} and an unclosed {{gen 'b'"
+    )
     builder = assert_safe(render_program_html(source, name="weather"))
     pre = builder.root.find_all(tag="pre")[0]
     assert pre.text() == source
@@ -349,11 +403,17 @@ def test_program_html_highlights_tags_and_keeps_the_source_exactly():
 
 # ---- text view -------------------------------------------------------------------------------------------------
 
+
 def test_render_text_lists_messages_in_order():
     out = render_text(weather_state())
     assert "\x1b" not in out
-    headers = ("── system ──", "── user ──", "── assistant ──", "── tool tool_call_id=call_1",
-               "── tool tool_call_id=call_2")
+    headers = (
+        "── system ──",
+        "── user ──",
+        "── assistant ──",
+        "── tool tool_call_id=call_1",
+        "── tool tool_call_id=call_2",
+    )
     order = [out.index(h) for h in headers]
     assert order == sorted(order)
     assert "Weather in Paris?" in out
@@ -379,6 +439,7 @@ def test_render_text_marks_hidden_parts():
 
 # ---- speed -----------------------------------------------------------------------------------------------------
 
+
 def big_state(messages_count: int) -> ProgramState:
     """About 4 spans per message: marker, text, gen, marker."""
     state = ProgramState()
@@ -386,8 +447,9 @@ def big_state(messages_count: int) -> ProgramState:
         role = "user" if i % 2 == 0 else "assistant"
         meta = {"usage": Usage(10, 3, 13), "duration": 0.01, "finish_reason": "stop"} if i % 2 else None
         role_block(state, role, [(f"message <{i}> ", TEXT, None, None), (f"gen {i}", GEN, f"v{i}", meta)])
-        state.gen_log.append({"variable": f"v{i}", "usage": Usage(10, 3, 13), "duration": 0.01,
-                              "finish_reason": "stop"})
+        state.gen_log.append(
+            {"variable": f"v{i}", "usage": Usage(10, 3, 13), "duration": 0.01, "finish_reason": "stop"}
+        )
     return state
 
 

@@ -5,10 +5,12 @@ The backend below answers in capitals and calls a tool when the tool choice forc
 interpreter builds (messages or prompt, the offered tools as ToolSpecs, the resolved ToolChoice, select options) and
 streams Deltas then one Completion; stops, events, tool dispatch and the automatic loop come for free.
 """
+
 from __future__ import annotations
 
 import json
-from typing import AsyncIterator, Iterator, Union
+from collections.abc import AsyncIterator, Iterator
+from typing import Union
 
 import pytest
 
@@ -44,7 +46,7 @@ class Shouty(Model):
         else:
             text = request.prompt.splitlines()[-1].upper()
         for start in range(0, len(text), 3):
-            yield Delta(text=text[start:start + 3])
+            yield Delta(text=text[start : start + 3])
         yield Completion([Choice(text, [], "stop")], Usage(1, len(text.split()), 1 + len(text.split())), self.name)
 
 
@@ -66,8 +68,9 @@ def test_it_is_found_by_name_once_registered(registered: None) -> None:
 
 
 def test_a_chat_program_streams_through_it_with_client_side_stops() -> None:
-    program = gl.Program("{{#user}}hello there, friend{{/user}}{{#assistant}}{{gen 'reply' stop=','}}{{/assistant}}",
-                         model=Shouty())
+    program = gl.Program(
+        "{{#user}}hello there, friend{{/user}}{{#assistant}}{{gen 'reply' stop=','}}{{/assistant}}", model=Shouty()
+    )
     events = list(program.stream())
     result = events[-1].result
     assert result["reply"] == "HELLO THERE"
@@ -85,11 +88,12 @@ def test_tools_reach_it_as_specs_and_a_resolved_choice() -> None:
             async for item in super().stream(request):
                 yield item
 
-    template = ("{{#user}}weather?{{/user}}{{#assistant}}{{gen 'answer' tools=[get_weather] tool_choice='required'}}"
-                "{{/assistant}}{{#function}}{{answer()}}{{/function}}{{#assistant}}{{gen 'reply'}}{{/assistant}}")
+    template = (
+        "{{#user}}weather?{{/user}}{{#assistant}}{{gen 'answer' tools=[get_weather] tool_choice='required'}}"
+        "{{/assistant}}{{#function}}{{answer()}}{{/function}}{{#assistant}}{{gen 'reply'}}{{/assistant}}"
+    )
     result = gl.Program(template, model=Recording())(get_weather=get_weather)
-    assert result.messages[2] == {"role": "tool", "tool_call_id": result.tool_calls[0].id,
-                                  "content": "sunny in Paris"}
+    assert result.messages[2] == {"role": "tool", "tool_call_id": result.tool_calls[0].id, "content": "sunny in Paris"}
     assert result["reply"] == "WEATHER?"
     first = seen[0]
     assert [spec.name for spec in first.tools] == ["get_weather"] and first.tools[0].tool.fn is get_weather
@@ -98,11 +102,14 @@ def test_tools_reach_it_as_specs_and_a_resolved_choice() -> None:
 
 
 def test_the_automatic_loop_and_select_run_on_it() -> None:
-    result = gl.Program("{{#user}}weather?{{/user}}{{#assistant}}{{gen 'answer' tools=[get_weather] "
-                        "tool_choice='get_weather' max_rounds=1}}{{/assistant}}", model=Shouty())(
-        get_weather=get_weather)
+    result = gl.Program(
+        "{{#user}}weather?{{/user}}{{#assistant}}{{gen 'answer' tools=[get_weather] "
+        "tool_choice='get_weather' max_rounds=1}}{{/assistant}}",
+        model=Shouty(),
+    )(get_weather=get_weather)
     assert result["answer"] == "WEATHER?"  # the last round asks with tool_choice='none'
     assert [r.result for r in result.tool_calls] == ["sunny in Paris"]
-    chosen = gl.Program("{{#user}}pick{{/user}}{{#assistant}}{{select 'x' options=['yes', 'no']}}{{/assistant}}",
-                        model=Shouty())()
+    chosen = gl.Program(
+        "{{#user}}pick{{/user}}{{#assistant}}{{select 'x' options=['yes', 'no']}}{{/assistant}}", model=Shouty()
+    )()
     assert chosen["x"] == "yes"

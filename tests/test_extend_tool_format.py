@@ -4,12 +4,15 @@ The format below is new to the library: calls are written ``<call name="get_weat
 Once registered it renders prompts, parses outputs (streamed and one-shot alike), is detected from chat templates and
 model names, and constrains generation with GBNF — through the same code paths as the built-in formats.
 """
+
 from __future__ import annotations
 
 import json
-from typing import Iterator, Optional
+from collections.abc import Iterator
+from typing import Optional
 
 import pytest
+from helpers import collect
 
 import guidance_lite as gl
 from guidance_lite import constraints
@@ -18,13 +21,18 @@ from guidance_lite.constraints import GrammarBuilder, separated_calls
 from guidance_lite.models.base import GenRequest
 from guidance_lite.models.completion import OpenAICompletion
 from guidance_lite.testing import ScriptedServer
-from guidance_lite.tool_formats import (FORMATS, ToolFormat, detect_tool_format, get_tool_format,
-                                        register_tool_format, unregister_tool_format)
+from guidance_lite.tool_formats import (
+    FORMATS,
+    ToolFormat,
+    detect_tool_format,
+    get_tool_format,
+    register_tool_format,
+    unregister_tool_format,
+)
 from guidance_lite.tool_formats.history import HistoryItem, arguments_value
 from guidance_lite.tool_formats.json_reader import Malformed, Reader, expect_char, read_json_value
 from guidance_lite.tool_formats.stream_parser import ToolStreamParser
 from guidance_lite.tools import ToolChoice, ToolSpec, make_tool
-from helpers import collect
 
 OPEN, CLOSE = '<call name="', "</call>"
 
@@ -43,13 +51,13 @@ class XmlCallFormat(ToolFormat):
         out: list[dict] = []
         if tools:
             listing = "\n".join(json.dumps(t.definition, ensure_ascii=False) for t in tools)
-            system = f"Call a tool by writing {OPEN}NAME\">{{arguments}}{CLOSE}. Tools:\n{listing}"
+            system = f'Call a tool by writing {OPEN}NAME">{{arguments}}{CLOSE}. Tools:\n{listing}'
             out.append({"role": "system", "content": (system + "\n" + self.choice_instruction(choice)).strip()})
         for item in history:
             if item.role == "tool":
                 out.append({"role": "user", "content": f'<result name="{item.name}">{self.escape(item.text)}</result>'})
             elif item.role == "assistant" and item.calls:
-                calls = "".join(f"{OPEN}{c.name}\">{json.dumps(arguments_value(c))}{CLOSE}" for c in item.calls)
+                calls = "".join(f'{OPEN}{c.name}">{json.dumps(arguments_value(c))}{CLOSE}' for c in item.calls)
                 out.append({"role": "assistant", "content": self.escape(item.text) + calls})
             else:
                 out.append({"role": item.role, "content": self.escape(item.text)})
@@ -116,10 +124,16 @@ CALL_TEXT = '<call name="get_weather">{"city": "Paris"}</call>'
 
 # ---- renders --------------------------------------------------------------------------------------------------------
 def test_it_renders_tools_calls_and_results() -> None:
-    history = ASK + [{"role": "assistant", "content": "Checking.", "tool_calls": [
-                         {"id": "c1", "type": "function", "function": {"name": "get_weather",
-                                                                       "arguments": '{"city": "Paris"}'}}]},
-                     {"role": "tool", "tool_call_id": "c1", "content": "sunny </result><call"}]
+    history = ASK + [
+        {
+            "role": "assistant",
+            "content": "Checking.",
+            "tool_calls": [
+                {"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}
+            ],
+        },
+        {"role": "tool", "tool_call_id": "c1", "content": "sunny </result><call"},
+    ]
     out = get_tool_format("xml_call").prepare_messages(history, [WEATHER], "get_weather")
     assert [m["role"] for m in out] == ["system", "user", "assistant", "user"]
     assert json.dumps(WEATHER.schema()) in out[0]["content"]
@@ -131,29 +145,39 @@ def test_it_renders_tools_calls_and_results() -> None:
 
 
 # ---- parses ---------------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("text, content, calls", [
-    ("It is " + CALL_TEXT, "It is", [("get_weather", {"city": "Paris"})]),
-    (CALL_TEXT + "\n" + CALL_TEXT.replace("Paris", "Rome"), "",
-     [("get_weather", {"city": "Paris"}), ("get_weather", {"city": "Rome"})]),
-    ('<call name="get_weather">{"city": oops}</call> sorry', '<call name="get_weather">{"city": oops}</call> sorry',
-     []),
-    ("no call at all <call", "no call at all <call", []),
-])
+@pytest.mark.parametrize(
+    "text, content, calls",
+    [
+        ("It is " + CALL_TEXT, "It is", [("get_weather", {"city": "Paris"})]),
+        (
+            CALL_TEXT + "\n" + CALL_TEXT.replace("Paris", "Rome"),
+            "",
+            [("get_weather", {"city": "Paris"}), ("get_weather", {"city": "Rome"})],
+        ),
+        (
+            '<call name="get_weather">{"city": oops}</call> sorry',
+            '<call name="get_weather">{"city": oops}</call> sorry',
+            [],
+        ),
+        ("no call at all <call", "no call at all <call", []),
+    ],
+)
 def test_streaming_parses_exactly_like_one_shot(text: str, content: str, calls: list) -> None:
     fmt = get_tool_format("xml_call")
     one_shot = fmt.parse(text)
     assert (one_shot[0], [(c.name, c.arguments) for c in one_shot[1]]) == (content, calls)
     for size in (1, 2, 5):
         parser = fmt.stream_parser()
-        deltas = [d for start in range(0, len(text), size) for d in parser.feed(text[start:start + size])]
+        deltas = [d for start in range(0, len(text), size) for d in parser.feed(text[start : start + size])]
         streamed, streamed_calls, last = parser.finish()
         deltas += last
         assert streamed == content and [(c.name, c.arguments) for c in streamed_calls] == calls
         assert "".join(d.text for d in deltas if d.tool_index is None) == content
         # fragments of an attempt that turned out malformed are superseded by finish(): compare the kept calls
         kept = {d.tool_index for d in deltas if d.tool_id in {c.id for c in streamed_calls}}
-        assert "".join(d.tool_arguments for d in deltas if d.tool_index in kept) == \
-            "".join(c.arguments_json for c in streamed_calls)
+        assert "".join(d.tool_arguments for d in deltas if d.tool_index in kept) == "".join(
+            c.arguments_json for c in streamed_calls
+        )
 
 
 # ---- is detected ----------------------------------------------------------------------------------------------------
@@ -179,29 +203,38 @@ def test_the_call_grammar_is_built_from_the_class() -> None:
 
 
 async def test_a_completion_server_gets_its_prompt_and_grammar_and_its_answer_is_parsed(
-        scripted_server: ScriptedServer) -> None:
+    scripted_server: ScriptedServer,
+) -> None:
     scripted_server.push({"text": CALL_TEXT, "chunk_size": 4})
-    model = OpenAICompletion("scripted-model", base_url=scripted_server.base_url, tool_format="xml_call",
-                             constrain="llama.cpp")
+    model = OpenAICompletion(
+        "scripted-model", base_url=scripted_server.base_url, tool_format="xml_call", constrain="llama.cpp"
+    )
     request = GenRequest(messages_fn=lambda: list(ASK), tools=[WEATHER], tool_choice="get_weather")
     deltas, final = await collect(model, request)
     body = scripted_server.requests[0]
-    assert body["prompt"] == render_chat(get_tool_format("xml_call").prepare_messages(ASK, [WEATHER], "get_weather"),
-                                         "chatml")
+    assert body["prompt"] == render_chat(
+        get_tool_format("xml_call").prepare_messages(ASK, [WEATHER], "get_weather"), "chatml"
+    )
     assert constraints.gbnf_literal('<call name="get_weather">') in body["grammar"]
     (call,) = final.choices[0].tool_calls
-    assert (call.name, call.arguments, final.choices[0].finish_reason) == ("get_weather", {"city": "Paris"},
-                                                                          "tool_calls")
+    assert (call.name, call.arguments, final.choices[0].finish_reason) == (
+        "get_weather",
+        {"city": "Paris"},
+        "tool_calls",
+    )
     assert [d.tool_name for d in deltas if d.tool_name] == ["get_weather"]
 
 
 def test_a_program_calls_tools_through_it(scripted_server: ScriptedServer) -> None:
     scripted_server.push({"text": "Let me check. " + CALL_TEXT}, {"text": "It is sunny in Paris."})
     model = OpenAICompletion("scripted-model", base_url=scripted_server.base_url, tool_format="xml_call")
-    result = gl.Program("{{#user}}Weather in Paris?{{/user}}"
-                        "{{#assistant}}{{gen 'answer' tools=[get_weather]}}{{/assistant}}"
-                        "{{#function}}{{answer()}}{{/function}}"
-                        "{{#assistant}}{{gen 'reply'}}{{/assistant}}", model=model)(get_weather=get_weather)
+    result = gl.Program(
+        "{{#user}}Weather in Paris?{{/user}}"
+        "{{#assistant}}{{gen 'answer' tools=[get_weather]}}{{/assistant}}"
+        "{{#function}}{{answer()}}{{/function}}"
+        "{{#assistant}}{{gen 'reply'}}{{/assistant}}",
+        model=model,
+    )(get_weather=get_weather)
     assert result.messages[1]["content"] == "Let me check."
     assert result.messages[2]["content"] == "sunny in Paris"
     assert result["reply"] == "It is sunny in Paris."
@@ -211,6 +244,7 @@ def test_a_program_calls_tools_through_it(scripted_server: ScriptedServer) -> No
 @pytest.mark.local_model
 async def test_a_local_model_writes_a_valid_call_under_its_grammar() -> None:
     from guidance_lite.models.llamacpp import LlamaCpp
+
     local = LlamaCpp(tool_format="xml_call", n_ctx=1024)
     try:
         request = GenRequest(messages_fn=lambda: list(ASK), tools=[WEATHER], tool_choice="required", max_tokens=40)

@@ -1,6 +1,7 @@
 """Extending the language: a new block and a new command are each one registration beside their handler in one file
 (this one), and every stage reads it: the parser (arity, separators, usage hint), the interpreter (the handler),
 ``gl.analyze`` / ``guidance-lite check`` (the names it binds) and display (how its tags and output look)."""
+
 from __future__ import annotations
 
 import re
@@ -53,8 +54,10 @@ async def fortune(interp: Any, node: Any, name: Optional[str] = None) -> Any:
     return NOTHING
 
 
-TEMPLATE = ("{{#repeat rounds item_name='i' name='counted'}}[{{i}}]{{else}}none{{/repeat}} {{counted}} "
-            "{{fortune 'future'}} {{i}}")
+TEMPLATE = (
+    "{{#repeat rounds item_name='i' name='counted'}}[{{i}}]{{else}}none{{/repeat}} {{counted}} "
+    "{{fortune 'future'}} {{i}}"
+)
 
 
 # ---- the proof -------------------------------------------------------------------------------------------------------
@@ -93,28 +96,37 @@ def test_check_reports_what_the_new_block_and_command_bind(tmp_path: Path, capsy
     (tmp_path / "prog.hbs").write_text(TEMPLATE, encoding="utf-8")
     assert cli.main(["check", str(tmp_path / "prog.hbs")]) == 0
     assert capsys.readouterr().out.splitlines()[1:] == [
-        "variables: rounds, i", "sets: counted, future", "commands: fortune", "blocks: repeat"]
+        "variables: rounds, i",
+        "sets: counted, future",
+        "commands: fortune",
+        "blocks: repeat",
+    ]
 
 
 def test_display_shows_the_new_block_and_labels_the_generating_command() -> None:
-    tags = dict((text, cls) for cls, text in re.findall(r'<span class="([^"]*)">([^<]*)</span>',
-                                                         render_program_html(TEMPLATE)))
+    tags = dict(
+        (text, cls) for cls, text in re.findall(r'<span class="([^"]*)">([^<]*)</span>', render_program_html(TEMPLATE))
+    )
     assert tags["{{#repeat rounds item_name=&#x27;i&#x27; name=&#x27;counted&#x27;}}"] == "gl-tag gl-tag-block"
     assert tags["{{else}}"] == tags["{{/repeat}}"] == "gl-tag gl-tag-block"
     assert tags["{{fortune &#x27;future&#x27;}}"] == "gl-tag gl-tag-gen" and tags["{{i}}"] == "gl-tag"
     result = gl.Program(TEMPLATE, model=gl.models.Mock(), silent=True)(rounds=2, i="x")
     html = result._repr_html_()
-    assert ('<div class="gl-body">[0][1] <span class="gl-value">[0][1]</span> <span class="gl-gen" title="future">'
-            'You will extend a language.<span class="gl-label">future</span></span> ') in html
+    assert (
+        '<div class="gl-body">[0][1] <span class="gl-value">[0][1]</span> <span class="gl-gen" title="future">'
+        'You will extend a language.<span class="gl-label">future</span></span> '
+    ) in html
     assert repr(result).splitlines()[:2] == ["── text ──", "[0][1] [0][1] You will extend a language. x"]
-    assert "\x1b[1;32mYou will extend a language.\x1b[0m\x1b[2;32m⟨future⟩\x1b[0m" in \
-        render_text(result.state, color=True)
+    assert "\x1b[1;32mYou will extend a language.\x1b[0m\x1b[2;32m⟨future⟩\x1b[0m" in render_text(
+        result.state, color=True
+    )
 
 
 def test_the_readme_documents_every_built_in_command_and_block() -> None:
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
-    reference = readme[readme.index("## Template reference"):readme.index("### Errors")]
-    built_in = [name for name, spec in {**COMMANDS, **BLOCKS}.items()
-                if spec.fn.__module__.startswith("guidance_lite.")]
+    reference = readme[readme.index("## Template reference") : readme.index("### Errors")]
+    built_in = [
+        name for name, spec in {**COMMANDS, **BLOCKS}.items() if spec.fn.__module__.startswith("guidance_lite.")
+    ]
     assert len(built_in) > 40
     assert [name for name in built_in if not re.search(rf"(?<![\w.]){re.escape(name)}\b", reference)] == []

@@ -1,4 +1,5 @@
 """Live view: displays once, then updates the same output, throttled; nothing at all outside IPython."""
+
 from __future__ import annotations
 
 import sys
@@ -227,7 +228,7 @@ def test_throttled_update_is_far_cheaper_than_a_render(shell):
     best = float("inf")
     for _ in range(3):
         start = time.perf_counter()
-        for i in range(calls):
+        for _ in range(calls):
             view.update()
         best = min(best, (time.perf_counter() - start) / calls)
     assert view.renders == 1
@@ -240,22 +241,25 @@ def test_live_view_in_a_real_kernel_updates_one_output_in_place(tmp_path):
     import nbformat
     from nbclient import NotebookClient
 
-    code = "\n".join([
-        f"import sys; sys.path.insert(0, {str(live.__file__).rsplit('/guidance_lite/', 1)[0]!r})",
-        "from guidance_lite.live import LiveView, in_ipython",
-        "from guidance_lite.state import GEN, ProgramState",
-        "state = ProgramState()",
-        "state.open_role('assistant', {})",
-        "view = LiveView(state, min_interval=0.0)",
-        "for i in range(5):",
-        "    state.append(f'token{i} ', GEN, 'answer')",
-        "    view.update()",
-        "view.close()",
-        "print(in_ipython(), view.renders)",
-    ])
+    code = "\n".join(
+        [
+            f"import sys; sys.path.insert(0, {str(live.__file__).rsplit('/guidance_lite/', 1)[0]!r})",
+            "from guidance_lite.live import LiveView, in_ipython",
+            "from guidance_lite.state import GEN, ProgramState",
+            "state = ProgramState()",
+            "state.open_role('assistant', {})",
+            "view = LiveView(state, min_interval=0.0)",
+            "for i in range(5):",
+            "    state.append(f'token{i} ', GEN, 'answer')",
+            "    view.update()",
+            "view.close()",
+            "print(in_ipython(), view.renders)",
+        ]
+    )
     notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)])
-    NotebookClient(notebook, kernel_name="python3", timeout=60, resources={"metadata": {"path": str(tmp_path)}}
-                   ).execute()
+    NotebookClient(
+        notebook, kernel_name="python3", timeout=60, resources={"metadata": {"path": str(tmp_path)}}
+    ).execute()
     cell_outputs = notebook.cells[0].outputs
     displays = [o for o in cell_outputs if o.output_type == "display_data"]
     assert len(displays) == 1

@@ -3,19 +3,19 @@
 The server is started once for the module on a free 127.0.0.1 port and killed afterwards. If it can't start, the
 tests fail with its stderr (no skipping): the server extra is part of what ``.ci/install-local`` installs.
 """
+
 from __future__ import annotations
 
 from typing import Any
 
 import pytest
+from helpers import collect
 
 from guidance_lite.models.base import GenRequest
 from guidance_lite.models.completion import OpenAICompletion
 from guidance_lite.models.openai import OpenAI
-from helpers import collect
 
 pytestmark = pytest.mark.local_model
-
 
 
 @pytest.fixture(scope="module")
@@ -29,12 +29,17 @@ class FakeTool:
         self.name, self.parameters = name, parameters
 
     def schema(self) -> dict:
-        return {"type": "function", "function": {"name": self.name, "description": "Weather forecast for a city",
-                                                 "parameters": self.parameters}}
+        return {
+            "type": "function",
+            "function": {
+                "name": self.name,
+                "description": "Weather forecast for a city",
+                "parameters": self.parameters,
+            },
+        }
 
 
-WEATHER = FakeTool("get_weather", {"type": "object", "properties": {"city": {"type": "string"}},
-                                   "required": ["city"]})
+WEATHER = FakeTool("get_weather", {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]})
 
 
 def ask(text: str, **params: Any) -> GenRequest:
@@ -83,8 +88,9 @@ async def test_completion_backend_prompt_with_a_tool(base_url: str) -> None:
     """A forced call: the prompt ends with the start of a hermes call, so the model completes one (greedy decoding;
     the server does not constrain it, so only the shape is checked, not the arguments' schema)."""
     model = OpenAICompletion("smollm2", base_url=base_url, chat_template="chatml", tool_format="hermes")
-    request = ask("Weather in Paris? Call get_weather with city Paris.", tools=[WEATHER], tool_choice="get_weather",
-                  max_tokens=60)
+    request = ask(
+        "Weather in Paris? Call get_weather with city Paris.", tools=[WEATHER], tool_choice="get_weather", max_tokens=60
+    )
     try:
         deltas, final = await collect(model, request)
     finally:

@@ -5,14 +5,15 @@ example still works against the current library (local model, ScriptedServer, Mo
 The kernel must run this test's Python (the venv with guidance_lite's dependencies): the ``python3`` kernelspec is
 checked, and replaced by a temporary one pointing at ``sys.executable`` when it would start another interpreter.
 """
+
 from __future__ import annotations
 
 import json
 import os
 import re
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import nbclient
 import nbformat
@@ -27,7 +28,7 @@ KERNEL_NAME = "python3"
 CELL_TIMEOUT = 300  # seconds per cell
 ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 # ``python`` in a kernelspec's argv is replaced by sys.executable when jupyter_client starts the kernel
-PYTHON_ALIASES = {"python", f"python{sys.version_info[0]}", "python%d.%d" % sys.version_info[:2]}
+PYTHON_ALIASES = {"python", f"python{sys.version_info[0]}", f"python{sys.version_info[0]}.{sys.version_info[1]}"}
 
 pytestmark = pytest.mark.notebook
 
@@ -41,8 +42,11 @@ def test_there_are_at_least_four_notebooks() -> None:
 def test_notebook_is_committed_without_outputs(path: Path) -> None:
     """Outputs and execution counts stay out of the repository (clean diffs, no stale results)."""
     notebook = nbformat.read(path, as_version=4)
-    dirty = [index for index, cell in enumerate(notebook.cells) if cell.cell_type == "code"
-             and (cell.get("outputs") or cell.get("execution_count") is not None)]
+    dirty = [
+        index
+        for index, cell in enumerate(notebook.cells)
+        if cell.cell_type == "code" and (cell.get("outputs") or cell.get("execution_count") is not None)
+    ]
     assert not dirty, f"{path.name}: clear the outputs of cells {dirty} before committing"
 
 
@@ -68,9 +72,15 @@ def kernel_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
         data_dir = tmp_path_factory.mktemp("jupyter")
         kernel_dir = data_dir / "kernels" / KERNEL_NAME
         kernel_dir.mkdir(parents=True)
-        (kernel_dir / "kernel.json").write_text(json.dumps({
-            "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-            "display_name": f"Python {sys.version_info[0]} (guidance_lite tests)", "language": "python"}))
+        (kernel_dir / "kernel.json").write_text(
+            json.dumps(
+                {
+                    "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                    "display_name": f"Python {sys.version_info[0]} (guidance_lite tests)",
+                    "language": "python",
+                }
+            )
+        )
         os.environ["JUPYTER_PATH"] = os.pathsep.join(filter(None, [str(data_dir), saved["JUPYTER_PATH"]]))
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), saved["PYTHONPATH"]]))
     os.environ.pop("OPENAI_API_KEY", None)  # the notebooks must never reach a paid API
@@ -101,8 +111,9 @@ def _describe_failure(notebook: nbformat.NotebookNode, error: Exception) -> str:
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[path.stem for path in NOTEBOOKS])
 def test_notebook_runs_top_to_bottom(path: Path, kernel_env: None) -> None:
     notebook = nbformat.read(path, as_version=4)
-    client = nbclient.NotebookClient(notebook, timeout=CELL_TIMEOUT, kernel_name=KERNEL_NAME,
-                                     resources={"metadata": {"path": str(NOTEBOOK_DIR)}})
+    client = nbclient.NotebookClient(
+        notebook, timeout=CELL_TIMEOUT, kernel_name=KERNEL_NAME, resources={"metadata": {"path": str(NOTEBOOK_DIR)}}
+    )
     try:
         client.execute()
     except (CellExecutionError, CellTimeoutError) as error:

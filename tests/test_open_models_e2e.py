@@ -10,17 +10,20 @@ prompt shows one call); what is asserted is what the library promises, whatever 
 What each request carried is recorded by wrapping the backend's ``stream``, and what the model actually received is
 read back from the backend (the rendered prompt tokens, or the exact JSON body sent to the server).
 """
+
 from __future__ import annotations
 
 import contextlib
 import json
 import threading
 import time
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator, Iterator
+from typing import Any
 
 import jsonschema
 import pytest
+from helpers import assert_every_call_answered
 
 import guidance_lite as gl
 from guidance_lite import events as ev
@@ -28,7 +31,6 @@ from guidance_lite.models.base import GenRequest, Model
 from guidance_lite.models.llamacpp import LlamaCpp
 from guidance_lite.runner import run_sync
 from guidance_lite.tools import make_tool
-from helpers import assert_every_call_answered
 
 pytestmark = pytest.mark.local_model
 
@@ -94,8 +96,11 @@ class Backend:
     def sent_text(self, request: GenRequest) -> str:
         """What reached the model for ``request``: the prompt tokens as text, or the JSON body sent over HTTP."""
         if isinstance(self.model, LlamaCpp):
-            return self.model.load().detokenize(self.model.encode_request(request), special=True).decode(
-                "utf-8", "replace")
+            return (
+                self.model.load()
+                .detokenize(self.model.encode_request(request), special=True)
+                .decode("utf-8", "replace")
+            )
         return json.dumps(self.model.request_body(request), ensure_ascii=False)  # type: ignore[attr-defined]
 
 
@@ -106,9 +111,13 @@ def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> 
         model: Model = request.getfixturevalue("local_model")
     else:
         url = request.getfixturevalue("server_url")
-        model = gl.models.OpenAI("smollm2", base_url=url) if name == "server-chat" else \
-            gl.models.OpenAICompletion("smollm2", base_url=url, chat_template="chatml", tool_format="hermes",
-                                       constrain="llama.cpp")
+        model = (
+            gl.models.OpenAI("smollm2", base_url=url)
+            if name == "server-chat"
+            else gl.models.OpenAICompletion(
+                "smollm2", base_url=url, chat_template="chatml", tool_format="hermes", constrain="llama.cpp"
+            )
+        )
     under_test = Backend(name, model)
     original = model.stream
 
@@ -153,9 +162,11 @@ def test_plain_gen_sets_the_variable_and_counts_usage(backend: Backend) -> None:
     result = backend.run(PLAIN)
     answer = result["answer"]
     assert isinstance(answer, str) and answer.strip()
-    assert result.messages == [{"role": "system", "content": "You are a helpful assistant."},
-                               {"role": "user", "content": "What is the capital of France?"},
-                               {"role": "assistant", "content": answer}]
+    assert result.messages == [
+        {"role": "system", "content": "You are a helpful assistant."},
+        {"role": "user", "content": "What is the capital of France?"},
+        {"role": "assistant", "content": answer},
+    ]
     usage = result.usage
     assert not usage.estimated  # llama.cpp counts, and the server reports usage for unstreamed replies
     assert usage.prompt_tokens > 0 and 0 < usage.completion_tokens <= 16
@@ -179,8 +190,9 @@ def test_streamed_gen_deltas_concatenate_to_the_variable(backend: Backend) -> No
     assert text_of(events, "answer") == answer
     last_delta = max(i for i, e in enumerate(events) if isinstance(e, ev.TextDelta))
     (set_at,) = [i for i, e in enumerate(events) if isinstance(e, ev.VariableSet) and e.name == "answer"]
-    (added_at,) = [i for i, e in enumerate(events)
-                   if isinstance(e, ev.MessageAdded) and e.message["role"] == "assistant"]
+    (added_at,) = [
+        i for i, e in enumerate(events) if isinstance(e, ev.MessageAdded) and e.message["role"] == "assistant"
+    ]
     assert last_delta < set_at < added_at
     assert events[set_at].value == answer and events[added_at].message == {"role": "assistant", "content": answer}
     assert result.usage.completion_tokens > 0
@@ -200,8 +212,9 @@ FORCED_CALL = """{{#system~}}{{instructions}}{{~/system}}
 
 @pytest.mark.parametrize("choice", ["get_weather", "required"])
 def test_forced_tool_call_explicit_loop(backend: Backend, choice: str) -> None:
-    events, result = backend.stream(FORCED_CALL, instructions=INSTRUCTIONS, question=QUESTION,
-                                    tools=[get_weather], choice=choice, parallel=None)
+    events, result = backend.stream(
+        FORCED_CALL, instructions=INSTRUCTIONS, question=QUESTION, tools=[get_weather], choice=choice, parallel=None
+    )
     answer = result["answer"]
     assert callable(answer), model_said(answer)
     (call,) = answer.tool_calls
@@ -284,8 +297,14 @@ def test_select_picks_one_of_the_options(backend: Backend) -> None:
 
 # ---- 6. error feedback ----------------------------------------------------------------------------------------
 def test_a_failing_tool_is_reported_to_the_model_and_the_program_continues(backend: Backend) -> None:
-    result = backend.run(FORCED_CALL, instructions=INSTRUCTIONS, question=QUESTION, tools=[broken_weather],
-                         choice="get_weather", parallel=None)
+    result = backend.run(
+        FORCED_CALL,
+        instructions=INSTRUCTIONS,
+        question=QUESTION,
+        tools=[broken_weather],
+        choice="get_weather",
+        parallel=None,
+    )
     answer = result["answer"]
     assert callable(answer), model_said(answer)
     (call,) = answer.tool_calls
@@ -320,12 +339,19 @@ def test_parallel_calls_run_concurrently(backend: Backend) -> None:
             with lock:
                 spans.append((fn.__name__, started, time.perf_counter()))
             return fn(city)
+
         run.__name__, run.__doc__ = fn.__name__, fn.__doc__
         return run
 
     choice = "required" if backend.name == "local" else "get_weather"
-    result = backend.run(FORCED_CALL, instructions=INSTRUCTIONS, question=QUESTION, choice=choice, parallel=True,
-                         tools=[timed(get_weather), timed(get_time)])
+    result = backend.run(
+        FORCED_CALL,
+        instructions=INSTRUCTIONS,
+        question=QUESTION,
+        choice=choice,
+        parallel=True,
+        tools=[timed(get_weather), timed(get_time)],
+    )
     answer = result["answer"]
     assert callable(answer), model_said(answer)
     calls = answer.tool_calls

@@ -1,4 +1,5 @@
 """The OpenAI backend through the real openai SDK, over HTTP, against ScriptedServer on 127.0.0.1."""
+
 from __future__ import annotations
 
 import asyncio
@@ -7,13 +8,13 @@ from typing import Any, Optional
 
 import openai as openai_sdk
 import pytest
+from helpers import collect
 
 from guidance_lite import tokens
 from guidance_lite.models.base import GenRequest, ModelError
 from guidance_lite.models.openai import OpenAI
 from guidance_lite.models.openai.translation import stable_call_id
 from guidance_lite.testing import ScriptedServer
-from helpers import collect
 
 SECRET_KEY = "sk-test-9f8e7d6c5b4a39281706"
 
@@ -26,9 +27,14 @@ class StubTool:
         self.properties = properties or {}
 
     def schema(self) -> dict:
-        return {"type": "function", "function": {
-            "name": self.name, "description": f"{self.name} tool",
-            "parameters": {"type": "object", "properties": self.properties, "required": list(self.properties)}}}
+        return {
+            "type": "function",
+            "function": {
+                "name": self.name,
+                "description": f"{self.name} tool",
+                "parameters": {"type": "object", "properties": self.properties, "required": list(self.properties)},
+            },
+        }
 
 
 WEATHER = StubTool("get_weather", {"city": {"type": "string"}})
@@ -90,8 +96,9 @@ async def test_two_choices(model: OpenAI, scripted_server: ScriptedServer, strea
 
 # ---- tool calls ----------------------------------------------------------------------------------------------
 async def test_streamed_tool_call_split_mid_string(model: OpenAI, scripted_server: ScriptedServer) -> None:
-    scripted_server.push({"tool_calls": [{"id": "call_abc", "name": "get_weather", "arguments": {"city": "Paris"}}],
-                          "chunk_size": 3})
+    scripted_server.push(
+        {"tool_calls": [{"id": "call_abc", "name": "get_weather", "arguments": {"city": "Paris"}}], "chunk_size": 3}
+    )
     deltas, final = await collect(model, make_request([{"role": "user", "content": "weather?"}], tools=[WEATHER]))
     tool_deltas = [d for d in deltas if d.tool_index is not None]
     assert tool_deltas[0].tool_id == "call_abc" and tool_deltas[0].tool_name == "get_weather"
@@ -106,9 +113,17 @@ async def test_streamed_tool_call_split_mid_string(model: OpenAI, scripted_serve
 
 
 async def test_parallel_tool_calls_without_ids_get_ids(model: OpenAI, scripted_server: ScriptedServer) -> None:
-    scripted_server.push({"content": "Checking.", "omit_ids": True, "chunk_size": 3, "tool_calls": [
-        {"name": "get_weather", "arguments": {"city": "Paris"}},
-        {"name": "get_time", "arguments": '{"zone": "CET"}'}]})
+    scripted_server.push(
+        {
+            "content": "Checking.",
+            "omit_ids": True,
+            "chunk_size": 3,
+            "tool_calls": [
+                {"name": "get_weather", "arguments": {"city": "Paris"}},
+                {"name": "get_time", "arguments": '{"zone": "CET"}'},
+            ],
+        }
+    )
     request = make_request([{"role": "user", "content": "both"}], tools=[WEATHER, TIME], parallel_tool_calls=True)
     deltas, final = await collect(model, request)
     firsts = {d.tool_index: d for d in deltas if d.tool_id is not None}
@@ -137,9 +152,18 @@ async def test_conversation_with_tool_results_is_normalized(model: OpenAI, scrip
     messages = [
         {"role": "system", "content": "Be brief."},
         {"role": "user", "content": "Weather in Paris and Rome?", "_line": 3},
-        {"role": "assistant", "content": None, "tool_calls": [
-            {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": {"city": "Paris"}}},
-            {"id": "", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Rome"}'}}]},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": "call_1",
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": {"city": "Paris"}},
+                },
+                {"id": "", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Rome"}'}},
+            ],
+        },
         {"role": "tool", "tool_call_id": "call_1", "content": "18C"},
         {"role": "tool", "tool_call_id": "", "content": "25C"},
     ]
@@ -151,11 +175,22 @@ async def test_conversation_with_tool_results_is_normalized(model: OpenAI, scrip
     assert sent == [
         {"role": "system", "content": "Be brief."},
         {"role": "user", "content": "Weather in Paris and Rome?"},
-        {"role": "assistant", "content": "", "tool_calls": [
-            {"id": "call_1", "type": "function",
-             "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}},
-            {"id": generated, "type": "function",
-             "function": {"name": "get_weather", "arguments": '{"city": "Rome"}'}}]},
+        {
+            "role": "assistant",
+            "content": "",
+            "tool_calls": [
+                {
+                    "id": "call_1",
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'},
+                },
+                {
+                    "id": generated,
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": '{"city": "Rome"}'},
+                },
+            ],
+        },
         {"role": "tool", "tool_call_id": "call_1", "content": "18C"},
         {"role": "tool", "tool_call_id": generated, "content": "25C"},
     ]
@@ -171,10 +206,15 @@ async def test_tool_message_without_any_call_id_is_an_error(model: OpenAI, scrip
     assert scripted_server.requests == []
 
 
-@pytest.mark.parametrize("choice, expected", [
-    ("auto", "auto"), ("required", "required"), ("none", "none"),
-    ("get_time", {"type": "function", "function": {"name": "get_time"}}),
-])
+@pytest.mark.parametrize(
+    "choice, expected",
+    [
+        ("auto", "auto"),
+        ("required", "required"),
+        ("none", "none"),
+        ("get_time", {"type": "function", "function": {"name": "get_time"}}),
+    ],
+)
 async def test_tool_choice_shapes(model: OpenAI, scripted_server: ScriptedServer, choice: str, expected: Any) -> None:
     if choice in ("required", "get_time"):  # a forced choice must come back as a call
         scripted_server.push({"tool_calls": [{"name": "get_time", "arguments": {}}]})
@@ -207,8 +247,9 @@ async def test_unknown_tool_choice_fails_before_sending(model: OpenAI, scripted_
     assert scripted_server.requests == []
 
 
-async def test_parallel_tool_calls_false_is_sent_only_with_tools(model: OpenAI,
-                                                                 scripted_server: ScriptedServer) -> None:
+async def test_parallel_tool_calls_false_is_sent_only_with_tools(
+    model: OpenAI, scripted_server: ScriptedServer
+) -> None:
     await collect(model, make_request([{"role": "user", "content": "x"}], tools=[WEATHER], parallel_tool_calls=False))
     await collect(model, make_request([{"role": "user", "content": "x"}], parallel_tool_calls=False))
     with_tools, without_tools = chat_bodies(scripted_server)
@@ -218,10 +259,22 @@ async def test_parallel_tool_calls_false_is_sent_only_with_tools(model: OpenAI,
 
 
 async def test_sampling_parameters_and_params_merge(scripted_server: ScriptedServer) -> None:
-    model = OpenAI("scripted-model", base_url=scripted_server.base_url, temperature=0.9, frequency_penalty=0.5,
-                   extra_body={"top_k": 20})
-    request = make_request([{"role": "user", "content": "x"}], stop=["a", "b", "c", "d", "e", ""], max_tokens=7,
-                           temperature=0.0, top_p=0.5, seed=11, extra={"frequency_penalty": 0.1, "logprobs": True})
+    model = OpenAI(
+        "scripted-model",
+        base_url=scripted_server.base_url,
+        temperature=0.9,
+        frequency_penalty=0.5,
+        extra_body={"top_k": 20},
+    )
+    request = make_request(
+        [{"role": "user", "content": "x"}],
+        stop=["a", "b", "c", "d", "e", ""],
+        max_tokens=7,
+        temperature=0.0,
+        top_p=0.5,
+        seed=11,
+        extra={"frequency_penalty": 0.1, "logprobs": True},
+    )
     await collect(model, request)
     body = chat_bodies(scripted_server)[0]
     assert body["stop"] == ["a", "b", "c", "d"]  # OpenAI takes 4; the interpreter enforces the rest
@@ -270,8 +323,9 @@ async def test_context_window_is_checked_before_sending(scripted_server: Scripte
 
 # ---- retries and broken streams -----------------------------------------------------------------------------
 @pytest.mark.parametrize("status", [429, 500])
-async def test_sdk_retries_rate_limits_and_server_errors(model: OpenAI, scripted_server: ScriptedServer,
-                                                         status: int) -> None:
+async def test_sdk_retries_rate_limits_and_server_errors(
+    model: OpenAI, scripted_server: ScriptedServer, status: int
+) -> None:
     scripted_server.push({"status": status, "retry_after": 0.01}, "recovered")
     _, final = await collect(model, user())
     assert final.choices[0].text == "recovered"
@@ -313,9 +367,18 @@ async def test_stream_dropped_after_content_raises(model: OpenAI, scripted_serve
 
 # ---- server refusals and other errors --------------------------------------------------------------------------
 async def test_vllm_auto_tool_choice_refusal(model: OpenAI, scripted_server: ScriptedServer) -> None:
-    scripted_server.push({"status": 400, "error_body": {
-        "object": "error", "type": "BadRequestError", "param": None, "code": 400,
-        "message": '"auto" tool choice requires --enable-auto-tool-choice and --tool-call-parser to be set'}})
+    scripted_server.push(
+        {
+            "status": 400,
+            "error_body": {
+                "object": "error",
+                "type": "BadRequestError",
+                "param": None,
+                "code": 400,
+                "message": '"auto" tool choice requires --enable-auto-tool-choice and --tool-call-parser to be set',
+            },
+        }
+    )
     with pytest.raises(ModelError) as info:
         await collect(model, make_request([{"role": "user", "content": "x"}], tools=[WEATHER], tool_choice="auto"))
     text = str(info.value)
@@ -355,8 +418,7 @@ async def test_connection_refused_names_the_base_url() -> None:
 # ---- usage ---------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("stream", [True, False])
 async def test_usage_from_the_server(model: OpenAI, scripted_server: ScriptedServer, stream: bool) -> None:
-    scripted_server.push({"content": "hi", "usage": {"prompt_tokens": 11, "completion_tokens": 2,
-                                                     "total_tokens": 13}})
+    scripted_server.push({"content": "hi", "usage": {"prompt_tokens": 11, "completion_tokens": 2, "total_tokens": 13}})
     request = user()
     request.stream = stream
     _, final = await collect(model, request)
@@ -370,8 +432,9 @@ async def test_usage_estimated_when_the_server_sends_none(model: OpenAI, scripte
     _, final = await collect(model, user("count me"))
     usage = final.usage
     assert usage is not None and usage.estimated is True
-    assert usage.prompt_tokens == tokens.count_message_tokens([{"role": "user", "content": "count me"}],
-                                                              "scripted-model")
+    assert usage.prompt_tokens == tokens.count_message_tokens(
+        [{"role": "user", "content": "count me"}], "scripted-model"
+    )
     assert usage.completion_tokens == tokens.count_tokens("a fairly long answer with several words")
     assert usage.total_tokens == usage.prompt_tokens + usage.completion_tokens
 
@@ -379,8 +442,9 @@ async def test_usage_estimated_when_the_server_sends_none(model: OpenAI, scripte
 # ---- cache ---------------------------------------------------------------------------------------------------
 async def test_cache_replays_deterministic_requests(scripted_server: ScriptedServer, tmp_path: Any) -> None:
     model = OpenAI("scripted-model", base_url=scripted_server.base_url, cache=tmp_path / "c.sqlite")
-    scripted_server.push({"content": "Let me check.", "tool_calls": [{"name": "get_weather",
-                                                                       "arguments": {"city": "Rome"}}]})
+    scripted_server.push(
+        {"content": "Let me check.", "tool_calls": [{"name": "get_weather", "arguments": {"city": "Rome"}}]}
+    )
     request = make_request([{"role": "user", "content": "x"}], tools=[WEATHER], temperature=0)
     first_deltas, first = await collect(model, request)
     again = make_request([{"role": "user", "content": "x"}], tools=[WEATHER], temperature=0, stream=False)
@@ -407,8 +471,9 @@ async def test_cache_skips_sampled_requests(scripted_server: ScriptedServer, tmp
     assert b.cached and a.choices == b.choices and len(chat_bodies(scripted_server)) == 5
 
 
-async def test_cache_true_uses_the_cache_dir_env(scripted_server: ScriptedServer, tmp_path: Any,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_cache_true_uses_the_cache_dir_env(
+    scripted_server: ScriptedServer, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("GUIDANCE_LITE_CACHE_DIR", str(tmp_path))
     model = OpenAI("scripted-model", base_url=scripted_server.base_url, cache=True)
     await collect(model, make_request([{"role": "user", "content": "x"}], seed=1))
@@ -433,8 +498,9 @@ async def test_real_tool_schema_is_sent(model: OpenAI, scripted_server: Scripted
 
     tool = Tool("get_weather", get_weather)
     scripted_server.push({"tool_calls": [{"name": "get_weather", "arguments": {"city": "Lima"}}]})
-    _, final = await collect(model, make_request([{"role": "user", "content": "x"}], tools=[tool],
-                                                 tool_choice="get_weather"))
+    _, final = await collect(
+        model, make_request([{"role": "user", "content": "x"}], tools=[tool], tool_choice="get_weather")
+    )
     body = chat_bodies(scripted_server)[0]
     assert body["tools"] == [tool.schema()]
     assert body["tool_choice"] == {"type": "function", "function": {"name": "get_weather"}}
@@ -502,11 +568,12 @@ async def test_concurrent_requests_share_one_client(model: OpenAI, scripted_serv
 @pytest.mark.parametrize("streamed", [True, False])
 def test_select_is_a_forced_call_with_an_enum_of_the_options(scripted_server, streamed) -> None:
     import guidance_lite as gl
-    scripted_server.push({"tool_calls": [{"name": "select_option", "arguments": {"option": "no"}}],
-                          "chunk_size": 3})
+
+    scripted_server.push({"tool_calls": [{"name": "select_option", "arguments": {"option": "no"}}], "chunk_size": 3})
     model = gl.models.OpenAI("scripted-model", base_url=scripted_server.base_url)
-    program = gl.Program("{{#user}}Is it raining?{{/user}}{{#assistant}}{{select 'x' options=['yes', 'no']}}"
-                         "{{/assistant}}", model=model)
+    program = gl.Program(
+        "{{#user}}Is it raining?{{/user}}{{#assistant}}{{select 'x' options=['yes', 'no']}}{{/assistant}}", model=model
+    )
     events = list(program.stream()) if streamed else None
     result = events[-1].result if streamed else program()
     assert result["x"] == "no"
@@ -521,17 +588,21 @@ def test_select_is_a_forced_call_with_an_enum_of_the_options(scripted_server, st
 
 def test_select_falls_back_to_matching_text_when_the_server_ignores_the_call(scripted_server) -> None:
     import guidance_lite as gl
+
     scripted_server.push("yes")
     model = gl.models.OpenAI("scripted-model", base_url=scripted_server.base_url)
-    result = gl.Program("{{#user}}q{{/user}}{{#assistant}}{{select 'x' options=['yes', 'no']}}{{/assistant}}",
-                        model=model)()
+    result = gl.Program(
+        "{{#user}}q{{/user}}{{#assistant}}{{select 'x' options=['yes', 'no']}}{{/assistant}}", model=model
+    )()
     assert result["x"] == "yes"
 
 
 def test_select_without_tools_sends_a_plain_request(scripted_server) -> None:
     import guidance_lite as gl
+
     scripted_server.push("no")
     model = gl.models.OpenAI("scripted-model", base_url=scripted_server.base_url, select_with_tools=False)
-    result = gl.Program("{{#user}}q{{/user}}{{#assistant}}{{select 'x' options=['yes', 'no']}}{{/assistant}}",
-                        model=model)()
+    result = gl.Program(
+        "{{#user}}q{{/user}}{{#assistant}}{{select 'x' options=['yes', 'no']}}{{/assistant}}", model=model
+    )()
     assert result["x"] == "no" and "tools" not in scripted_server.requests[0]

@@ -1,5 +1,6 @@
 """The parser's fast path (regex split + per-tag memo) must agree with the full Lark parse on every input:
 same AST (positions included for template nodes) or the same syntax error."""
+
 from __future__ import annotations
 
 import json
@@ -37,9 +38,20 @@ def test_paths_agree_on_every_spec_template():
 
 
 TRICKY = [
-    "{{set {'a': {'b': 1}}}}", '{"n": {{n}}}', "{{x}}}}", "a\\{{b}} {{!-- }} --}} c", "{{gen 'a}}b' stop='}}'}}",
-    "{{~#if x~}} y {{~else~}} z {{~/if}}", "{{#each items}}\n{{this}}\n{{/each}}", "{{", "}}", "{{x", "{{'a}}",
-    "{{! short }} {{~!-- long --~}}", "{{>p 1 k=2}}", "{{#select 'x'}}a{{or}}b{{/select}}",
+    "{{set {'a': {'b': 1}}}}",
+    '{"n": {{n}}}',
+    "{{x}}}}",
+    "a\\{{b}} {{!-- }} --}} c",
+    "{{gen 'a}}b' stop='}}'}}",
+    "{{~#if x~}} y {{~else~}} z {{~/if}}",
+    "{{#each items}}\n{{this}}\n{{/each}}",
+    "{{",
+    "}}",
+    "{{x",
+    "{{'a}}",
+    "{{! short }} {{~!-- long --~}}",
+    "{{>p 1 k=2}}",
+    "{{#select 'x'}}a{{or}}b{{/select}}",
 ]
 
 
@@ -48,9 +60,43 @@ def test_paths_agree_on_tricky_inputs():
         assert outcome(source, True) == outcome(source, False), source
 
 
-PIECES = ["{{", "}}", "{{~", "~}}", "#if x", "/if", "#each xs", "/each", "else", "'a'", '"b}}"', "{", "}",
-          "\\{{", "!--", "--", "!", " ", "\n", "gen 'v'", "x", "=", "1", "(", ")", "[", "]", ",", "text", "~",
-          "or", "elif y", ">", "@index", "this.a"]
+PIECES = [
+    "{{",
+    "}}",
+    "{{~",
+    "~}}",
+    "#if x",
+    "/if",
+    "#each xs",
+    "/each",
+    "else",
+    "'a'",
+    '"b}}"',
+    "{",
+    "}",
+    "\\{{",
+    "!--",
+    "--",
+    "!",
+    " ",
+    "\n",
+    "gen 'v'",
+    "x",
+    "=",
+    "1",
+    "(",
+    ")",
+    "[",
+    "]",
+    ",",
+    "text",
+    "~",
+    "or",
+    "elif y",
+    ">",
+    "@index",
+    "this.a",
+]
 
 
 @settings(max_examples=400, deadline=None)
@@ -87,7 +133,13 @@ def test_error_positions_come_from_the_lexer() -> None:
 def test_source_pieces_cover_the_source_even_when_it_does_not_parse() -> None:
     source = "a \\{{b}} {{!-- c --}}{{#if x}}{{gen 'v'}}{{/if}} {{{raw}}} {{x}}} {{unclosed 'y"
     pieces = parser.source_pieces(source)
-    assert "".join(source[p.start:p.end] for p in pieces) == source
+    assert "".join(source[p.start : p.end] for p in pieces) == source
     assert [(p.kind, p.head) for p in pieces if p.kind not in ("text", "escaped")] == [
-        ("comment", None), ("open", "if"), ("output", "gen"), ("close", "if"), ("tag", None), ("tag", None)]
-    assert pieces[-1].kind == "text" and source[pieces[-1].start:] == "{{unclosed 'y"
+        ("comment", None),
+        ("open", "if"),
+        ("output", "gen"),
+        ("close", "if"),
+        ("tag", None),
+        ("tag", None),
+    ]
+    assert pieces[-1].kind == "text" and source[pieces[-1].start :] == "{{unclosed 'y"

@@ -1,5 +1,6 @@
 """The runtime's building blocks on their own: the interpreter's ``failures_at`` and ``set_variable``, the state's
 ``hidden`` scopes, copy-on-write variables, and errors that pickle and share one root."""
+
 from __future__ import annotations
 
 import pickle
@@ -26,8 +27,14 @@ def _no_templates(value: Any, name: str) -> tuple[n.Template, dict]:
 
 
 def make_interpreter(variables: dict | None = None, **options: Any) -> Interpreter:
-    return Interpreter(ProgramState(variables), None, "line one\n  {{tag}}\n", options, pause=_never_pauses,
-                       load_template=_no_templates)
+    return Interpreter(
+        ProgramState(variables),
+        None,
+        "line one\n  {{tag}}\n",
+        options,
+        pause=_never_pauses,
+        load_template=_no_templates,
+    )
 
 
 TAG = n.Text(2, 3, "tag")  # a node on line 2, column 3 of the source above
@@ -36,9 +43,8 @@ TAG = n.Text(2, 3, "tag")  # a node on line 2, column 3 of the source above
 # ---- failures_at -------------------------------------------------------------------------------------------------
 def test_failures_at_turns_a_failure_into_an_error_at_the_node():
     interp = make_interpreter()
-    with pytest.raises(TemplateRuntimeError) as info:
-        with interp.failures_at(TAG):
-            raise ValueError("bad value")
+    with pytest.raises(TemplateRuntimeError) as info, interp.failures_at(TAG):
+        raise ValueError("bad value")
     err = info.value
     assert (err.line, err.col, err.message) == (2, 3, "ValueError: bad value")
     assert "{{tag}}" in str(err) and isinstance(err.__cause__, ValueError)
@@ -47,21 +53,18 @@ def test_failures_at_turns_a_failure_into_an_error_at_the_node():
 def test_failures_at_lets_errors_with_a_line_and_loop_signals_through():
     interp = make_interpreter()
     inner = TemplateRuntimeError("already placed", line=7)
-    with pytest.raises(TemplateRuntimeError) as info:
-        with interp.failures_at(TAG):
-            raise inner
+    with pytest.raises(TemplateRuntimeError) as info, interp.failures_at(TAG):
+        raise inner
     assert info.value is inner
-    with pytest.raises(BreakLoop) as loop:
-        with interp.failures_at(TAG):
-            raise BreakLoop()
+    with pytest.raises(BreakLoop) as loop, interp.failures_at(TAG):
+        raise BreakLoop()
     assert loop.value.node is TAG  # so "{{break}} outside of a loop" can name the tag
 
 
 def test_failures_at_names_a_missing_variable_and_suggests_close_names():
     interp = make_interpreter({"question": "?"})
-    with pytest.raises(TemplateRuntimeError) as info:
-        with interp.failures_at(TAG):
-            interp.lookup("questoin")
+    with pytest.raises(TemplateRuntimeError) as info, interp.failures_at(TAG):
+        interp.lookup("questoin")
     assert "'questoin' is not defined" in info.value.message and "'question'" in info.value.hint
 
 
@@ -118,9 +121,8 @@ def test_hidden_false_writes_visibly_and_hidden_closes_on_failure():
     with state.hidden(False) as scope:
         assert scope is None
         state.append("plain")
-    with pytest.raises(RuntimeError):
-        with state.hidden(True):
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError), state.hidden(True):
+        raise RuntimeError("boom")
     assert state.open_scopes == [] and state.text == "plain"
 
 
@@ -155,7 +157,8 @@ def test_bookkeeping_errors_are_library_errors_and_value_errors():
 def test_partials_and_parse_load_templates_through_the_program():
     inner = gl.Program("[{{who}}{{args[0]}}]", who="default ")
     result = gl.Program("{{>inner 1}}{{>text who='t'}}{{parse code}}")(
-        inner=inner, text="<{{who}}>", code="{{set 'x' 5}}{{x}}")
+        inner=inner, text="<{{who}}>", code="{{set 'x' 5}}{{x}}"
+    )
     assert result.text == "[default 1]<t>5"
     with pytest.raises(TemplateRuntimeError, match="a partial must be a Program or a template string, got int"):
         gl.Program("{{>p}}")(p=3)

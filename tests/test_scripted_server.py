@@ -1,4 +1,5 @@
 """ScriptedServer speaks OpenAI's wire format: checked with the real openai SDK and with raw HTTP."""
+
 from __future__ import annotations
 
 import asyncio
@@ -29,7 +30,7 @@ def raw_post(server: ScriptedServer, path: str, body: dict) -> tuple[int, dict, 
 
 
 def sse_events(data: bytes) -> list:
-    events = [line[len(b"data: "):] for line in data.split(b"\n") if line.startswith(b"data: ")]
+    events = [line[len(b"data: ") :] for line in data.split(b"\n") if line.startswith(b"data: ")]
     assert events[-1] == b"[DONE]"
     return [json.loads(e) for e in events[:-1]]
 
@@ -81,10 +82,14 @@ def test_push_checks_replies() -> None:
 
 
 def test_streamed_text_and_usage(scripted_server: ScriptedServer) -> None:
-    scripted_server.push({"content": "Hello streaming world", "usage": {"prompt_tokens": 5, "completion_tokens": 3,
-                                                                      "total_tokens": 8}})
-    chunks = list(client(scripted_server).chat.completions.create(
-        model="m", messages=MESSAGES, stream=True, stream_options={"include_usage": True}))
+    scripted_server.push(
+        {"content": "Hello streaming world", "usage": {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8}}
+    )
+    chunks = list(
+        client(scripted_server).chat.completions.create(
+            model="m", messages=MESSAGES, stream=True, stream_options={"include_usage": True}
+        )
+    )
     pieces = [c.choices[0].delta.content for c in chunks if c.choices and c.choices[0].delta.content]
     assert pieces == ["Hello", " streaming", " world"]
     assert chunks[0].choices[0].delta.role == "assistant"
@@ -101,18 +106,26 @@ def test_streamed_usage_only_when_asked(scripted_server: ScriptedServer) -> None
 
 
 def test_streamed_parallel_tool_calls_look_like_openai(scripted_server: ScriptedServer) -> None:
-    scripted_server.push({"chunk_size": 3, "tool_calls": [
-        {"id": "call_a", "name": "get_weather", "arguments": {"city": "Paris"}},
-        {"name": "get_time", "arguments": '{"zone": "UTC"}'}]})
-    status, headers, data = raw_post(scripted_server, "/v1/chat/completions",
-                                     {"model": "m", "messages": MESSAGES, "stream": True})
+    scripted_server.push(
+        {
+            "chunk_size": 3,
+            "tool_calls": [
+                {"id": "call_a", "name": "get_weather", "arguments": {"city": "Paris"}},
+                {"name": "get_time", "arguments": '{"zone": "UTC"}'},
+            ],
+        }
+    )
+    status, headers, data = raw_post(
+        scripted_server, "/v1/chat/completions", {"model": "m", "messages": MESSAGES, "stream": True}
+    )
     assert status == 200 and headers["Content-Type"] == "text/event-stream"
     deltas = [e["choices"][0]["delta"] for e in sse_events(data)]
     tool_deltas = [d["tool_calls"][0] for d in deltas if "tool_calls" in d]
     heads = [t for t in tool_deltas if "id" in t]
     assert [(h["index"], h["type"], h["function"]) for h in heads] == [
         (0, "function", {"name": "get_weather", "arguments": ""}),
-        (1, "function", {"name": "get_time", "arguments": ""})]
+        (1, "function", {"name": "get_time", "arguments": ""}),
+    ]
     assert heads[0]["id"] == "call_a" and heads[1]["id"].startswith("call_")
     fragments = [t for t in tool_deltas if "id" not in t]
     assert all(set(t) == {"index", "function"} and set(t["function"]) == {"arguments"} for t in fragments)
@@ -124,10 +137,10 @@ def test_streamed_parallel_tool_calls_look_like_openai(scripted_server: Scripted
 
 def test_omit_ids(scripted_server: ScriptedServer) -> None:
     scripted_server.push({"omit_ids": True, "tool_calls": [{"name": "f", "arguments": {}}]})
-    _, _, data = raw_post(scripted_server, "/v1/chat/completions", {"model": "m", "messages": MESSAGES,
-                                                                    "stream": True})
-    heads = [e["choices"][0]["delta"]["tool_calls"][0] for e in sse_events(data)
-             if "tool_calls" in e["choices"][0]["delta"]]
+    _, _, data = raw_post(scripted_server, "/v1/chat/completions", {"model": "m", "messages": MESSAGES, "stream": True})
+    heads = [
+        e["choices"][0]["delta"]["tool_calls"][0] for e in sse_events(data) if "tool_calls" in e["choices"][0]["delta"]
+    ]
     assert heads and all("id" not in h for h in heads)
     scripted_server.push({"omit_ids": True, "tool_calls": [{"name": "f", "arguments": {"a": 1}}]})
     _, _, data = raw_post(scripted_server, "/v1/chat/completions", {"model": "m", "messages": MESSAGES})
@@ -169,8 +182,9 @@ def test_error_replies_have_openai_shape(scripted_server: ScriptedServer) -> Non
     scripted_server.push({"status": 429, "error_message": "too fast", "retry_after": 0.25})
     status, headers, data = raw_post(scripted_server, "/v1/chat/completions", {"model": "m", "messages": MESSAGES})
     assert status == 429 and headers["retry-after-ms"] == "250"
-    assert json.loads(data) == {"error": {"message": "too fast", "type": "rate_limit_error", "param": None,
-                                          "code": "rate_limit_exceeded"}}
+    assert json.loads(data) == {
+        "error": {"message": "too fast", "type": "rate_limit_error", "param": None, "code": "rate_limit_exceeded"}
+    }
     scripted_server.push({"status": 400, "error_message": "bad"})
     with pytest.raises(openai.BadRequestError, match="bad"):
         client(scripted_server).chat.completions.create(model="m", messages=MESSAGES)
@@ -208,9 +222,12 @@ async def test_serves_concurrently() -> None:
     with ScriptedServer(lambda body: body["messages"][0]["content"], latency=0.3) as server:
         async with openai.AsyncOpenAI(base_url=server.base_url, api_key="k", max_retries=0) as c:
             start = time.perf_counter()
-            answers = await asyncio.gather(*(
-                c.chat.completions.create(model="m", messages=[{"role": "user", "content": str(i)}])
-                for i in range(100)))
+            answers = await asyncio.gather(
+                *(
+                    c.chat.completions.create(model="m", messages=[{"role": "user", "content": str(i)}])
+                    for i in range(100)
+                )
+            )
             elapsed = time.perf_counter() - start
     assert sorted(int(a.choices[0].message.content) for a in answers) == list(range(100))
     assert elapsed < 3.0  # one at a time would take 30 s

@@ -20,6 +20,7 @@ Each case is ``{"name", "template", "args"?, "replies"?, "options"?, "expect"?, 
 
 Every case also checks that the run did not mutate the arguments the caller passed in.
 """
+
 from __future__ import annotations
 
 import copy
@@ -37,10 +38,39 @@ SPEC_DIR = Path(__file__).parent / "spec"
 
 CASE_KEYS = frozenset({"name", "template", "args", "replies", "options", "expect", "error", "resume", "known_bug"})
 EXPECT_KEYS = frozenset({"text", "messages", "variables", "completed", "paused_on", "requests", "tool_calls"})
-ERROR_KEYS = frozenset({"type", "line", "col", "contains", "hint_contains", "text", "caret", "partial_text",
-                        "partial_variables", "partial_messages"})
-REQUEST_KEYS = frozenset({"prompt", "messages", "stop", "stop_regex", "options", "tools", "tool_choice", "max_tokens",
-                          "temperature", "top_p", "n", "seed", "pattern", "prefill", "extra"})
+ERROR_KEYS = frozenset(
+    {
+        "type",
+        "line",
+        "col",
+        "contains",
+        "hint_contains",
+        "text",
+        "caret",
+        "partial_text",
+        "partial_variables",
+        "partial_messages",
+    }
+)
+REQUEST_KEYS = frozenset(
+    {
+        "prompt",
+        "messages",
+        "stop",
+        "stop_regex",
+        "options",
+        "tools",
+        "tool_choice",
+        "max_tokens",
+        "temperature",
+        "top_p",
+        "n",
+        "seed",
+        "pattern",
+        "prefill",
+        "extra",
+    }
+)
 RECORD_KEYS = frozenset({"id", "name", "content", "error_type"})
 
 
@@ -90,7 +120,7 @@ def resolve(value: Any) -> Any:
         if value.startswith("$fn:"):
             return FUNCTIONS[value[4:]]
         if value.startswith("$program:"):
-            return gl.Program(value[len("$program:"):])
+            return gl.Program(value[len("$program:") :])
         return value
     if isinstance(value, list):
         return [resolve(v) for v in value]
@@ -141,8 +171,8 @@ def request_field(request: GenRequest, key: str) -> Any:
 def check_requests(mock: Mock, expected: list[dict], where: str) -> None:
     got = mock.requests
     assert len(got) == len(expected), (
-        f"{where}: expected {len(expected)} model request(s), the program sent {len(got)}: "
-        f"{[r.prompt for r in got]!r}")
+        f"{where}: expected {len(expected)} model request(s), the program sent {len(got)}: {[r.prompt for r in got]!r}"
+    )
     for i, (request, want) in enumerate(zip(got, expected)):
         unknown = set(want) - REQUEST_KEYS
         assert not unknown, f"{where}: unknown request keys {sorted(unknown)}"
@@ -258,7 +288,7 @@ def test_spec(case: dict) -> None:
         assert result is not None, "a resume step follows a run that raised"
         step_args = resolve(step.get("args", {}))
         paused = result
-        result = expect_outcome(step, lambda: paused(**step_args), source, mock, f"resume {i}")
+        result = expect_outcome(step, lambda: paused(**step_args), source, mock, f"resume {i}")  # noqa: B023 - called at once
 
 
 def test_the_spec_is_big_enough() -> None:

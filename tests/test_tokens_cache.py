@@ -1,4 +1,5 @@
 """tokens.py (offline token counting, context windows) and cache.py (the sqlite request cache)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -89,19 +90,56 @@ def test_count_message_tokens_overhead() -> None:
     assert one == empty + tokens.TOKENS_PER_MESSAGE + tokens.count_tokens("user") + tokens.count_tokens("hello there")
     named = tokens.count_message_tokens([{"role": "user", "content": "hello there", "name": "ann"}])
     assert named == one + tokens.TOKENS_PER_NAME + tokens.count_tokens("ann")
-    with_call = tokens.count_message_tokens([{"role": "assistant", "content": None, "_line": 4, "tool_calls": [
-        {"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}]}])
-    assert with_call == (empty + tokens.TOKENS_PER_MESSAGE + tokens.count_tokens("assistant")
-                         + tokens.count_tokens("get_weather") + tokens.count_tokens('{"city": "Paris"}'))
+    with_call = tokens.count_message_tokens(
+        [
+            {
+                "role": "assistant",
+                "content": None,
+                "_line": 4,
+                "tool_calls": [
+                    {
+                        "id": "c1",
+                        "type": "function",
+                        "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'},
+                    }
+                ],
+            }
+        ]
+    )
+    assert with_call == (
+        empty
+        + tokens.TOKENS_PER_MESSAGE
+        + tokens.count_tokens("assistant")
+        + tokens.count_tokens("get_weather")
+        + tokens.count_tokens('{"city": "Paris"}')
+    )
 
 
-@pytest.mark.parametrize("model, window", [
-    ("gpt-4o", 128000), ("gpt-4o-mini", 128000), ("gpt-4o-2024-08-06", 128000), ("gpt-4.1", 1047576),
-    ("gpt-4.1-nano", 1047576), ("gpt-4-turbo", 128000), ("gpt-4", 8192), ("gpt-4-0613", 8192),
-    ("gpt-3.5-turbo", 16385), ("o1", 200000), ("o3-mini", 200000), ("o4-mini", 200000), ("gpt-5", 400000),
-    ("gpt-5-mini", 400000), ("openai/gpt-4o", 128000), ("ft:gpt-4o-mini:acme::abc123", 128000),
-    ("gpt-4.5-preview", None), ("llama-3-8b", None), ("scripted-model", None), (None, None),
-])
+@pytest.mark.parametrize(
+    "model, window",
+    [
+        ("gpt-4o", 128000),
+        ("gpt-4o-mini", 128000),
+        ("gpt-4o-2024-08-06", 128000),
+        ("gpt-4.1", 1047576),
+        ("gpt-4.1-nano", 1047576),
+        ("gpt-4-turbo", 128000),
+        ("gpt-4", 8192),
+        ("gpt-4-0613", 8192),
+        ("gpt-3.5-turbo", 16385),
+        ("o1", 200000),
+        ("o3-mini", 200000),
+        ("o4-mini", 200000),
+        ("gpt-5", 400000),
+        ("gpt-5-mini", 400000),
+        ("openai/gpt-4o", 128000),
+        ("ft:gpt-4o-mini:acme::abc123", 128000),
+        ("gpt-4.5-preview", None),
+        ("llama-3-8b", None),
+        ("scripted-model", None),
+        (None, None),
+    ],
+)
 def test_context_windows(model: Any, window: Any) -> None:
     assert tokens.context_window(model) == window
 

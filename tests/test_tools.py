@@ -1,4 +1,5 @@
 """Tools: schemas from signatures, docstrings, decorator forms, schema dicts, validation, and concurrent dispatch."""
+
 from __future__ import annotations
 
 import asyncio
@@ -18,8 +19,19 @@ from pydantic import BaseModel, Field
 
 import guidance_lite.tools.schema as tools_module  # where tools build their pydantic models
 from guidance_lite.models.base import ToolCall
-from guidance_lite.tools import (Tool, ToolArgumentError, ToolCallRecord, ToolDefinitionError, ToolError,
-                                 ToolExecutionError, dispatch, format_result, make_tool, make_toolset, tool)
+from guidance_lite.tools import (
+    Tool,
+    ToolArgumentError,
+    ToolCallRecord,
+    ToolDefinitionError,
+    ToolError,
+    ToolExecutionError,
+    dispatch,
+    format_result,
+    make_tool,
+    make_toolset,
+    tool,
+)
 
 
 # ---- module-level types and tools (string annotations resolve in this module) --------------------------------
@@ -52,8 +64,12 @@ def test_basic_types_defaults_and_required():
     params = make_tool(f).parameters
     assert params["type"] == "object"
     assert params["properties"] == {
-        "a": {"type": "integer"}, "b": {"type": "number"}, "c": {"type": "string"},
-        "d": {"type": "boolean"}, "e": {}, "g": {"type": "integer", "default": 5},
+        "a": {"type": "integer"},
+        "b": {"type": "number"},
+        "c": {"type": "string"},
+        "d": {"type": "boolean"},
+        "e": {},
+        "g": {"type": "integer", "default": 5},
     }
     assert params["required"] == ["a", "b", "c", "d", "e"]
     assert params["additionalProperties"] is False
@@ -86,8 +102,10 @@ def test_list_and_dict():
     def f(tags: list[str], scores: dict[str, float]):
         return None
 
-    assert props(f) == {"tags": {"type": "array", "items": {"type": "string"}},
-                        "scores": {"type": "object", "additionalProperties": {"type": "number"}}}
+    assert props(f) == {
+        "tags": {"type": "array", "items": {"type": "string"}},
+        "scores": {"type": "object", "additionalProperties": {"type": "number"}},
+    }
 
 
 def test_pydantic_model_parameter_keeps_defs_without_titles():
@@ -97,7 +115,8 @@ def test_pydantic_model_parameter_keeps_defs_without_titles():
     params = make_tool(f).parameters
     assert params["properties"]["place"] == {"$ref": "#/$defs/Place"}
     assert params["$defs"]["Place"] == {
-        "type": "object", "description": "A place on Earth.",
+        "type": "object",
+        "description": "A place on Earth.",
         "properties": {"city": {"type": "string"}, "country": {"type": "string", "default": "FR"}},
         "required": ["city"],
     }
@@ -113,8 +132,12 @@ def test_property_named_title_is_kept_while_title_keywords_go():
 
 
 def test_annotated_descriptions_win_over_docstring():
-    def f(a: Annotated[str, "from annotated text"], b: Annotated[int, Field(description="from Field")],
-          c: int = Field(4, description="from default Field"), d: int = 0):
+    def f(
+        a: Annotated[str, "from annotated text"],
+        b: Annotated[int, Field(description="from Field")],
+        c: int = Field(4, description="from default Field"),
+        d: int = 0,
+    ):
         """Do it.
 
         Args:
@@ -240,10 +263,19 @@ def test_bare_decorator_returns_the_function_itself():
     assert decorated is plain and plain(4) == 8
     assert isinstance(plain.__gl_tool__, Tool)
     assert make_tool(plain) is plain.__gl_tool__
-    assert make_tool(plain).schema() == {"type": "function", "function": {
-        "name": "plain", "description": "Double it.",
-        "parameters": {"type": "object", "properties": {"x": {"type": "integer"}}, "required": ["x"],
-                       "additionalProperties": False}}}
+    assert make_tool(plain).schema() == {
+        "type": "function",
+        "function": {
+            "name": "plain",
+            "description": "Double it.",
+            "parameters": {
+                "type": "object",
+                "properties": {"x": {"type": "integer"}},
+                "required": ["x"],
+                "additionalProperties": False,
+            },
+        },
+    }
 
 
 def test_decorator_with_name_and_description_and_positional_name():
@@ -297,7 +329,7 @@ def test_bound_methods_callable_objects_and_partials():
     assert asyncio.run(counter.invoke({"n": "4"})) == 5
 
     def power(base: int, exp: int) -> int:
-        return base ** exp
+        return base**exp
 
     squared = make_tool(functools.partial(power, exp=2))
     assert squared.name == "power"
@@ -341,11 +373,19 @@ def test_tool_objects_are_immutable_and_copy_to_themselves():
 
 
 # ---- schema dicts ----------------------------------------------------------------------------------------------
-WEATHER_SCHEMA = {"type": "function", "function": {
-    "name": "get_weather", "description": "Weather for a city.",
-    "parameters": {"type": "object", "properties": {"city": {"type": "string"},
-                                                    "unit": {"type": "string", "enum": ["c", "f"]}},
-                   "required": ["city"], "additionalProperties": False}}}
+WEATHER_SCHEMA = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Weather for a city.",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}, "unit": {"type": "string", "enum": ["c", "f"]}},
+            "required": ["city"],
+            "additionalProperties": False,
+        },
+    },
+}
 
 
 def test_schema_dict_forms_and_resolve():
@@ -370,9 +410,11 @@ def test_schema_dict_validation_then_signature_coercion():
     made = make_tool(schema, resolve=lambda name: get_weather)
     with pytest.raises(ToolArgumentError) as info:
         made.validate({"unit": "k", "extra": 1})
-    assert info.value.problems == ["city: required argument is missing",
-                                   "extra: unexpected argument (not a parameter of this tool)",
-                                   'unit: must be one of "c", "f" (got \'k\')']
+    assert info.value.problems == [
+        "city: required argument is missing",
+        "extra: unexpected argument (not a parameter of this tool)",
+        'unit: must be one of "c", "f" (got \'k\')',
+    ]
     assert made.validate({"city": "Rome", "days": "3"}) == {"city": "Rome", "days": 3}
 
 
@@ -423,17 +465,18 @@ def _typed(n: int, x: float, flag: bool, place: Place, color: Color, tags: list[
 
 
 def test_validation_coerces_in_lax_mode_and_returns_only_given():
-    kwargs = make_tool(_typed).validate({"n": "3", "x": "2.5", "flag": "true", "place": {"city": "Lyon"},
-                                         "color": "blue", "tags": ["1", 2]})
-    assert kwargs == {"n": 3, "x": 2.5, "flag": True, "place": Place(city="Lyon"), "color": Color.BLUE,
-                      "tags": [1, 2]}
+    kwargs = make_tool(_typed).validate(
+        {"n": "3", "x": "2.5", "flag": "true", "place": {"city": "Lyon"}, "color": "blue", "tags": ["1", 2]}
+    )
+    assert kwargs == {"n": 3, "x": 2.5, "flag": True, "place": Place(city="Lyon"), "color": Color.BLUE, "tags": [1, 2]}
     assert "note" not in kwargs
 
 
 def test_validation_errors_list_every_bad_field():
     with pytest.raises(ToolArgumentError) as info:
-        make_tool(_typed).validate({"n": "three", "x": 1, "flag": True, "place": {}, "color": "green",
-                                    "tags": [], "bogus": 1})
+        make_tool(_typed).validate(
+            {"n": "three", "x": 1, "flag": True, "place": {}, "color": "green", "tags": [], "bogus": 1}
+        )
     problems = info.value.problems
     assert problems[0] == "n: Input should be a valid integer, unable to parse string as an integer (got 'three')"
     assert "place.city: required argument is missing" in problems
@@ -502,8 +545,9 @@ async def test_tool_exception_becomes_type_and_message():
 async def test_missing_implementation_is_reported_as_data():
     [record] = await dispatch([call("get_weather", {"city": "Oslo"})], make_toolset(WEATHER_SCHEMA))
     assert record.error_type == "exception"
-    assert record.content == ("tool 'get_weather' has no implementation; pass a function named 'get_weather' "
-                              "as a program argument")
+    assert record.content == (
+        "tool 'get_weather' has no implementation; pass a function named 'get_weather' as a program argument"
+    )
 
 
 async def test_timeout_does_not_wait_for_a_stuck_sync_tool():
@@ -519,8 +563,11 @@ async def test_timeout_does_not_wait_for_a_stuck_sync_tool():
 
     started = time.perf_counter()
     try:
-        records = await dispatch([call("stuck"), call("slow_async"), call("add", {"a": 1, "b": 1})],
-                                 make_toolset([stuck, slow_async, add]), timeout=0.1)
+        records = await dispatch(
+            [call("stuck"), call("slow_async"), call("add", {"a": 1, "b": 1})],
+            make_toolset([stuck, slow_async, add]),
+            timeout=0.1,
+        )
     finally:
         release.set()
     assert time.perf_counter() - started < 1.0
@@ -557,8 +604,11 @@ async def test_overrides_replace_and_add_keys_for_every_call():
     def convert(value: float, unit: str = "kelvin") -> str:
         return f"{value} {unit}"
 
-    records = await dispatch([call("convert", {"value": 1, "unit": "fahrenheit"}), call("convert", {"value": "2"})],
-                             make_toolset(convert), overrides={"unit": "celsius"})
+    records = await dispatch(
+        [call("convert", {"value": 1, "unit": "fahrenheit"}), call("convert", {"value": "2"})],
+        make_toolset(convert),
+        overrides={"unit": "celsius"},
+    )
     assert [r.content for r in records] == ["1.0 celsius", "2.0 celsius"]
     assert records[0].arguments == {"value": 1, "unit": "celsius"}
     assert records[0].arguments_json == '{"value": 1, "unit": "fahrenheit"}'
@@ -572,8 +622,9 @@ async def test_hook_approves_with_true_or_none():
         seen.append(c.name)
         return None if len(seen) == 1 else True
 
-    records = await dispatch([call("add", {"a": 1, "b": 2}), call("add", {"a": 3, "b": 4})], make_toolset(add),
-                             on_tool_call=approve)
+    records = await dispatch(
+        [call("add", {"a": 1, "b": 2}), call("add", {"a": 3, "b": 4})], make_toolset(add), on_tool_call=approve
+    )
     assert [r.result for r in records] == [3, 7] and seen == ["add", "add"]
 
 
@@ -590,8 +641,7 @@ async def test_hook_denies_replaces_and_fails():
             raise PermissionError("policy says no")
         return "maybe"
 
-    records = await dispatch([call("add", {"a": i, "b": 1}) for i in range(5)], make_toolset(add),
-                             on_tool_call=decide)
+    records = await dispatch([call("add", {"a": i, "b": 1}) for i in range(5)], make_toolset(add), on_tool_call=decide)
     denied, replaced, invalid, failed, odd = records
     assert (denied.error_type, denied.content) == ("denied", "the user denied this call")
     assert replaced.result == 15 and replaced.arguments == {"a": "10", "b": 5} and replaced.error is None
@@ -623,8 +673,9 @@ async def test_mixed_sync_and_async_results_stay_in_call_order():
     async def quick(tag: str) -> str:
         return tag
 
-    records = await dispatch([call("nap", {"seconds": 0.1, "tag": "slow"}), call("quick", {"tag": "fast"})],
-                             make_toolset([nap, quick]))
+    records = await dispatch(
+        [call("nap", {"seconds": 0.1, "tag": "slow"}), call("quick", {"tag": "fast"})], make_toolset([nap, quick])
+    )
     assert [r.result for r in records] == ["slow", "fast"]
     assert records[1].duration < records[0].duration
 
@@ -652,20 +703,25 @@ class Shade(str, enum.Enum):
     DARK = "dark"
 
 
-@pytest.mark.parametrize("value, expected", [
-    ("plain text", "plain text"),
-    (None, ""),
-    (Place(city="Nice"), '{"city":"Nice","country":"FR"}'),
-    ({"temp": 21.5, "city": "Zürich"}, '{"temp": 21.5, "city": "Zürich"}'),
-    ([1, "two", None], '[1, "two", null]'),
-    (42, "42"),
-    (2.5, "2.5"),
-    (True, "true"),
-    ({"place": Place(city="Nice"), "point": Point(1, 2)},
-     '{"place": {"city": "Nice", "country": "FR"}, "point": {"x": 1, "y": 2}}'),
-    (Point(1, 2), "Point(x=1, y=2)"),
-    (Shade.DARK, "dark"),
-])
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        ("plain text", "plain text"),
+        (None, ""),
+        (Place(city="Nice"), '{"city":"Nice","country":"FR"}'),
+        ({"temp": 21.5, "city": "Zürich"}, '{"temp": 21.5, "city": "Zürich"}'),
+        ([1, "two", None], '[1, "two", null]'),
+        (42, "42"),
+        (2.5, "2.5"),
+        (True, "true"),
+        (
+            {"place": Place(city="Nice"), "point": Point(1, 2)},
+            '{"place": {"city": "Nice", "country": "FR"}, "point": {"x": 1, "y": 2}}',
+        ),
+        (Point(1, 2), "Point(x=1, y=2)"),
+        (Shade.DARK, "dark"),
+    ],
+)
 def test_format_result(value, expected):
     assert format_result(value) == expected
 

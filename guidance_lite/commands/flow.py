@@ -1,11 +1,12 @@
 """Conditionals: ``{{#if}}`` with ``{{elif}}``/``{{else}}``, and ``{{#unless}}``."""
+
 from __future__ import annotations
 
 from typing import Any
 
-from ..registry import block
 from ..context import RunContext
 from ..nodes import Block
+from ..registry import block
 
 
 @block("if", separators=("else", "elif"), usage="{{#if condition}}…{{/if}}")

@@ -1,23 +1,25 @@
 """``{{gen}}``: one generation, optionally with tools — the explicit loop (capture a callable answer) or the
 automatic loop (``max_rounds``: call tools and ask again inside one gen, kani / Semantic Kernel style).
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Optional
 
 import regex
 
-from ..nodes import Const, ListLit, string_value
-from ..registry import CallSite, Effects, command
-from .roles import add_tool_message
 from ..answer import ToolCallAnswer, ToolResults
 from ..control import NOTHING
 from ..events import MessageAdded, ToolCallReady, ToolResult
 from ..generation import GenerationError, build_request, gen_meta, resolve_tools, run_model
 from ..models.base import Choice, GenParams, ToolCall
+from ..nodes import Const, ListLit, string_value
+from ..registry import CallSite, Effects, command
 from ..state import GEN, TOOL_CALL, render_tool_call
 from ..tools import Tool, ToolChoice, ToolExecutionError, dispatch
+from .roles import add_tool_message
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..context import RunContext as Interpreter
@@ -37,19 +39,39 @@ def _gen_names(site: CallSite) -> Effects:
 
     tools = site.argument(None, "tools")
     listed = tools.items if isinstance(tools, ListLit) else (tools,)
-    return Effects(reads=tuple(string_value(item) for item in listed),
-                   sets=(name, derived("save_prompt", "prompt"), derived("save_stop_text", "stop_text")))
+    return Effects(
+        reads=tuple(string_value(item) for item in listed),
+        sets=(name, derived("save_prompt", "prompt"), derived("save_stop_text", "stop_text")),
+    )
 
 
 @command("gen", binds=_gen_names, generates=True)
-async def gen(interp: "Interpreter", node: "Node", name: Optional[str] = None, *, stop: Any = None,
-              stop_regex: Any = None, save_stop_text: Any = False, max_tokens: Optional[int] = None, n: int = 1,
-              temperature: Optional[float] = 0.0, top_p: Optional[float] = None, pattern: Optional[str] = None,
-              hidden: bool = False, list_append: bool = False, save_prompt: Optional[str] = None,
-              seed: Optional[int] = None, tools: Any = None, tool_choice: Any = None,
-              parallel_tool_calls: Optional[bool] = None, max_rounds: Optional[int] = None,
-              tool_errors: Optional[str] = None, tool_timeout: Optional[float] = None, stream: Any = None,
-              **model_kwargs: Any) -> Any:
+async def gen(
+    interp: Interpreter,
+    node: Node,
+    name: Optional[str] = None,
+    *,
+    stop: Any = None,
+    stop_regex: Any = None,
+    save_stop_text: Any = False,
+    max_tokens: Optional[int] = None,
+    n: int = 1,
+    temperature: Optional[float] = 0.0,
+    top_p: Optional[float] = None,
+    pattern: Optional[str] = None,
+    hidden: bool = False,
+    list_append: bool = False,
+    save_prompt: Optional[str] = None,
+    seed: Optional[int] = None,
+    tools: Any = None,
+    tool_choice: Any = None,
+    parallel_tool_calls: Optional[bool] = None,
+    max_rounds: Optional[int] = None,
+    tool_errors: Optional[str] = None,
+    tool_timeout: Optional[float] = None,
+    stream: Any = None,
+    **model_kwargs: Any,
+) -> Any:
     if name is not None and not isinstance(name, str):
         raise TypeError(f"gen's name must be a string, got {type(name).__name__}")
     if not isinstance(n, int) or n < 1:
@@ -59,12 +81,24 @@ async def gen(interp: "Interpreter", node: "Node", name: Optional[str] = None, *
     errors = tool_errors or interp.options.get("tool_errors") or "feedback"
     if errors not in ("feedback", "raise"):
         raise ValueError(f"tool_errors must be 'feedback' or 'raise', not {errors!r}")
-    params = GenParams(stop=stop, stop_regex=stop_regex, max_tokens=max_tokens, n=n, temperature=temperature,
-                       top_p=top_p, seed=seed, pattern=pattern, extra=model_kwargs, tools=specs or None,
-                       tool_choice=offered_choice, parallel_tool_calls=parallel_tool_calls,
-                       stream=True if stream is None else bool(stream))
-    dispatcher = _dispatcher(interp, toolset, name, errors,
-                             tool_timeout if tool_timeout is not None else interp.options.get("tool_timeout"))
+    params = GenParams(
+        stop=stop,
+        stop_regex=stop_regex,
+        max_tokens=max_tokens,
+        n=n,
+        temperature=temperature,
+        top_p=top_p,
+        seed=seed,
+        pattern=pattern,
+        extra=model_kwargs,
+        tools=specs or None,
+        tool_choice=offered_choice,
+        parallel_tool_calls=parallel_tool_calls,
+        stream=True if stream is None else bool(stream),
+    )
+    dispatcher = _dispatcher(
+        interp, toolset, name, errors, tool_timeout if tool_timeout is not None else interp.options.get("tool_timeout")
+    )
     top = interp.is_top_level(node)  # type: ignore[arg-type]
     if max_rounds is not None:
         if not toolset:
@@ -86,7 +120,7 @@ async def gen(interp: "Interpreter", node: "Node", name: Optional[str] = None, *
         if top:
             _write_gen(interp, choice.text, name, gen_meta(interp), hidden)
     _store(interp, name, value, list_append)
-    if save_stop_text and name is not None or isinstance(save_stop_text, str):
+    if (save_stop_text and name is not None) or isinstance(save_stop_text, str):
         target = save_stop_text if isinstance(save_stop_text, str) else f"{name}_stop_text"
         interp.assign(target, choice.stop_text)
     if save_prompt:
@@ -94,30 +128,35 @@ async def gen(interp: "Interpreter", node: "Node", name: Optional[str] = None, *
     return NOTHING if top else value
 
 
-def _store(interp: "Interpreter", name: Optional[str], value: Any, append: bool) -> None:
+def _store(interp: Interpreter, name: Optional[str], value: Any, append: bool) -> None:
     if name is None:
         return
     interp.set_variable(name, value, append=append)
 
 
-def _check_pattern(interp: "Interpreter", pattern: Optional[str], texts: Sequence[str]) -> None:
+def _check_pattern(interp: Interpreter, pattern: Optional[str], texts: Sequence[str]) -> None:
     if pattern is None:
         return
     compiled = regex.compile(pattern)
     for text in texts:
         if compiled.fullmatch(text) is None:
-            raise GenerationError(f"the model's output {text[:60]!r} does not match pattern {pattern!r}"
-                                  + ("" if interp.model is not None and interp.model.can_constrain else
-                                     f" ({interp.model.name if interp.model else 'the model'} can't constrain "
-                                     "generation; use a local model for guaranteed matches)"))
+            raise GenerationError(
+                f"the model's output {text[:60]!r} does not match pattern {pattern!r}"
+                + (
+                    ""
+                    if interp.model is not None and interp.model.can_constrain
+                    else f" ({interp.model.name if interp.model else 'the model'} can't constrain "
+                    "generation; use a local model for guaranteed matches)"
+                )
+            )
 
 
-def _write_gen(interp: "Interpreter", text: str, name: Optional[str], meta: Optional[dict], hidden: bool) -> None:
+def _write_gen(interp: Interpreter, text: str, name: Optional[str], meta: Optional[dict], hidden: bool) -> None:
     with interp.state.hidden(hidden):
         interp.write(text, GEN, name, meta)
 
 
-def _write_calls(interp: "Interpreter", choice: Choice, name: Optional[str], hidden: bool) -> None:
+def _write_calls(interp: Interpreter, choice: Choice, name: Optional[str], hidden: bool) -> None:
     """The assistant's text plus its tool calls, stored structurally on the open assistant block."""
     state = interp.state
     with state.hidden(hidden):
@@ -131,31 +170,41 @@ def _write_calls(interp: "Interpreter", choice: Choice, name: Optional[str], hid
         role.tool_calls.extend(choice.tool_calls)
 
 
-def _dispatcher(interp: "Interpreter", toolset: dict[str, Tool], variable: Optional[str], errors: str,
-                timeout: Optional[float]):
+def _dispatcher(
+    interp: Interpreter, toolset: dict[str, Tool], variable: Optional[str], errors: str, timeout: Optional[float]
+):
     hook = interp.options.get("on_tool_call")
 
     async def run(calls: Sequence[ToolCall], overrides: dict) -> ToolResults:
         try:
-            records = await dispatch(calls, toolset, timeout=timeout, errors=errors, on_tool_call=hook,
-                                     overrides=overrides or None)
+            records = await dispatch(
+                calls, toolset, timeout=timeout, errors=errors, on_tool_call=hook, overrides=overrides or None
+            )
         except ToolExecutionError as exc:
             _record(interp, exc.records, variable)
             raise
         _record(interp, records, variable)
         return ToolResults(records)
+
     return run
 
 
-def _record(interp: "Interpreter", records: Sequence[Any], variable: Optional[str]) -> None:
+def _record(interp: Interpreter, records: Sequence[Any], variable: Optional[str]) -> None:
     for record in records:
         record.variable = variable
         interp.state.tool_calls.append(record)
         interp.emit(ToolResult(record))
 
 
-async def _auto_loop(interp: "Interpreter", node: "Node", name: Optional[str], params: GenParams, max_rounds: int,
-                     dispatcher: Any, hidden: bool) -> str:
+async def _auto_loop(
+    interp: Interpreter,
+    node: Node,
+    name: Optional[str],
+    params: GenParams,
+    max_rounds: int,
+    dispatcher: Any,
+    hidden: bool,
+) -> str:
     state = interp.state
     role = state.open_roles[-1] if state.open_roles else None
     if role is None or role.role != "assistant":
@@ -176,20 +225,28 @@ async def _auto_loop(interp: "Interpreter", node: "Node", name: Optional[str], p
             _write_gen(interp, text, name, gen_meta(interp), hidden)
             break
         _write_calls(interp, choice, name, hidden)
-        message = {"role": "assistant", "content": choice.text,
-                   "tool_calls": [c.to_openai() for c in choice.tool_calls]}
+        message = {
+            "role": "assistant",
+            "content": choice.text,
+            "tool_calls": [c.to_openai() for c in choice.tool_calls],
+        }
         state.close_role(role, message)
         interp.emit(MessageAdded(message, role.hidden))
         results = await dispatcher(choice.tool_calls, {})
         for record in results:
             state.answer_call(record.id)
-            add_tool_message(interp, {"role": "tool", "tool_call_id": record.id, "content": record.content},
-                             {"name": record.name, "tool_call_id": record.id},
-                             [_result_span(record)], role.scope)
+            add_tool_message(
+                interp,
+                {"role": "tool", "tool_call_id": record.id, "content": record.content},
+                {"name": record.name, "tool_call_id": record.id},
+                [_result_span(record)],
+                role.scope,
+            )
         role = state.open_role("assistant", role.attrs, False, role.line)
     return text
 
 
 def _result_span(record: Any):
     from ..state import TOOL_RESULT, Span
+
     return Span(record.content, TOOL_RESULT, record.variable, 0, None, {"record": record})

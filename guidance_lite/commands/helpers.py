@@ -1,16 +1,19 @@
 """Plain helpers of guidance 0.0.64 (``{{add 1 2}}`` or ``{{add(1, 2)}}``)."""
+
 from __future__ import annotations
 
 import operator
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
-from ..registry import command
 from ..control import BreakLoop, ContinueLoop
+from ..registry import command
 
 
 def helper(name: str, fn: Callable[..., Any]) -> None:
     async def call(interp: Any, node: Any, *args: Any, **kwargs: Any) -> Any:
         return fn(*args, **kwargs)
+
     call.__name__ = name
     command(name)(call)
 
@@ -33,13 +36,35 @@ def _strip(value: Any, chars: Any = None) -> str:
 
 
 for _name, _fn in {
-    "callable": callable, "len": len, "range": _range, "contains": _contains,
-    "equal": operator.eq, "notequal": operator.ne, "greater": operator.gt, "less": operator.lt,
-    "add": lambda *a: _sum(a), "subtract": operator.sub, "multiply": lambda *a: _product(a),
-    "strip": _strip, "not": operator.not_, "str": str, "int": int, "float": float, "bool": bool,
-    "list": list, "dict": dict, "min": min, "max": max, "sorted": sorted, "enumerate": lambda x: list(enumerate(x)),
-    "zip": lambda *a: list(zip(*a)), "join": lambda items, sep="": str(sep).join(str(i) for i in items),
-    "upper": lambda s: str(s).upper(), "lower": lambda s: str(s).lower(), "abs": abs, "round": round,
+    "callable": callable,
+    "len": len,
+    "range": _range,
+    "contains": _contains,
+    "equal": operator.eq,
+    "notequal": operator.ne,
+    "greater": operator.gt,
+    "less": operator.lt,
+    "add": lambda *a: _sum(a),
+    "subtract": operator.sub,
+    "multiply": lambda *a: _product(a),
+    "strip": _strip,
+    "not": operator.not_,
+    "str": str,
+    "int": int,
+    "float": float,
+    "bool": bool,
+    "list": list,
+    "dict": dict,
+    "min": min,
+    "max": max,
+    "sorted": sorted,
+    "enumerate": lambda x: list(enumerate(x)),
+    "zip": lambda *a: list(zip(*a)),
+    "join": lambda items, sep="": str(sep).join(str(i) for i in items),
+    "upper": lambda s: str(s).upper(),
+    "lower": lambda s: str(s).lower(),
+    "abs": abs,
+    "round": round,
 }.items():
     helper(_name, _fn)
 

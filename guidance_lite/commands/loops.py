@@ -1,20 +1,20 @@
 """Loops: ``{{#each}}`` over lists and dicts, and ``{{#geneach}}``, which lets the model decide how many items."""
+
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
 from typing import Any, Optional
 
-from ..registry import CallSite, Effects, block
 from ..context import RunContext
 from ..control import BreakLoop, ContinueLoop
 from ..nodes import Block, Text
+from ..registry import CallSite, Effects, block
 from .select import choose
 
 
 def _frame(item: Any, index: int, count: Optional[int], key: Any = None, item_name: str = "this") -> dict:
-    frame = {"this": item, "@index": index, "@first": index == 0,
-             "@last": count is not None and index == count - 1}
+    frame = {"this": item, "@index": index, "@first": index == 0, "@last": count is not None and index == count - 1}
     if key is not None:
         frame["@key"] = key
     if item_name != "this":
@@ -33,8 +33,15 @@ def _geneach_names(site: CallSite) -> Effects:
 
 
 @block("each", separators=("else",), binds=_each_names, usage="{{#each items}}…{{/each}}")
-async def each(interp: RunContext, node: Block, items: Any, *, item_name: str = "this", hidden: bool = False,
-               parallel: bool = False) -> None:
+async def each(
+    interp: RunContext,
+    node: Block,
+    items: Any,
+    *,
+    item_name: str = "this",
+    hidden: bool = False,
+    parallel: bool = False,
+) -> None:
     if isinstance(items, Mapping):
         pairs = list(items.items())
         frames = [_frame(v, i, len(pairs), k, item_name) for i, (k, v) in enumerate(pairs)]
@@ -42,8 +49,7 @@ async def each(interp: RunContext, node: Block, items: Any, *, item_name: str = 
         try:
             seq = list(items)
         except TypeError:
-            raise TypeError(f"{{{{#each}}}} needs a list, dict or other iterable, got {type(items).__name__}") \
-                from None
+            raise TypeError(f"{{{{#each}}}} needs a list, dict or other iterable, got {type(items).__name__}") from None
         frames = [_frame(v, i, len(seq), None, item_name) for i, v in enumerate(seq)]
     if not frames:
         if node.branches:  # {{else}} renders for an empty collection
@@ -92,11 +98,20 @@ async def _each_parallel(interp: RunContext, node: Block, frames: list[dict]) ->
             interp.write(span.text, span.kind, span.variable, span.meta)
 
 
-@block("geneach", binds=_geneach_names, generates=True,
-       usage="{{#geneach 'items' num_iterations=3}}…{{/geneach}}")
-async def geneach(interp: RunContext, node: Block, name: Any, *, stop: Any = None,
-                  num_iterations: Optional[int] = None, max_iterations: int = 100, min_iterations: int = 0,
-                  hidden: bool = False, join: str = "", item_name: str = "this") -> None:
+@block("geneach", binds=_geneach_names, generates=True, usage="{{#geneach 'items' num_iterations=3}}…{{/geneach}}")
+async def geneach(
+    interp: RunContext,
+    node: Block,
+    name: Any,
+    *,
+    stop: Any = None,
+    num_iterations: Optional[int] = None,
+    max_iterations: int = 100,
+    min_iterations: int = 0,
+    hidden: bool = False,
+    join: str = "",
+    item_name: str = "this",
+) -> None:
     """Generate a list: run the body once per item, letting the model choose when to stop (or a fixed count)."""
     if not isinstance(name, str):
         raise TypeError("geneach needs the list's variable name as a string, e.g. {{#geneach 'items'}}")
@@ -105,9 +120,9 @@ async def geneach(interp: RunContext, node: Block, name: Any, *, stop: Any = Non
     limit = num_iterations if num_iterations is not None else max_iterations
     with interp.state.hidden(hidden):
         for index in range(limit):
-            if num_iterations is None and index >= min_iterations and stop is not False:
-                if not await _model_continues(interp, node, stop, index):
-                    break
+            asks_model = num_iterations is None and index >= min_iterations and stop is not False
+            if asks_model and not await _model_continues(interp, node, stop, index):
+                break
             if index > 0 and join:
                 interp.write(join)
             frame = _frame(interp.owned.new({}), index, num_iterations, None, item_name)
@@ -121,9 +136,11 @@ async def _model_continues(interp: RunContext, node: Block, stop: Any, index: in
     """Ask the model to choose between starting another item (the body's leading text) and stopping."""
     start = _leading_text(node)
     if not start:
-        raise ValueError("geneach needs num_iterations=…, stop=False (loop until max_iterations or {{break}}, e.g. "
-                         "a chat driven by {{await}}), or a body that starts with literal text so the model can "
-                         "choose between another item and the end")
+        raise ValueError(
+            "geneach needs num_iterations=…, stop=False (loop until max_iterations or {{break}}, e.g. "
+            "a chat driven by {{await}}), or a body that starts with literal text so the model can "
+            "choose between another item and the end"
+        )
     end = stop if isinstance(stop, str) and stop else "<|end|>"
     chosen = await choose(interp, node, [start, end], variable=None)
     return chosen == start

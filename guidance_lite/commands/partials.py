@@ -3,6 +3,7 @@
 The interpreter resolves the partial's value to a template through the loader the program handed it, so this
 module needs neither the parser nor ``Program``.
 """
+
 from __future__ import annotations
 
 from ..context import RunContext
@@ -17,7 +18,12 @@ async def run_partial(interp: RunContext, node: Partial, template: Template, fra
         await interp.render(template.body)
     except TemplateRuntimeError as exc:
         # the line inside the partial means nothing against the program's source: name the partial tag instead
-        raise TemplateRuntimeError(f"in partial (its line {exc.line}): {exc.message}", line=node.line, col=node.col,
-                                   source=interp.source, hint=exc.hint) from exc
+        raise TemplateRuntimeError(
+            f"in partial (its line {exc.line}): {exc.message}",
+            line=node.line,
+            col=node.col,
+            source=interp.source,
+            hint=exc.hint,
+        ) from exc
     finally:
         interp.scopes.pop()

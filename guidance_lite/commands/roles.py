@@ -3,14 +3,15 @@
 Messages are built from these nodes as they close (never by parsing text), so role markers inside values can't
 forge messages. Keyword arguments become message fields; ``hidden=True`` keeps the message out of later context.
 """
+
 from __future__ import annotations
 
 from typing import Any
 
-from ..registry import block
 from ..context import RunContext
 from ..events import MessageAdded
 from ..nodes import Block
+from ..registry import block
 from ..state import MARKER, ROLE_END, TOOL_RESULT, Span, render_role_open
 
 
@@ -35,8 +36,10 @@ async def named_role(interp: RunContext, node: Block, role: Any, **kwargs: Any) 
 
 async def run_role(interp: RunContext, node: Block, role: str, kwargs: dict) -> None:
     if interp.captures:
-        raise ValueError(f"a {{{{#{role}}}}} block can't be used here (inside a select option, a parallel each "
-                         "or a tool result block)")
+        raise ValueError(
+            f"a {{{{#{role}}}}} block can't be used here (inside a select option, a parallel each "
+            "or a tool result block)"
+        )
     state = interp.state
     attrs = _attrs(kwargs)
     state.open_role(role, attrs, bool(kwargs.get("hidden", False)), node.line)
@@ -82,8 +85,10 @@ def _add_tool_results(interp: RunContext, spans: list[Span], scope: int) -> None
     """``{{answer()}}`` rendered results: one ``tool`` message per call, nothing else in the block."""
     other = "".join(s.text for s in spans if s.kind != TOOL_RESULT)
     if other.strip():
-        raise ValueError("a {{#function}} block that renders tool results can't also contain other text "
-                         f"(found {other.strip()[:40]!r}); put that text in another block")
+        raise ValueError(
+            "a {{#function}} block that renders tool results can't also contain other text "
+            f"(found {other.strip()[:40]!r}); put that text in another block"
+        )
     for span in spans:
         if span.kind != TOOL_RESULT:
             continue

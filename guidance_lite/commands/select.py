@@ -1,15 +1,17 @@
 """``select``: the model picks one of several options (``options=[…]`` or ``{{#select}}a{{or}}b{{/select}}``).
 Backends that can constrain generation (llama.cpp, Mock) only ever produce an option; for the others the reply is
 matched to the options and anything else is an error, never a silent guess."""
+
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Optional, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Optional
 
-from ..registry import block, command, names_first_argument, names_first_argument_after_body
 from ..control import NOTHING
 from ..generation import GenerationError, build_request, gen_meta, run_model
 from ..models.base import GenParams
 from ..nodes import Block
+from ..registry import block, command, names_first_argument, names_first_argument_after_body
 from ..state import GEN
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -42,21 +44,38 @@ def _loose(text: str) -> str:
     return text.strip().strip(".!?,;:'\"`").strip().casefold()
 
 
-async def choose(interp: "Interpreter", node: "Node", options: Sequence[str], variable: Optional[str],
-                 **params: Any) -> str:
+async def choose(
+    interp: Interpreter, node: Node, options: Sequence[str], variable: Optional[str], **params: Any
+) -> str:
     options = [str(o) for o in options]
     if not options:
         raise ValueError("select needs at least one option")
     if len(options) == 1:
         return options[0]
-    request = build_request(interp, node, GenParams(options=options, temperature=params.pop("temperature", 0.0),
-                                                    max_tokens=params.pop("max_tokens", None), extra=params))
+    request = build_request(
+        interp,
+        node,
+        GenParams(
+            options=options,
+            temperature=params.pop("temperature", 0.0),
+            max_tokens=params.pop("max_tokens", None),
+            extra=params,
+        ),
+    )
     completion = await run_model(interp, request, variable)
     return match_option(completion.choices[0].text, options)
 
 
-async def _select(interp: "Interpreter", node: "Node", name: Optional[str], options: Sequence[str],
-                  hidden: bool, list_append: bool, params: dict, top: bool) -> Any:
+async def _select(
+    interp: Interpreter,
+    node: Node,
+    name: Optional[str],
+    options: Sequence[str],
+    hidden: bool,
+    list_append: bool,
+    params: dict,
+    top: bool,
+) -> Any:
     chosen = await choose(interp, node, options, name, **params)
     if top:
         with interp.state.hidden(hidden):
@@ -67,20 +86,40 @@ async def _select(interp: "Interpreter", node: "Node", name: Optional[str], opti
 
 
 @command("select", binds=names_first_argument, generates=True)
-async def select(interp: "Interpreter", node: "Node", name: Optional[str] = None, options: Any = None, *,
-                 hidden: bool = False, list_append: bool = False, logprobs: Any = None, **params: Any) -> Any:
+async def select(
+    interp: Interpreter,
+    node: Node,
+    name: Optional[str] = None,
+    options: Any = None,
+    *,
+    hidden: bool = False,
+    list_append: bool = False,
+    logprobs: Any = None,
+    **params: Any,
+) -> Any:
     if options is None:
         raise ValueError("select needs options=[…] (or use the block form {{#select 'x'}}a{{or}}b{{/select}})")
     if isinstance(options, str) or not hasattr(options, "__iter__"):
         raise TypeError(f"select options must be a list of strings, got {type(options).__name__}")
-    return await _select(interp, node, name, list(options), hidden, list_append, params,
-                         interp.is_top_level(node))  # type: ignore[arg-type]
+    return await _select(interp, node, name, list(options), hidden, list_append, params, interp.is_top_level(node))  # type: ignore[arg-type]
 
 
-@block("select", separators=("or",), binds=names_first_argument_after_body, generates=True,
-       usage="{{#select 'name'}}a{{or}}b{{/select}}")
-async def select_block(interp: "Interpreter", node: Block, name: Optional[str] = None, *, hidden: bool = False,
-                       list_append: bool = False, **params: Any) -> None:
+@block(
+    "select",
+    separators=("or",),
+    binds=names_first_argument_after_body,
+    generates=True,
+    usage="{{#select 'name'}}a{{or}}b{{/select}}",
+)
+async def select_block(
+    interp: Interpreter,
+    node: Block,
+    name: Optional[str] = None,
+    *,
+    hidden: bool = False,
+    list_append: bool = False,
+    **params: Any,
+) -> None:
     options = [await interp.render_to_string(node.body)]
     for branch in node.branches:
         options.append(await interp.render_to_string(branch.body))

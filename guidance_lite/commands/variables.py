@@ -1,14 +1,14 @@
 """Variables: ``set``, ``await`` (pause until a value arrives), ``{{#block}}`` and ``parse``."""
+
 from __future__ import annotations
 
 from typing import Any, Optional
 
 from ..context import RunContext
-from ..registry import CallSite, Effects, block, command, names_first_argument_after_body
 from ..control import NOTHING
 from ..nodes import Block, DictLit, Node, string_value
+from ..registry import CallSite, Effects, block, command, names_first_argument_after_body
 from ..state import MARKER, VALUE
-
 
 
 def _set_names(site: CallSite) -> Effects:

@@ -3,6 +3,7 @@
 Run it with ``python -m guidance_lite.examples.weather``. It uses ``gl.models.default()``: OpenAI when
 OPENAI_API_KEY is set, otherwise the embedded SmolLM2-135M model (no key, no network).
 """
+
 from __future__ import annotations
 
 import sys

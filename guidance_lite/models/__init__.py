@@ -3,6 +3,7 @@
 ``BACKENDS`` maps each public name to the module that defines it; adding a backend to the library is one module plus
 one entry here (a backend of your own needs no entry: pass an instance as ``model=``).
 """
+
 from __future__ import annotations
 
 from importlib import import_module
@@ -18,8 +19,18 @@ BACKENDS: dict[str, str] = {  # name -> module (relative to this package, or abs
     "default": ".defaults",
 }
 
-__all__ = ["Model", "ModelError", "GenParams", "GenRequest", "Delta", "Choice", "Completion", "ToolCall", "Usage",
-           *BACKENDS]
+__all__ = [
+    "Model",
+    "ModelError",
+    "GenParams",
+    "GenRequest",
+    "Delta",
+    "Choice",
+    "Completion",
+    "ToolCall",
+    "Usage",
+    *BACKENDS,
+]
 
 
 def __getattr__(name: str) -> Any:

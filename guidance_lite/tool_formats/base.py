@@ -10,10 +10,12 @@ class says how to render a conversation (``render_history``), how to read an out
 constrained generation needs (call prefix/suffix, extra triggers, the GBNF of several calls and of a text answer);
 ``constraints``, the registry's detection and the backends read these attributes and nothing else.
 """
+
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, Any, Optional, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Optional
 
 from ..chat_templates import ZERO_WIDTH_SPACE
 from ..tools import ToolCall, ToolChoice, ToolSpec, new_call_id, resolve_tool_choice, tool_specs
@@ -46,8 +48,9 @@ class ToolFormat(ABC):
     text_answer_grammar: Optional[str] = None  # GBNF of a plain answer, for formats that wrap text answers too
 
     # ---- prompt side --------------------------------------------------------------------------------------------
-    def prepare_messages(self, messages: list[dict], tools: Optional[Sequence[Any]],
-                         tool_choice: Any = None) -> list[dict]:
+    def prepare_messages(
+        self, messages: list[dict], tools: Optional[Sequence[Any]], tool_choice: Any = None
+    ) -> list[dict]:
         """OpenAI-format messages + offered tools -> plain ``{role, content}`` messages for a chat template.
 
         ``tools``: ToolSpecs (or Tools / OpenAI tool dicts); ``tool_choice``: a ToolChoice (or as a template writes
@@ -111,7 +114,7 @@ class ToolFormat(ABC):
         """Strings whose appearance in free text means the model has started a call (empty: no free text)."""
         return (self.trigger, *self.extra_triggers) if self.trigger else ()
 
-    def parallel_calls(self, builder: "GrammarBuilder", one: str, tools: list[tuple[str, str]]) -> Optional[str]:
+    def parallel_calls(self, builder: GrammarBuilder, one: str, tools: list[tuple[str, str]]) -> Optional[str]:
         """GBNF for several calls in a row, given the rule ``one`` for a single call and each tool's (name, arguments
         rule); None when the format writes one call only."""
         return None

@@ -9,6 +9,7 @@ Parsing: segments start with ``>>>``; the very first segment may lack it (the re
 with ``>>>``): output starting with ``all\\n`` is text, output starting with ``name\\n{`` is a call. Text without any
 ``>>>`` is plain text. Raw code for a ``python`` tool (not JSON) is not supported and stays text (with a warning).
 """
+
 from __future__ import annotations
 
 import json
@@ -23,14 +24,16 @@ from .registry import register_tool_format
 from .stream_parser import ToolStreamParser
 
 MARKER = ">>>"
-PROTOCOL = ("You are capable of executing available function(s) if required.\n"
-            "Only execute function(s) when absolutely necessary.\n"
-            "Ask for the required input to:recipient==all\n"
-            "Use JSON for function arguments.\n"
-            "Respond in this format:\n"
-            ">>>${recipient}\n"
-            "${content}\n"
-            "Available functions:\n")
+PROTOCOL = (
+    "You are capable of executing available function(s) if required.\n"
+    "Only execute function(s) when absolutely necessary.\n"
+    "Ask for the required input to:recipient==all\n"
+    "Use JSON for function arguments.\n"
+    "Respond in this format:\n"
+    ">>>${recipient}\n"
+    "${content}\n"
+    "Available functions:\n"
+)
 
 
 def typescript_type(schema: Any) -> str:

@@ -7,6 +7,7 @@ The system prompt explains it: the whole reply is one JSON object, either
 assistant turns are rendered in the same protocol; tool results go in a user turn as
 ``{"tool_response": {"id": …, "name": …, "content": …}}`` lines.
 """
+
 from __future__ import annotations
 
 import json
@@ -16,19 +17,20 @@ from ..constraints import JSON_STRING, ROOT, GrammarBuilder, json_call_objects
 from ..tools import ToolChoice, ToolSpec
 from .base import ToolFormat
 from .history import HistoryItem, arguments_value, result_value
-from .json_reader import (WHITESPACE, Malformed, Reader, expect_char, read_json_string, read_json_value,
-                          skip_whitespace)
+from .json_reader import WHITESPACE, Malformed, Reader, expect_char, read_json_string, read_json_value, skip_whitespace
 from .registry import register_tool_format
 from .stream_parser import ToolStreamParser, logger, read_call_object
 
 FENCE = "```"
-PROTOCOL = ("You can call tools. Reply with exactly one JSON object and nothing else, in one of these shapes:\n"
-            '- to call one tool: {"tool_call": {"name": "<tool name>", "arguments": {<arguments>}}}\n'
-            '- to call several tools at once: {"tool_calls": [{"name": "<tool name>", "arguments": {<arguments>}}, '
-            "...]}\n"
-            '- to answer in text: {"response": "<your answer>"}\n'
-            "Tool results come back in a user message as {\"tool_response\": {...}} lines.\n\n"
-            "Available tools:\n")
+PROTOCOL = (
+    "You can call tools. Reply with exactly one JSON object and nothing else, in one of these shapes:\n"
+    '- to call one tool: {"tool_call": {"name": "<tool name>", "arguments": {<arguments>}}}\n'
+    '- to call several tools at once: {"tool_calls": [{"name": "<tool name>", "arguments": {<arguments>}}, '
+    "...]}\n"
+    '- to answer in text: {"response": "<your answer>"}\n'
+    'Tool results come back in a user message as {"tool_response": {...}} lines.\n\n'
+    "Available tools:\n"
+)
 
 
 @register_tool_format
@@ -55,8 +57,10 @@ class GenericJsonFormat(ToolFormat):
             if item.role == "system":
                 continue
             if item.role == "tool":
-                line = json.dumps({"tool_response": {"id": item.call_id, "name": item.name,
-                                                     "content": result_value(item.text)}}, ensure_ascii=False)
+                line = json.dumps(
+                    {"tool_response": {"id": item.call_id, "name": item.name, "content": result_value(item.text)}},
+                    ensure_ascii=False,
+                )
                 if out and out[-1].get("_tool_results"):
                     out[-1]["content"] += "\n" + line
                 else:
@@ -113,8 +117,7 @@ class GenericJsonFormat(ToolFormat):
                 ch = yield from skip_whitespace((yield))
         if ch != "{":
             if ch is not None or parser.consumed_since(begin, lookahead=False):
-                logger.warning("%s: the reply is not a JSON object of the tool protocol; keeping it as text",
-                               self.name)
+                logger.warning("%s: the reply is not a JSON object of the tool protocol; keeping it as text", self.name)
             yield from parser.read_text(ch, (), lead + parser.consumed_since(begin, lookahead=ch is not None))
             return
         parser.begin_attempt(begin, lead)

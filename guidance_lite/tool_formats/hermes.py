@@ -5,6 +5,7 @@ system prompt inside ``<tools></tools>``, assistant calls as ``<tool_call>`` blo
 ``<tool_response>`` blocks in one user turn per run of consecutive results (in call order).
 Several ``<tool_call>`` blocks in a row are parallel calls. A missing ``</tool_call>`` at the very end is tolerated.
 """
+
 from __future__ import annotations
 
 import json
@@ -18,11 +19,15 @@ from .json_reader import Malformed, Reader, skip_whitespace
 from .registry import register_tool_format
 from .stream_parser import ToolStreamParser, read_call_object
 
-TOOLS_PREAMBLE = ("# Tools\n\nYou may call one or more functions to assist with the user query.\n\n"
-                  "You are provided with function signatures within <tools></tools> XML tags:\n<tools>")
-TOOLS_POSTAMBLE = ("\n</tools>\n\nFor each function call, return a json object with function name and arguments within "
-                   "<tool_call></tool_call> XML tags:\n<tool_call>\n"
-                   '{"name": <function-name>, "arguments": <args-json-object>}\n</tool_call>')
+TOOLS_PREAMBLE = (
+    "# Tools\n\nYou may call one or more functions to assist with the user query.\n\n"
+    "You are provided with function signatures within <tools></tools> XML tags:\n<tools>"
+)
+TOOLS_POSTAMBLE = (
+    "\n</tools>\n\nFor each function call, return a json object with function name and arguments within "
+    "<tool_call></tool_call> XML tags:\n<tool_call>\n"
+    '{"name": <function-name>, "arguments": <args-json-object>}\n</tool_call>'
+)
 OPEN, CLOSE = "<tool_call>", "</tool_call>"
 
 
@@ -40,8 +45,11 @@ class HermesFormat(ToolFormat):
         out: list[dict] = []
         system_texts = [self.escape(item.text) for item in history if item.role == "system"]
         if tools:
-            section = TOOLS_PREAMBLE + "".join("\n" + self.escape(json.dumps(t.definition, ensure_ascii=False))
-                                               for t in tools) + TOOLS_POSTAMBLE
+            section = (
+                TOOLS_PREAMBLE
+                + "".join("\n" + self.escape(json.dumps(t.definition, ensure_ascii=False)) for t in tools)
+                + TOOLS_POSTAMBLE
+            )
             instruction = self.choice_instruction(choice)
             if instruction:
                 section += "\n\n" + instruction

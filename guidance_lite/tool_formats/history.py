@@ -3,6 +3,7 @@
 Normalising once (text content, calls as ToolCall, each result tied to the call it answers, legacy ``function_call`` /
 ``function`` role understood) lets each format's ``render_history`` be about its own syntax only.
 """
+
 from __future__ import annotations
 
 import json

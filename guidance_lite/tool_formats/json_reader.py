@@ -6,11 +6,13 @@ It is handed the current character ``ch`` (already read) and returns ``(result, 
 first character it did not consume (None at the end). Malformed input raises :class:`Malformed`, never anything
 deeper: a call parser gives the attempt back as text.
 """
+
 from __future__ import annotations
 
 import json
 import re
-from typing import Any, Callable, Generator, Optional
+from collections.abc import Callable, Generator
+from typing import Any, Optional
 
 from ..errors import GuidanceLiteError
 

@@ -10,6 +10,7 @@ Parsing: a call is JSON at the start of the output (leading whitespace allowed) 
 ``arguments`` is accepted as well as ``parameters``. Output starting with other JSON is plain text.
 Built-in tool syntax (``<|python_tag|>brave_search.call(...)``) is not a JSON call and stays text (with a warning).
 """
+
 from __future__ import annotations
 
 import json
@@ -24,10 +25,12 @@ from .registry import register_tool_format
 from .stream_parser import ToolStreamParser, read_call_object
 
 PYTHON_TAG = "<|python_tag|>"
-TOOLS_INTRO = ("Given the following functions, please respond with a JSON for a function call with its proper "
-               "arguments that best answers the given prompt.\n\n"
-               'Respond in the format {"name": function name, "parameters": dictionary of argument name and its '
-               'value}.Do not use variables.\n\n')
+TOOLS_INTRO = (
+    "Given the following functions, please respond with a JSON for a function call with its proper "
+    "arguments that best answers the given prompt.\n\n"
+    'Respond in the format {"name": function name, "parameters": dictionary of argument name and its '
+    "value}.Do not use variables.\n\n"
+)
 
 
 @register_tool_format
@@ -48,15 +51,18 @@ class Llama3JsonFormat(ToolFormat):
             if item.role == "tool":
                 out.append({"role": "ipython", "content": self.escape(item.text)})
             elif item.role == "assistant" and item.calls:
-                calls = "; ".join(json.dumps({"name": c.name, "parameters": arguments_value(c)}, ensure_ascii=False)
-                                  for c in item.calls)
+                calls = "; ".join(
+                    json.dumps({"name": c.name, "parameters": arguments_value(c)}, ensure_ascii=False)
+                    for c in item.calls
+                )
                 text = self.escape(item.text)
                 out.append({"role": "assistant", "content": (text + "\n\n" if text else "") + self.escape(calls)})
             else:
                 out.append({"role": item.role, "content": self.escape(item.text)})
         if tools:
-            block = TOOLS_INTRO + "".join(self.escape(json.dumps(t.definition, indent=4, ensure_ascii=False)) + "\n\n"
-                                          for t in tools)
+            block = TOOLS_INTRO + "".join(
+                self.escape(json.dumps(t.definition, indent=4, ensure_ascii=False)) + "\n\n" for t in tools
+            )
             instruction = self.choice_instruction(choice)
             if instruction:
                 block += instruction + "\n\n"
@@ -100,8 +106,7 @@ class Llama3JsonFormat(ToolFormat):
             ch = yield from skip_whitespace((yield))
             ch = yield from self._call_sequence(parser, ch, start, before, bare=False)
 
-    def _call_sequence(self, parser: ToolStreamParser, ch: Optional[str], start: int, lead: str,
-                       bare: bool) -> Reader:
+    def _call_sequence(self, parser: ToolStreamParser, ch: Optional[str], start: int, lead: str, bare: bool) -> Reader:
         """Calls separated by ';' from ``ch`` on; returns the first character after them (or after a failure)."""
         while True:
             parser.begin_attempt(start, lead)
@@ -122,4 +127,3 @@ class Llama3JsonFormat(ToolFormat):
             if ch != "{":
                 return ch
             start, lead, bare = parser.offset(1), "", True
-

@@ -15,6 +15,7 @@ id in the call and its result), and parsed calls get fresh 9-character ids (an `
 used: a call's id must be known when its first delta streams).
 Parsing also accepts a single object instead of the list, and the newer ``[TOOL_CALLS]name[ARGS]{…}`` form.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -74,8 +75,9 @@ class MistralFormat(ToolFormat):
             elif item.role == "assistant" and item.calls:
                 if item.text:
                     out.append({"role": "assistant", "content": self.escape(item.text)})
-                calls = [{"name": c.name, "arguments": arguments_value(c), "id": mistral_call_id(c.id)}
-                         for c in item.calls]
+                calls = [
+                    {"name": c.name, "arguments": arguments_value(c), "id": mistral_call_id(c.id)} for c in item.calls
+                ]
                 out.append({"role": "tool_calls", "content": self.escape(json.dumps(calls, ensure_ascii=False))})
             else:
                 out.append({"role": item.role, "content": self.escape(item.text)})
@@ -87,8 +89,10 @@ class MistralFormat(ToolFormat):
             else:
                 out.insert(0, {"role": "system", "content": instruction})
         if tools:
-            listing = {"role": "available_tools",
-                       "content": self.escape(json.dumps([t.definition for t in tools], ensure_ascii=False))}
+            listing = {
+                "role": "available_tools",
+                "content": self.escape(json.dumps([t.definition for t in tools], ensure_ascii=False)),
+            }
             last_user = max((i for i, m in enumerate(out) if m["role"] == "user"), default=None)
             out.insert(len(out) if last_user is None else last_user, listing)
         return out

@@ -3,6 +3,7 @@
 ``detect_tool_format`` reads each registered class's own tell-tales (``chat_templates``, ``template_telltales``,
 ``model_names``), so a new format is recognised without touching this file.
 """
+
 from __future__ import annotations
 
 import re

@@ -21,17 +21,27 @@ Rules shared by every format:
   (``finish()``), which is authoritative; tool indexes are never reused, so such fragments never mix with a later
   call's.
 """
+
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable, Optional, Protocol
+from typing import Optional, Protocol
 
 from ..models.base import Delta
 from ..tools import ToolCall
-from .json_reader import (WHITESPACE, Malformed, NotACall, Reader, expect_char, read_json_string, read_json_value,
-                          skip_whitespace)
+from .json_reader import (
+    WHITESPACE,
+    Malformed,
+    NotACall,
+    Reader,
+    expect_char,
+    read_json_string,
+    read_json_value,
+    skip_whitespace,
+)
 
 logger = logging.getLogger("guidance_lite")
 
@@ -43,7 +53,7 @@ class OutputSyntax(Protocol):
 
     def new_id(self) -> str: ...
 
-    def read_output(self, parser: "ToolStreamParser") -> Reader: ...
+    def read_output(self, parser: ToolStreamParser) -> Reader: ...
 
 
 NAME_KEYS = ("name",)
@@ -54,7 +64,7 @@ _FIRST_CALL_KEYS = ("name", "type", "function")
 class PendingCall:
     """A call being read: announces itself (one header delta) once its name is known, then streams arguments."""
 
-    def __init__(self, parser: "ToolStreamParser") -> None:
+    def __init__(self, parser: ToolStreamParser) -> None:
         self._parser = parser
         self.name: Optional[str] = None
         self.index: Optional[int] = None
@@ -101,8 +111,13 @@ class PendingCall:
         return ToolCall(id=self.id, name=self.name, arguments_json="".join(self._arguments))
 
 
-def read_call_object(ch: Optional[str], call: PendingCall, *, first_key_decides: bool = False,
-                     argument_keys: Iterable[str] = ARGUMENT_KEYS) -> Reader:
+def read_call_object(
+    ch: Optional[str],
+    call: PendingCall,
+    *,
+    first_key_decides: bool = False,
+    argument_keys: Iterable[str] = ARGUMENT_KEYS,
+) -> Reader:
     """Read ``{"name": …, "arguments": {…}}`` (key order free; also the OpenAI ``{"type": "function", "function":
     {…}}`` shape). Unknown keys are read and ignored. ``first_key_decides``: a first key other than name/type/function
     means this JSON was never a call (``NotACall``). Returns the next character (the call is not completed here)."""
@@ -175,7 +190,7 @@ class _Attempt:
 class ToolStreamParser:
     """Parses one generation incrementally. ``feed`` returns the deltas that became certain; ``finish`` the result."""
 
-    def __init__(self, fmt: "OutputSyntax") -> None:
+    def __init__(self, fmt: OutputSyntax) -> None:
         self.format = fmt
         self._seen: list[str] = []
         self._deltas: list[Delta] = []
@@ -252,16 +267,21 @@ class ToolStreamParser:
         self._attempt = None
         if attempt is None:  # pragma: no cover - machines only fail inside an attempt
             raise RuntimeError(f"{self.format.name}: malformed call outside an attempt") from error
-        raw = "".join(self._seen[attempt.start:])
+        raw = "".join(self._seen[attempt.start :])
         produced = len(self._calls) > attempt.calls_before or len(self._content) > attempt.text_before
         if produced:
-            logger.warning("%s: dropping the rest of the output after a malformed part (%s): %r",
-                           self.format.name, error, raw[-200:])
+            logger.warning(
+                "%s: dropping the rest of the output after a malformed part (%s): %r",
+                self.format.name,
+                error,
+                raw[-200:],
+            )
             self._discarding = True
             return
         if not isinstance(error, NotACall):
-            logger.warning("%s: could not parse a tool call (%s); keeping it as text: %r",
-                           self.format.name, error, raw[:200])
+            logger.warning(
+                "%s: could not parse a tool call (%s); keeping it as text: %r", self.format.name, error, raw[:200]
+            )
         self.emit_text(attempt.lead + raw)
 
     # ---- text with held-back trigger prefixes -------------------------------------------------------------------
@@ -290,11 +310,11 @@ class ToolStreamParser:
                     before = pending[: len(pending) - len(trigger)]
                     text = before.rstrip(WHITESPACE)
                     self.emit_text(text)
-                    return trigger, before[len(text):]
+                    return trigger, before[len(text) :]
             keep = longest_partial_suffix(pending, triggers)
             text = pending[: len(pending) - keep].rstrip(WHITESPACE)
             self.emit_text(text)
-            pending = pending[len(text):]
+            pending = pending[len(text) :]
             ch = yield
 
     # ---- internals ------------------------------------------------------------------------------------------------
@@ -316,11 +336,23 @@ class ToolStreamParser:
             last = merged[-1] if merged else None
             if last is not None and delta.tool_index is None and last.tool_index is None:
                 last.text += delta.text
-            elif (last is not None and delta.tool_index is not None and delta.tool_index == last.tool_index
-                  and delta.tool_id is None and delta.tool_name is None):
+            elif (
+                last is not None
+                and delta.tool_index is not None
+                and delta.tool_index == last.tool_index
+                and delta.tool_id is None
+                and delta.tool_name is None
+            ):
                 last.tool_arguments += delta.tool_arguments
             else:
-                merged.append(Delta(text=delta.text, tool_index=delta.tool_index, tool_id=delta.tool_id,
-                                    tool_name=delta.tool_name, tool_arguments=delta.tool_arguments))
+                merged.append(
+                    Delta(
+                        text=delta.text,
+                        tool_index=delta.tool_index,
+                        tool_id=delta.tool_id,
+                        tool_name=delta.tool_name,
+                        tool_arguments=delta.tool_arguments,
+                    )
+                )
         self._deltas = []
         return merged

@@ -4,23 +4,64 @@ see of an offered tool (``spec``), and running calls concurrently (``dispatch``,
 Why this shape: the model only ever sees a JSON schema and sends back JSON text, so everything between the two is
 data handling, and every fault a call can have becomes a tool result the model can read and recover from.
 """
+
 from __future__ import annotations
 
 from .call import ToolCall, new_call_id
 from .dispatch import DENIED_MESSAGE, ERROR_MODES, HookResult, dispatch
-from .errors import (MissingImplementation, ToolArgumentError, ToolChoiceError, ToolDefinitionError, ToolError,
-                     ToolExecutionError, ToolSchemaError)
-from .records import (DENIED, EXCEPTION, INVALID_ARGUMENTS, INVALID_JSON, TIMEOUT, UNKNOWN_TOOL, ToolCallRecord,
-                      format_result)
+from .errors import (
+    MissingImplementation,
+    ToolArgumentError,
+    ToolChoiceError,
+    ToolDefinitionError,
+    ToolError,
+    ToolExecutionError,
+    ToolSchemaError,
+)
+from .records import (
+    DENIED,
+    EXCEPTION,
+    INVALID_ARGUMENTS,
+    INVALID_JSON,
+    TIMEOUT,
+    UNKNOWN_TOOL,
+    ToolCallRecord,
+    format_result,
+)
 from .schema import TOOL_NAME_PATTERN
 from .spec import ToolChoice, ToolSpec, resolve_tool_choice, tool_specs
 from .tool import Tool, make_tool, make_toolset, tool
 
 __all__ = [
-    "Tool", "ToolCallRecord", "ToolError", "ToolDefinitionError", "ToolArgumentError", "ToolExecutionError",
-    "tool", "make_tool", "make_toolset", "dispatch", "format_result",
+    "Tool",
+    "ToolCallRecord",
+    "ToolError",
+    "ToolDefinitionError",
+    "ToolArgumentError",
+    "ToolExecutionError",
+    "tool",
+    "make_tool",
+    "make_toolset",
+    "dispatch",
+    "format_result",
     # the tool model backends see, and the rest of the package's public names
-    "ToolCall", "new_call_id", "ToolSpec", "ToolChoice", "tool_specs", "resolve_tool_choice", "ToolSchemaError",
-    "ToolChoiceError", "MissingImplementation", "HookResult", "ERROR_MODES", "DENIED_MESSAGE", "TOOL_NAME_PATTERN",
-    "UNKNOWN_TOOL", "INVALID_JSON", "INVALID_ARGUMENTS", "EXCEPTION", "TIMEOUT", "DENIED",
+    "ToolCall",
+    "new_call_id",
+    "ToolSpec",
+    "ToolChoice",
+    "tool_specs",
+    "resolve_tool_choice",
+    "ToolSchemaError",
+    "ToolChoiceError",
+    "MissingImplementation",
+    "HookResult",
+    "ERROR_MODES",
+    "DENIED_MESSAGE",
+    "TOOL_NAME_PATTERN",
+    "UNKNOWN_TOOL",
+    "INVALID_JSON",
+    "INVALID_ARGUMENTS",
+    "EXCEPTION",
+    "TIMEOUT",
+    "DENIED",
 ]

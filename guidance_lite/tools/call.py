@@ -3,6 +3,7 @@
 It lives below both the backends, which produce calls, and the tools, which run them, so neither has to import the
 other to name one.
 """
+
 from __future__ import annotations
 
 import json
@@ -38,5 +39,8 @@ class ToolCall:
 
     def to_openai(self) -> dict:
         """The assistant-message form OpenAI expects (arguments as a JSON string)."""
-        return {"id": self.id, "type": "function",
-                "function": {"name": self.name, "arguments": self.arguments_json or "{}"}}
+        return {
+            "id": self.id,
+            "type": "function",
+            "function": {"name": self.name, "arguments": self.arguments_json or "{}"},
+        }

@@ -1,17 +1,27 @@
 """Running the calls a model asked for: concurrently, only offered tools, every fault turned into a record the model
 can read (unknown tool, bad JSON, bad arguments, an exception, a timeout, a refusal) instead of ending the program."""
+
 from __future__ import annotations
 
 import asyncio
 import inspect
 import json
 import time
-from typing import Any, Awaitable, Callable, Mapping, Optional, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, Optional
 
 from .call import ToolCall
 from .errors import MissingImplementation, ToolArgumentError, ToolDefinitionError, ToolExecutionError
-from .records import (DENIED, EXCEPTION, INVALID_ARGUMENTS, INVALID_JSON, TIMEOUT, UNKNOWN_TOOL, ToolCallRecord,
-                      format_result)
+from .records import (
+    DENIED,
+    EXCEPTION,
+    INVALID_ARGUMENTS,
+    INVALID_JSON,
+    TIMEOUT,
+    UNKNOWN_TOOL,
+    ToolCallRecord,
+    format_result,
+)
 from .tool import Tool, make_toolset
 
 ERROR_MODES = ("feedback", "raise")
@@ -27,10 +37,16 @@ async def _ask_hook(hook: Callable[[ToolCall], HookResult | Awaitable[HookResult
     return answer
 
 
-async def _run_call(call: ToolCall, tools: Mapping[str, Tool], timeout: Optional[float],
-                    hook: Optional[Callable], overrides: Mapping[str, Any]) -> ToolCallRecord:
-    record = ToolCallRecord(id=call.id, name=call.name, arguments=None, arguments_json=call.arguments_json,
-                            started_at=time.perf_counter())
+async def _run_call(
+    call: ToolCall,
+    tools: Mapping[str, Tool],
+    timeout: Optional[float],
+    hook: Optional[Callable],
+    overrides: Mapping[str, Any],
+) -> ToolCallRecord:
+    record = ToolCallRecord(
+        id=call.id, name=call.name, arguments=None, arguments_json=call.arguments_json, started_at=time.perf_counter()
+    )
     chosen = tools.get(call.name)
     if chosen is None:
         available = ", ".join(tools) or "none"
@@ -52,8 +68,11 @@ async def _run_call(call: ToolCall, tools: Mapping[str, Tool], timeout: Optional
         if isinstance(answer, dict):
             arguments = dict(answer)
         elif answer is not True and answer is not None:
-            return record.fail(EXCEPTION, f"on_tool_call returned {type(answer).__name__}; it must return True or "
-                                          f"None (run), False (deny) or a dict of replacement arguments")
+            return record.fail(
+                EXCEPTION,
+                f"on_tool_call returned {type(answer).__name__}; it must return True or "
+                f"None (run), False (deny) or a dict of replacement arguments",
+            )
     if overrides:
         arguments = {**arguments, **overrides}
     record.arguments = arguments
@@ -85,9 +104,15 @@ def _finish(record: ToolCallRecord) -> ToolCallRecord:
     return record
 
 
-async def dispatch(calls: Sequence[ToolCall], tools: Mapping[str, Tool], *, timeout: Optional[float] = None,
-                   errors: str = "feedback", on_tool_call: Optional[Callable] = None,
-                   overrides: Optional[Mapping[str, Any]] = None) -> list[ToolCallRecord]:
+async def dispatch(
+    calls: Sequence[ToolCall],
+    tools: Mapping[str, Tool],
+    *,
+    timeout: Optional[float] = None,
+    errors: str = "feedback",
+    on_tool_call: Optional[Callable] = None,
+    overrides: Optional[Mapping[str, Any]] = None,
+) -> list[ToolCallRecord]:
     """Run every call concurrently; return one record per call, in call order.
 
     Only tools in ``tools`` can run. Faults become error records (``error``/``error_type`` set and the message
@@ -98,19 +123,21 @@ async def dispatch(calls: Sequence[ToolCall], tools: Mapping[str, Tool], *, time
     validation + run, not the hook (a person may take a while to answer).
     """
     if errors not in ERROR_MODES:
-        raise ValueError(f"errors={errors!r} is not supported; use 'feedback' (faults go back to the model as "
-                         f"tool results) or 'raise'")
+        raise ValueError(
+            f"errors={errors!r} is not supported; use 'feedback' (faults go back to the model as "
+            f"tool results) or 'raise'"
+        )
     if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0):
         raise ValueError(f"timeout must be a positive number of seconds or None, got {timeout!r}")
     if not isinstance(tools, Mapping):
         tools = make_toolset(tools)
     bad = [name for name, value in tools.items() if not isinstance(value, Tool)]
     if bad:
-        raise ToolDefinitionError(f"dispatch needs Tool objects by name (see make_toolset); not a Tool: "
-                                  f"{', '.join(map(repr, bad))}")
+        raise ToolDefinitionError(
+            f"dispatch needs Tool objects by name (see make_toolset); not a Tool: {', '.join(map(repr, bad))}"
+        )
     overrides = dict(overrides or {})
-    records = list(await asyncio.gather(*(_run_call(call, tools, timeout, on_tool_call, overrides)
-                                          for call in calls)))
+    records = list(await asyncio.gather(*(_run_call(call, tools, timeout, on_tool_call, overrides) for call in calls)))
     if errors == "raise":
         failed = next((r for r in records if r.error is not None), None)
         if failed is not None:

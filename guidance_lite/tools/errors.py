@@ -1,7 +1,9 @@
 """Every tool-related error: a tool that can't be defined, arguments that don't fit, a call that failed."""
+
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from ..errors import GuidanceLiteError
 
@@ -39,7 +41,7 @@ class ToolArgumentError(ToolError, ValueError):
 class ToolExecutionError(ToolError):
     """Raised by ``dispatch(errors='raise')`` for the first failed call; ``records`` holds every call's record."""
 
-    def __init__(self, record: "ToolCallRecord", records: Sequence["ToolCallRecord"] = ()) -> None:
+    def __init__(self, record: ToolCallRecord, records: Sequence[ToolCallRecord] = ()) -> None:
         self.record = record
         self.records = list(records)
         super().__init__(f"tool call {record.id!r} to '{record.name}' failed ({record.error_type}): {record.error}")

@@ -1,5 +1,6 @@
 """What became of each tool call: its record (arguments used, result, error, timing) and the text a result is
 sent back to the model as."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -66,7 +67,7 @@ class ToolCallRecord:
     def ok(self) -> bool:
         return self.error is None
 
-    def fail(self, error_type: str, message: str, exception: Optional[BaseException] = None) -> "ToolCallRecord":
+    def fail(self, error_type: str, message: str, exception: Optional[BaseException] = None) -> ToolCallRecord:
         self.error_type = error_type
         self.error = message
         self.content = message
@@ -76,11 +77,15 @@ class ToolCallRecord:
     def to_dict(self) -> dict:
         """JSON-friendly form (the result converted with pydantic's JSON rules, ``str`` as a fallback)."""
         return {
-            "id": self.id, "name": self.name,
+            "id": self.id,
+            "name": self.name,
             "arguments": pydantic_core.to_jsonable_python(self.arguments, fallback=str),
             "arguments_json": self.arguments_json,
             "result": pydantic_core.to_jsonable_python(self.result, fallback=str),
-            "content": self.content, "error": self.error, "error_type": self.error_type,
-            "duration": self.duration, "started_at": self.started_at, "variable": self.variable,
+            "content": self.content,
+            "error": self.error,
+            "error_type": self.error_type,
+            "duration": self.duration,
+            "started_at": self.started_at,
+            "variable": self.variable,
         }
-

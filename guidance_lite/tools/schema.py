@@ -4,14 +4,16 @@ tool schema dict.
 Why one pydantic model per callable: the schema the model is told and the validation of what it sends back come from
 the same place, so they can never drift apart. Specs are built once per callable and cached.
 """
+
 from __future__ import annotations
 
 import functools
 import inspect
 import re
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any, Mapping, Optional, get_origin
+from typing import Annotated, Any, Optional, get_origin
 
 import docstring_parser
 import pydantic
@@ -56,7 +58,7 @@ def callable_name(fn: Any) -> str:
 def is_async_callable(fn: Any) -> bool:
     if inspect.iscoroutinefunction(fn):
         return True
-    call = getattr(fn, "__call__", None)
+    call = getattr(fn, "__call__", None)  # noqa: B004 - the bound __call__ itself, to ask whether it is async
     return not inspect.isroutine(fn) and not inspect.isclass(fn) and inspect.iscoroutinefunction(call)
 
 
@@ -64,7 +66,8 @@ def check_name(name: Any) -> str:
     if not isinstance(name, str) or not TOOL_NAME_PATTERN.match(name):
         raise ToolDefinitionError(
             f"tool name {name!r} is not valid: a tool name needs 1-64 letters, digits, '_' or '-'; "
-            f"pass name=... to @gl.tool or use a def with a proper name")
+            f"pass name=... to @gl.tool or use a def with a proper name"
+        )
     return name
 
 
@@ -91,7 +94,8 @@ def _resolved_signature(fn: Any, name: str) -> inspect.Signature:
             raise ToolDefinitionError(f"cannot read the signature of tool '{name}': {inner}") from inner
         raise ToolDefinitionError(
             f"cannot resolve a type annotation of tool '{name}' ({type(exc).__name__}: {exc}); define the types its "
-            f"parameters use at module level (string annotations are evaluated in the function's module)") from exc
+            f"parameters use at module level (string annotations are evaluated in the function's module)"
+        ) from exc
     except ValueError as exc:
         raise ToolDefinitionError(f"cannot read the signature of tool '{name}': {exc}") from exc
 
@@ -121,8 +125,20 @@ def _strip_titles(schema: Any) -> Any:
             continue
         if key in ("properties", "$defs", "definitions", "patternProperties", "dependentSchemas"):
             cleaned[key] = {k: _strip_titles(v) for k, v in value.items()} if isinstance(value, dict) else value
-        elif key in ("items", "additionalProperties", "not", "contains", "propertyNames", "if", "then", "else",
-                     "anyOf", "oneOf", "allOf", "prefixItems"):
+        elif key in (
+            "items",
+            "additionalProperties",
+            "not",
+            "contains",
+            "propertyNames",
+            "if",
+            "then",
+            "else",
+            "anyOf",
+            "oneOf",
+            "allOf",
+            "prefixItems",
+        ):
             cleaned[key] = _strip_titles(value)
         else:
             cleaned[key] = value  # default / enum / const / examples are data, kept verbatim
@@ -166,15 +182,17 @@ def _build_function_spec(fn: Any) -> FunctionSpec:
         extra = {"description": description} if description else {}  # never blank out a Field(description=...)
         fields[field_name] = (annotation, Field(default, alias=p.name, **extra))
         params.append(Param(field_name, p.name, p.kind, p.default, field_default))
-    config = ConfigDict(extra="allow" if accepts_extra else "forbid", protected_namespaces=(),
-                        arbitrary_types_allowed=False)
+    config = ConfigDict(
+        extra="allow" if accepts_extra else "forbid", protected_namespaces=(), arbitrary_types_allowed=False
+    )
     try:
         model = create_model(f"{name}_arguments", __config__=config, **fields)
     except (pydantic.PydanticSchemaGenerationError, pydantic.PydanticUserError, TypeError) as exc:
         raise ToolDefinitionError(
             f"tool '{name}' has a parameter type pydantic cannot validate ({exc.__class__.__name__}: "
             f"{str(exc).splitlines()[0]}); use JSON-friendly types (str, int, float, bool, list, dict, Literal, "
-            f"Enum) or pydantic models") from exc
+            f"Enum) or pydantic models"
+        ) from exc
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", PydanticJsonSchemaWarning)  # unserializable defaults are just omitted
@@ -182,9 +200,11 @@ def _build_function_spec(fn: Any) -> FunctionSpec:
     except pydantic.PydanticInvalidForJsonSchema as exc:
         raise ToolDefinitionError(
             f"tool '{name}' has a parameter type with no JSON schema ({exc}); use JSON-friendly types or pydantic "
-            f"models") from exc
-    return FunctionSpec(_description_of(doc), _openai_parameters(raw, accepts_extra), model, tuple(params),
-                         accepts_extra)
+            f"models"
+        ) from exc
+    return FunctionSpec(
+        _description_of(doc), _openai_parameters(raw, accepts_extra), model, tuple(params), accepts_extra
+    )
 
 
 @functools.lru_cache(maxsize=1024)
@@ -215,7 +235,6 @@ def format_problem(error: Mapping[str, Any]) -> str:
     return text
 
 
-
 def empty_parameters() -> dict:
     """The parameters schema of a tool that takes no arguments (a fresh dict each time)."""
     return {"type": "object", "properties": {}}
@@ -231,5 +250,6 @@ def read_function_schema(obj: dict) -> dict:
         raise ToolSchemaError(
             f"tool schema {obj!r:.120} has no function name; a tool schema dict needs a name: "
             "{'type': 'function', 'function': {'name': ..., 'parameters': {...}}} "
-            "or {'name': ..., 'parameters': {...}}")
+            "or {'name': ..., 'parameters': {...}}"
+        )
     return function

@@ -5,15 +5,18 @@ and ``tool_choice`` as ``'auto'``, ``'required'``, ``'none'``, a tool name or Op
 They are read here, once: ``tool_specs`` and ``resolve_tool_choice`` accept every form and return typed values (both
 pass typed values through), so a backend translates one shape, in one function, and never re-parses a schema.
 """
+
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Optional, Sequence, Union
+from typing import Any, Optional, Union
 
 from .errors import ToolChoiceError, ToolSchemaError
 from .schema import empty_parameters, read_function_schema
 from .tool import Tool
+
 
 @dataclass(frozen=True)
 class ToolSpec:
@@ -35,7 +38,7 @@ class ToolSpec:
         return copy.deepcopy(self.definition)
 
     @classmethod
-    def of(cls, tool: Any) -> "ToolSpec":
+    def of(cls, tool: Any) -> ToolSpec:
         """The spec of a Tool, an OpenAI tool dict, or any object with a ``schema()`` method returning one."""
         if isinstance(tool, ToolSpec):
             return tool
@@ -44,12 +47,17 @@ class ToolSpec:
         if not isinstance(tool, dict) and callable(getattr(tool, "schema", None)):
             tool = tool.schema()
         if not isinstance(tool, dict):
-            raise ToolSchemaError(f"tools must be OpenAI tool dicts (or objects with .schema()), got "
-                                  f"{type(tool).__name__}")
+            raise ToolSchemaError(
+                f"tools must be OpenAI tool dicts (or objects with .schema()), got {type(tool).__name__}"
+            )
         function = dict(read_function_schema(tool))
         function.setdefault("parameters", empty_parameters())
-        return cls(function["name"], function.get("description") or "", function["parameters"],
-                   {"type": "function", "function": function})
+        return cls(
+            function["name"],
+            function.get("description") or "",
+            function["parameters"],
+            {"type": "function", "function": function},
+        )
 
 
 def tool_specs(tools: Optional[Iterable[Any]]) -> tuple[ToolSpec, ...]:
@@ -128,8 +136,10 @@ def resolve_tool_choice(given: Union[ToolChoice, str, dict, None], tools: Sequen
         function = given.get("function")
         name = (function.get("name") if isinstance(function, dict) else None) or given.get("name")
         if not isinstance(name, str) or not name:
-            raise ToolChoiceError(f"tool_choice {given!r} names no function; use "
-                                  f"{{'type': 'function', 'function': {{'name': ...}}}} or the tool's name")
+            raise ToolChoiceError(
+                f"tool_choice {given!r} names no function; use "
+                f"{{'type': 'function', 'function': {{'name': ...}}}} or the tool's name"
+            )
         mode, shown = "named", name
     elif isinstance(given, str):
         mode, name, shown = (given, None, given) if given in ("auto", "required", "none") else ("named", given, given)
@@ -143,7 +153,9 @@ def resolve_tool_choice(given: Union[ToolChoice, str, dict, None], tools: Sequen
     if mode == "required":
         return ToolChoice("required", names[0] if len(names) == 1 else None)
     if name not in names:
-        raise ToolChoiceError(f"tool_choice={name!r} is not one of the offered tools "
-                              f"({', '.join(repr(n) for n in names)}): use 'auto', 'required', 'none' or the name of "
-                              f"a tool in tools=[{', '.join(names)}]")
+        raise ToolChoiceError(
+            f"tool_choice={name!r} is not one of the offered tools "
+            f"({', '.join(repr(n) for n in names)}): use 'auto', 'required', 'none' or the name of "
+            f"a tool in tools=[{', '.join(names)}]"
+        )
     return given if isinstance(given, ToolChoice) else ToolChoice("named", name)

@@ -1,6 +1,7 @@
 """``Tool``: one tool offered to a model (name, description, JSON-schema parameters, the function behind it), and the
 ways to make one: ``@gl.tool``, ``make_tool`` (a function, a Tool or an OpenAI schema dict), ``make_toolset``.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -10,13 +11,22 @@ import functools
 import inspect
 import json
 import threading
-from typing import Any, Callable, Mapping, Optional, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Optional
 
 import pydantic
 
 from .errors import MissingImplementation, ToolArgumentError, ToolDefinitionError
-from .schema import (FunctionSpec, callable_name, check_name, empty_parameters, format_problem, function_spec,
-                     is_async_callable, read_function_schema)
+from .schema import (
+    FunctionSpec,
+    callable_name,
+    check_name,
+    empty_parameters,
+    format_problem,
+    function_spec,
+    is_async_callable,
+    read_function_schema,
+)
 
 
 class Tool:
@@ -28,26 +38,43 @@ class Tool:
     signature (which also coerces them).
     """
 
-    __slots__ = ("name", "fn", "is_async", "_description", "_explicit_description", "_parameters", "_schema_given",
-                 "_strict", "_spec_cache")
+    __slots__ = (
+        "_description",
+        "_explicit_description",
+        "_parameters",
+        "_schema_given",
+        "_spec_cache",
+        "_strict",
+        "fn",
+        "is_async",
+        "name",
+    )
 
-    def __init__(self, name: str, fn: Optional[Callable] = None, *, description: Optional[str] = None,
-                 parameters: Optional[dict] = None, strict: Optional[bool] = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        fn: Optional[Callable] = None,
+        *,
+        description: Optional[str] = None,
+        parameters: Optional[dict] = None,
+        strict: Optional[bool] = None,
+    ) -> None:
         check_name(name)
         if fn is not None and not callable(fn):
-            raise ToolDefinitionError(f"the implementation of tool '{name}' must be callable, got "
-                                      f"{type(fn).__name__}")
+            raise ToolDefinitionError(f"the implementation of tool '{name}' must be callable, got {type(fn).__name__}")
         if parameters is None and fn is None:
             raise ToolDefinitionError(f"tool '{name}' needs a function or a parameters schema")
         if parameters is not None and not isinstance(parameters, dict):
-            raise ToolDefinitionError(f"tool '{name}': parameters must be a JSON-schema dict, got "
-                                      f"{type(parameters).__name__}")
+            raise ToolDefinitionError(
+                f"tool '{name}': parameters must be a JSON-schema dict, got {type(parameters).__name__}"
+            )
         if parameters is not None and parameters.get("type", "object") != "object":
-            raise ToolDefinitionError(f"tool '{name}': parameters must be a schema of type 'object' (named "
-                                      f"arguments), got type {parameters.get('type')!r}")
+            raise ToolDefinitionError(
+                f"tool '{name}': parameters must be a schema of type 'object' (named "
+                f"arguments), got type {parameters.get('type')!r}"
+            )
         if description is not None and not isinstance(description, str):
-            raise ToolDefinitionError(f"tool '{name}': description must be a string, got "
-                                      f"{type(description).__name__}")
+            raise ToolDefinitionError(f"tool '{name}': description must be a string, got {type(description).__name__}")
         init = functools.partial(object.__setattr__, self)
         init("name", name)
         init("fn", fn)
@@ -60,18 +87,28 @@ class Tool:
         init("_spec_cache", None)
 
     def __setattr__(self, key: str, value: Any) -> None:
-        raise AttributeError(f"Tool objects are immutable; build a new one (make_tool / gl.tool / "
-                             f"Tool.with_function) instead of setting {key!r}")
+        raise AttributeError(
+            f"Tool objects are immutable; build a new one (make_tool / gl.tool / "
+            f"Tool.with_function) instead of setting {key!r}"
+        )
 
-    def __copy__(self) -> "Tool":
+    def __copy__(self) -> Tool:
         return self
 
-    def __deepcopy__(self, memo: dict) -> "Tool":
+    def __deepcopy__(self, memo: dict) -> Tool:
         return self
 
     def __reduce__(self) -> tuple:
-        return (_rebuild_tool, (self.name, self.fn, self._explicit_description,
-                                self._parameters if self._schema_given else None, self._strict))
+        return (
+            _rebuild_tool,
+            (
+                self.name,
+                self.fn,
+                self._explicit_description,
+                self._parameters if self._schema_given else None,
+                self._strict,
+            ),
+        )
 
     def __repr__(self) -> str:
         return f"Tool(name={self.name!r}, parameters={list(self.parameters.get('properties', {}))})"
@@ -98,17 +135,19 @@ class Tool:
 
     def schema(self) -> dict:
         """The OpenAI tool definition: ``{"type": "function", "function": {name, description, parameters}}``."""
-        function: dict = {"name": self.name, "description": self.description,
-                          "parameters": copy.deepcopy(self.parameters)}
+        function: dict = {
+            "name": self.name,
+            "description": self.description,
+            "parameters": copy.deepcopy(self.parameters),
+        }
         if self._strict is not None:
             function["strict"] = self._strict
         return {"type": "function", "function": function}
 
-    def with_function(self, fn: Optional[Callable]) -> "Tool":
+    def with_function(self, fn: Optional[Callable]) -> Tool:
         """The same definition backed by another implementation (bound methods, wrappers, resolved schemas)."""
         if self._schema_given:
-            return Tool(self.name, fn, description=self.description, parameters=self._parameters,
-                        strict=self._strict)
+            return Tool(self.name, fn, description=self.description, parameters=self._parameters, strict=self._strict)
         return Tool(self.name, fn, description=self._explicit_description)
 
     def validate(self, arguments: dict) -> dict:
@@ -118,8 +157,7 @@ class Tool:
         Raises ToolArgumentError listing every bad field.
         """
         if not isinstance(arguments, dict):
-            raise ToolArgumentError(self.name, [f"(arguments): expected a JSON object, got "
-                                                f"{type(arguments).__name__}"])
+            raise ToolArgumentError(self.name, [f"(arguments): expected a JSON object, got {type(arguments).__name__}"])
         if self._schema_given:
             self._check_against_schema(arguments)
         spec = self._spec()
@@ -138,17 +176,20 @@ class Tool:
     def _check_against_schema(self, arguments: dict) -> None:
         schema = self.parameters
         properties = schema.get("properties") or {}
-        problems = [f"{key}: required argument is missing" for key in schema.get("required", ())
-                    if key not in arguments]
+        problems = [
+            f"{key}: required argument is missing" for key in schema.get("required", ()) if key not in arguments
+        ]
         if schema.get("additionalProperties") is False:
-            problems += [f"{key}: unexpected argument (not a parameter of this tool)"
-                         for key in arguments if key not in properties]
+            problems += [
+                f"{key}: unexpected argument (not a parameter of this tool)"
+                for key in arguments
+                if key not in properties
+            ]
         for key, value in arguments.items():
             prop = properties.get(key)
             allowed = prop.get("enum") if isinstance(prop, dict) else None
             if isinstance(allowed, list) and value not in allowed:
-                problems.append(f"{key}: must be one of {', '.join(json.dumps(a) for a in allowed)} "
-                                f"(got {value!r})")
+                problems.append(f"{key}: must be one of {', '.join(json.dumps(a) for a in allowed)} (got {value!r})")
         if problems:
             raise ToolArgumentError(self.name, problems)
 
@@ -156,8 +197,8 @@ class Tool:
         """Validate, then call: async functions are awaited, sync ones run in their own worker thread."""
         if self.fn is None:
             raise MissingImplementation(
-                f"tool '{self.name}' has no implementation; pass a function named '{self.name}' as a program "
-                f"argument")
+                f"tool '{self.name}' has no implementation; pass a function named '{self.name}' as a program argument"
+            )
         args, kwargs = self._split_positional(self.validate(arguments))
         if self.is_async:
             result = await self.fn(*args, **kwargs)
@@ -175,12 +216,13 @@ class Tool:
             return [], kwargs
         kwargs = dict(kwargs)
         last_given = max((i for i, p in enumerate(positional_only) if p.name in kwargs), default=-1)
-        args = [kwargs.pop(p.name) if p.name in kwargs else p.default for p in positional_only[:last_given + 1]]
+        args = [kwargs.pop(p.name) if p.name in kwargs else p.default for p in positional_only[: last_given + 1]]
         return args, kwargs
 
 
-def _rebuild_tool(name: str, fn: Optional[Callable], description: Optional[str], parameters: Optional[dict],
-                  strict: Optional[bool]) -> Tool:
+def _rebuild_tool(
+    name: str, fn: Optional[Callable], description: Optional[str], parameters: Optional[dict], strict: Optional[bool]
+) -> Tool:
     return Tool(name, fn, description=description, parameters=parameters, strict=strict)
 
 
@@ -242,7 +284,8 @@ def tool(fn: Optional[Callable] = None, *, name: Optional[str] = None, descripti
         except (AttributeError, TypeError) as exc:
             raise ToolDefinitionError(
                 f"cannot mark {target!r} as a tool ({exc}); wrap it in a def, or use make_tool(...) to get a "
-                f"Tool object") from exc
+                f"Tool object"
+            ) from exc
         return target
 
     return decorate if fn is None else decorate(fn)
@@ -280,14 +323,16 @@ def _tool_from_schema(obj: dict, resolve: Optional[Callable[[str], Any]]) -> Too
     if implementation is not None and not callable(implementation):
         raise ToolDefinitionError(
             f"the program argument '{name}' should implement the tool schema '{name}' but is a "
-            f"{type(implementation).__name__}, not a function")
+            f"{type(implementation).__name__}, not a function"
+        )
     description = parts.get("description") or ""
     return Tool(name, implementation, description=description, parameters=parameters, strict=parts.get("strict"))
 
 
 def _is_schema_dict(obj: Any) -> bool:
-    return isinstance(obj, dict) and (isinstance(obj.get("name"), str) or isinstance(obj.get("function"), dict)
-                                      or isinstance(obj.get("type"), str))
+    return isinstance(obj, dict) and (
+        isinstance(obj.get("name"), str) or isinstance(obj.get("function"), dict) or isinstance(obj.get("type"), str)
+    )
 
 
 def make_tool(obj: Any, *, resolve: Optional[Callable[[str], Any]] = None) -> Tool:
@@ -314,7 +359,8 @@ def make_tool(obj: Any, *, resolve: Optional[Callable[[str], Any]] = None) -> To
     shown = repr(obj)
     raise ToolDefinitionError(
         f"a tool must be a function, a @gl.tool function, a Tool, or an OpenAI tool schema dict; got "
-        f"{type(obj).__name__} ({shown[:60] + '...' if len(shown) > 60 else shown})")
+        f"{type(obj).__name__} ({shown[:60] + '...' if len(shown) > 60 else shown})"
+    )
 
 
 def make_toolset(value: Any, *, resolve: Optional[Callable[[str], Any]] = None) -> dict[str, Tool]:
@@ -332,13 +378,14 @@ def make_toolset(value: Any, *, resolve: Optional[Callable[[str], Any]] = None) 
         made = make_tool(item, resolve=resolve)
         if made.name in toolset:
             raise ToolDefinitionError(
-                f"two tools are named '{made.name}'; tool names must be unique (rename one with "
-                f"@gl.tool(name=...))")
+                f"two tools are named '{made.name}'; tool names must be unique (rename one with @gl.tool(name=...))"
+            )
         toolset[made.name] = made
     if isinstance(value, Mapping) and not _is_schema_dict(value):
         for key, made in zip(value.keys(), toolset.values()):
             if key != made.name:
-                raise ToolDefinitionError(f"the tools mapping has key {key!r} for the tool named '{made.name}'; "
-                                          f"keys must equal tool names (or pass a list)")
+                raise ToolDefinitionError(
+                    f"the tools mapping has key {key!r} for the tool named '{made.name}'; "
+                    f"keys must equal tool names (or pass a list)"
+                )
     return toolset
-

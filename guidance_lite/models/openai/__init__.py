@@ -1,5 +1,6 @@
 """The OpenAI API and OpenAI-compatible servers: the chat backend ``OpenAI`` and the transport it shares with
 ``models.completion.OpenAICompletion`` (kani's engines/openai layout: engine, translation, function calling)."""
+
 from __future__ import annotations
 
 from .chat import OpenAI

@@ -5,11 +5,13 @@ Composed of the shared transport (``transport``: clients, retries, errors, usage
 request into Chat Completions parameters (``translation``), the reader of its answers (``streaming``) and
 select as a forced call (``select_as_tool``).
 """
+
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, AsyncIterator, Optional, Union
+from typing import TYPE_CHECKING, Any, Optional, Union
 
 from ... import tokens
 from ..base import Completion, Delta, GenRequest, ModelError
@@ -24,10 +26,14 @@ if TYPE_CHECKING:  # pragma: no cover
     from ...cache import RequestCache
 
 RESERVED_PARAMS = ("messages", "stream")
-TEXT_MODE_MESSAGE = ("OpenAI chat models need role blocks: wrap the prompt in {{#user}}…{{/user}} and gen inside "
-                     "{{#assistant}}…{{/assistant}}")
-PREFILL_MESSAGE = ("OpenAI chat models can't continue a partly written assistant message: put gen at the start of "
-                   "the assistant block (text before it is not sent as a prefix)")
+TEXT_MODE_MESSAGE = (
+    "OpenAI chat models need role blocks: wrap the prompt in {{#user}}…{{/user}} and gen inside "
+    "{{#assistant}}…{{/assistant}}"
+)
+PREFILL_MESSAGE = (
+    "OpenAI chat models can't continue a partly written assistant message: put gen at the start of "
+    "the assistant block (text before it is not sent as a prefix)"
+)
 
 
 class OpenAI(RemoteModel):
@@ -45,13 +51,33 @@ class OpenAI(RemoteModel):
     supports_prefill = False
     can_constrain = False
 
-    def __init__(self, model: str, *, base_url: Optional[str] = None, api_key: Optional[str] = None,
-                 client: Any = None, timeout: Optional[float] = None, max_retries: int = 2,
-                 cache: Union[bool, str, Path, "RequestCache"] = False, context_window: Optional[int] = None,
-                 select_with_tools: bool = True, **default_params: Any) -> None:
-        super().__init__(model, base_url=base_url, api_key=api_key, client=client, timeout=timeout,
-                         max_retries=max_retries, cache=cache, context_window=context_window,
-                         default_params=default_params, reserved=RESERVED_PARAMS, backend="OpenAI")
+    def __init__(
+        self,
+        model: str,
+        *,
+        base_url: Optional[str] = None,
+        api_key: Optional[str] = None,
+        client: Any = None,
+        timeout: Optional[float] = None,
+        max_retries: int = 2,
+        cache: Union[bool, str, Path, RequestCache] = False,
+        context_window: Optional[int] = None,
+        select_with_tools: bool = True,
+        **default_params: Any,
+    ) -> None:
+        super().__init__(
+            model,
+            base_url=base_url,
+            api_key=api_key,
+            client=client,
+            timeout=timeout,
+            max_retries=max_retries,
+            cache=cache,
+            context_window=context_window,
+            default_params=default_params,
+            reserved=RESERVED_PARAMS,
+            backend="OpenAI",
+        )
         self.select_with_tools = select_with_tools
 
     def __repr__(self) -> str:
@@ -70,8 +96,10 @@ class OpenAI(RemoteModel):
         if request.prefill:
             raise ModelError(PREFILL_MESSAGE)
         params, extra_body, options = split_params(self.default_params, request.extra, RESERVED_PARAMS)
-        body: dict[str, Any] = {"model": params.pop("model", self.model),
-                                "messages": normalize_messages(request.messages or [])}
+        body: dict[str, Any] = {
+            "model": params.pop("model", self.model),
+            "messages": normalize_messages(request.messages or []),
+        }
         body.update(params)
         stops = [s for s in (request.stop or []) if s]
         if stops:
@@ -79,8 +107,10 @@ class OpenAI(RemoteModel):
         if request.max_tokens is not None:
             body[max_tokens_key(body["model"])] = request.max_tokens
         body.update(sampling_fields(request))
-        body.update(tool_params(request) or (select_params(request.options)
-                                             if request.options and self.select_with_tools else {}))
+        body.update(
+            tool_params(request)
+            or (select_params(request.options) if request.options and self.select_with_tools else {})
+        )
         body.update(extra_body)
         return body, options
 
@@ -97,13 +127,15 @@ class OpenAI(RemoteModel):
         check_context(body, self.prompt_tokens, self.model, self.context_window)
         n = int(body.get("n", 1))
         answer = self.transport.serve(
-            body, lambda: self.transport.exchange(CHAT, body, options, stream=request.stream,
-                                                  new_reader=lambda: ChatReader(n)),
-            lambda sent: tokens.count_message_tokens(sent["messages"], self.model))
+            body,
+            lambda: self.transport.exchange(
+                CHAT, body, options, stream=request.stream, new_reader=lambda: ChatReader(n)
+            ),
+            lambda sent: tokens.count_message_tokens(sent["messages"], self.model),
+        )
         if request.options and not request.tools and self.select_with_tools:
             answer = options_as_text(answer)
         async for item in answer:
             if isinstance(item, Completion) and request.tools:
                 check_forced_calls(request.choice, item, self.base_url)
             yield item
-

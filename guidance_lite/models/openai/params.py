@@ -1,8 +1,10 @@
 """What both OpenAI endpoints (chat and completions) share about a request: where each parameter goes, the sampling
 fields, the context-window check, and the check that a forced tool choice was honoured."""
+
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any, Optional
 
 from ...tools import ToolChoice
 from ..base import Completion, GenParams, ModelError
@@ -39,9 +41,11 @@ def check_context(body: dict, prompt_tokens: Callable[[dict], int], model: str, 
     prompt = prompt_tokens(body)
     reserved = int(body.get("max_tokens") or body.get("max_completion_tokens") or 0)
     if prompt + reserved > context_window:
-        raise ModelError(f"the request needs about {prompt + reserved} tokens (prompt ~{prompt} + "
-                         f"max_tokens {reserved}) but {model!r} has a context window of {context_window}: shorten "
-                         f"the conversation, lower max_tokens, or pass context_window= if the model allows more")
+        raise ModelError(
+            f"the request needs about {prompt + reserved} tokens (prompt ~{prompt} + "
+            f"max_tokens {reserved}) but {model!r} has a context window of {context_window}: shorten "
+            f"the conversation, lower max_tokens, or pass context_window= if the model allows more"
+        )
 
 
 def check_forced_calls(choice: ToolChoice, completion: Completion, server: str) -> None:
@@ -50,7 +54,8 @@ def check_forced_calls(choice: ToolChoice, completion: Completion, server: str) 
         return
     for option in completion.choices:
         if not option.tool_calls:
-            raise ModelError(f"tool_choice={choice.value!r} was not honoured by {server}: the answer has no tool call "
-                             f"({option.text[:80]!r}); check that the server supports forced tool calls, or use "
-                             "tool_choice='auto'")
-
+            raise ModelError(
+                f"tool_choice={choice.value!r} was not honoured by {server}: the answer has no tool call "
+                f"({option.text[:80]!r}); check that the server supports forced tool calls, or use "
+                "tool_choice='auto'"
+            )

@@ -3,6 +3,7 @@
 The chat backend and the completion backend differ in what they send and how they read answers; their construction
 (checked settings, default parameters, context window, the transport) and their connection settings are the same.
 """
+
 from __future__ import annotations
 
 from typing import Any, Optional
@@ -15,9 +16,21 @@ from .transport import OpenAITransport
 class RemoteModel(Model):
     """A backend whose model is behind an OpenAI-compatible server (see ``OpenAITransport`` for the connection)."""
 
-    def __init__(self, model: str, *, base_url: Optional[str], api_key: Optional[str], client: Any,
-                 timeout: Optional[float], max_retries: int, cache: Any, context_window: Optional[int],
-                 default_params: dict, reserved: tuple[str, ...], backend: str) -> None:
+    def __init__(
+        self,
+        model: str,
+        *,
+        base_url: Optional[str],
+        api_key: Optional[str],
+        client: Any,
+        timeout: Optional[float],
+        max_retries: int,
+        cache: Any,
+        context_window: Optional[int],
+        default_params: dict,
+        reserved: tuple[str, ...],
+        backend: str,
+    ) -> None:
         if not isinstance(model, str) or not model:
             raise ValueError(f"{backend}(model=...) needs a model name such as 'gpt-4o-mini', got {model!r}")
         if max_retries < 0:
@@ -29,8 +42,16 @@ class RemoteModel(Model):
         self.model = model
         self.default_params = dict(default_params)
         self.context_window = context_window if context_window is not None else tokens.context_window(model)
-        self.transport = OpenAITransport(model, base_url=base_url, api_key=api_key, client=client, timeout=timeout,
-                                         max_retries=max_retries, cache=cache, owner=backend)
+        self.transport = OpenAITransport(
+            model,
+            base_url=base_url,
+            api_key=api_key,
+            client=client,
+            timeout=timeout,
+            max_retries=max_retries,
+            cache=cache,
+            owner=backend,
+        )
 
     @property
     def base_url(self) -> str:

@@ -4,9 +4,11 @@ Why: servers that constrain tool arguments (OpenAI strict schemas, vLLM, llama.c
 The call is turned back into plain text (the interpreter matches it to an option); a server that ignores the forced
 call answers in text, which passes through.
 """
+
 from __future__ import annotations
 
-from typing import AsyncIterator, Union
+from collections.abc import AsyncIterator
+from typing import Union
 
 from ..base import Choice, Completion, Delta
 
@@ -15,11 +17,24 @@ SELECT_TOOL = "select_option"
 
 def select_params(options: list[str]) -> dict:
     """The request parameters that ask for one of ``options`` as a forced call."""
-    return {"tools": [{"type": "function", "function": {
-                "name": SELECT_TOOL, "description": "Answer by choosing exactly one of the options.",
-                "parameters": {"type": "object", "properties": {"option": {"type": "string", "enum": list(options)}},
-                               "required": ["option"], "additionalProperties": False}}}],
-            "tool_choice": {"type": "function", "function": {"name": SELECT_TOOL}}}
+    return {
+        "tools": [
+            {
+                "type": "function",
+                "function": {
+                    "name": SELECT_TOOL,
+                    "description": "Answer by choosing exactly one of the options.",
+                    "parameters": {
+                        "type": "object",
+                        "properties": {"option": {"type": "string", "enum": list(options)}},
+                        "required": ["option"],
+                        "additionalProperties": False,
+                    },
+                },
+            }
+        ],
+        "tool_choice": {"type": "function", "function": {"name": SELECT_TOOL}},
+    }
 
 
 def option_from_call(choice: Choice) -> None:

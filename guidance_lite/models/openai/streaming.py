@@ -1,5 +1,6 @@
 """Reading a Chat Completions answer: streamed chunks (text and tool-call fragments, accumulated by index) or a whole
 response, into our Deltas and one Completion."""
+
 from __future__ import annotations
 
 from typing import Any, Optional
@@ -60,8 +61,9 @@ class ChatReader:
             call["name"] = announce_name = name
         call["arguments"].append(arguments)
         self.characters += len(arguments)
-        return Delta(choice=choice, tool_index=index, tool_id=announce_id, tool_name=announce_name,
-                     tool_arguments=arguments)
+        return Delta(
+            choice=choice, tool_index=index, tool_id=announce_id, tool_name=announce_name, tool_arguments=arguments
+        )
 
     def completion(self) -> Completion:
         count = max([self.n - 1, *self.texts, *self.calls, *self.finish_reasons]) + 1
@@ -83,10 +85,12 @@ class ChatReader:
         choices = []
         for choice in response.choices or []:
             message = choice.message
-            calls = [ToolCall(getattr(call, "id", None) or "", call.function.name,
-                              getattr(call.function, "arguments", None) or "")
-                     for call in getattr(message, "tool_calls", None) or []]
+            calls = [
+                ToolCall(
+                    getattr(call, "id", None) or "", call.function.name, getattr(call.function, "arguments", None) or ""
+                )
+                for call in getattr(message, "tool_calls", None) or []
+            ]
             choices.append(Choice(getattr(message, "content", None) or "", calls, choice.finish_reason))
         usage = usage_from_api(response.usage) if getattr(response, "usage", None) else None
         return Completion(choices or [Choice()], usage, getattr(response, "model", None))
-

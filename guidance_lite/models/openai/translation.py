@@ -3,6 +3,7 @@
 Messages are normalised the way OpenAI accepts them (stable ids for calls that came without one); the offered tools
 and the tool choice are translated in one function, ``tool_params``.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -59,8 +60,10 @@ def normalize_messages(messages: list[dict]) -> list[dict]:
             del clean["tool_calls"]  # an empty list is rejected by OpenAI
         if clean["role"] == "tool" and not clean.get("tool_call_id"):
             if not generated:
-                raise ModelError(f"tool message #{position} has no tool_call_id and no earlier tool call lacks an "
-                                 f"id: give the result the id of the call it answers")
+                raise ModelError(
+                    f"tool message #{position} has no tool_call_id and no earlier tool call lacks an "
+                    f"id: give the result the id of the call it answers"
+                )
             clean["tool_call_id"] = generated.pop(0)
         out.append(clean)
     return out
@@ -75,8 +78,7 @@ def tool_params(request: GenRequest) -> dict:
         return {}
     params: dict[str, Any] = {"tools": [spec.definition for spec in request.tools]}
     if choice.explicit:
-        params["tool_choice"] = {"type": "function", "function": {"name": choice.name}} if choice.name \
-            else choice.mode
+        params["tool_choice"] = {"type": "function", "function": {"name": choice.name}} if choice.name else choice.mode
     if request.parallel_tool_calls is not None:
         params["parallel_tool_calls"] = request.parallel_tool_calls
     return params

@@ -8,6 +8,7 @@ The chat backend (``chat.OpenAI``) and the completion backend (``models.completi
 :class:`OpenAITransport` and hand it a request body plus a :class:`ResponseReader` that turns the endpoint's answer
 into Deltas and a Completion; everything about getting that answer (and replaying it from the cache) is here.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -15,9 +16,10 @@ import functools
 import os
 import threading
 import weakref
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Optional, Protocol, Union
+from typing import TYPE_CHECKING, Any, Optional, Protocol, Union
 
 from ... import tokens
 from ...cache import RequestCache, completion_from_record, completion_to_record
@@ -77,8 +79,11 @@ def deltas_of(completion: Completion) -> list[Delta]:
         if choice.text:
             deltas.append(Delta(text=choice.text, choice=i))
         for index, call in enumerate(choice.tool_calls):
-            deltas.append(Delta(choice=i, tool_index=index, tool_id=call.id, tool_name=call.name,
-                                tool_arguments=call.arguments_json))
+            deltas.append(
+                Delta(
+                    choice=i, tool_index=index, tool_id=call.id, tool_name=call.name, tool_arguments=call.arguments_json
+                )
+            )
     return deltas
 
 
@@ -103,9 +108,18 @@ class OpenAITransport:
     appears in repr, logs, errors or cache keys. ``owner`` names the backend in configuration errors.
     """
 
-    def __init__(self, model: str, *, base_url: Optional[str] = None, api_key: Optional[str] = None,
-                 client: Any = None, timeout: Optional[float] = None, max_retries: int = 2, cache: Any = False,
-                 owner: str = "OpenAI") -> None:
+    def __init__(
+        self,
+        model: str,
+        *,
+        base_url: Optional[str] = None,
+        api_key: Optional[str] = None,
+        client: Any = None,
+        timeout: Optional[float] = None,
+        max_retries: int = 2,
+        cache: Any = False,
+        owner: str = "OpenAI",
+    ) -> None:
         self.model = model
         self.max_retries = max_retries
         self.timeout = timeout
@@ -118,13 +132,16 @@ class OpenAITransport:
         base_url = base_url or os.environ.get("OPENAI_BASE_URL") or None
         api_key = api_key or os.environ.get("OPENAI_API_KEY") or (LOCAL_API_KEY if base_url else None)
         if api_key is None:
-            raise ModelError(f"{owner}({model!r}) has no API key: set the OPENAI_API_KEY environment variable, pass "
-                             f"api_key=..., or pass base_url= for a local OpenAI-compatible server")
+            raise ModelError(
+                f"{owner}({model!r}) has no API key: set the OPENAI_API_KEY environment variable, pass "
+                f"api_key=..., or pass base_url= for a local OpenAI-compatible server"
+            )
         self._base_url = base_url
         self.base_url = (base_url or DEFAULT_BASE_URL).rstrip("/")
         self.__api_key = api_key
-        self.clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, openai_sdk.AsyncOpenAI]" = \
+        self.clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, openai_sdk.AsyncOpenAI] = (
             weakref.WeakKeyDictionary()
+        )
         self._lock = threading.Lock()
         self.cache = open_cache(cache)
 
@@ -133,6 +150,7 @@ class OpenAITransport:
         if base_url is not None or api_key is not None:
             raise ValueError("pass either client= or base_url=/api_key=, not both (the client already has them)")
         import openai as openai_sdk
+
         if not isinstance(client, (openai_sdk.AsyncOpenAI, openai_sdk.OpenAI)):
             raise TypeError(f"client= must be an openai.OpenAI or openai.AsyncOpenAI, got {type(client).__name__}")
         if isinstance(client, openai_sdk.AsyncOpenAI):
@@ -145,7 +163,7 @@ class OpenAITransport:
         return str(client.base_url), client.api_key if isinstance(client.api_key, str) else None
 
     # ---- clients ------------------------------------------------------------------------------------------------
-    def client(self) -> "openai_sdk.AsyncOpenAI":
+    def client(self) -> openai_sdk.AsyncOpenAI:
         """The AsyncOpenAI client for the running event loop (created on first use in that loop)."""
         loop = asyncio.get_running_loop()
         with self._lock:
@@ -162,13 +180,18 @@ class OpenAITransport:
             return client
 
     def _forget_closed_loops(self) -> None:
-        for old_loop in [old for old in self.clients.keys() if old.is_closed()]:
+        for old_loop in [old for old in self.clients if old.is_closed()]:
             del self.clients[old_loop]
 
-    def _new_client(self) -> "openai_sdk.AsyncOpenAI":
+    def _new_client(self) -> openai_sdk.AsyncOpenAI:
         import openai as openai_sdk
-        kwargs: dict[str, Any] = {"api_key": self.__api_key, "max_retries": self.max_retries,
-                                  "organization": self._organization, "project": self._project}
+
+        kwargs: dict[str, Any] = {
+            "api_key": self.__api_key,
+            "max_retries": self.max_retries,
+            "organization": self._organization,
+            "project": self._project,
+        }
         if self._base_url is not None:
             kwargs["base_url"] = self._base_url
         if self.timeout is not None:
@@ -190,20 +213,25 @@ class OpenAITransport:
 
     def explain(self, err: BaseException) -> ModelError:
         """An SDK error as a ModelError that says what to change."""
-        return explain_error(err, model=self.model, base_url=self.base_url, api_key=self.__api_key,
-                             max_retries=self.max_retries)
+        return explain_error(
+            err, model=self.model, base_url=self.base_url, api_key=self.__api_key, max_retries=self.max_retries
+        )
 
     # ---- one exchange -------------------------------------------------------------------------------------------
-    async def serve(self, body: dict, exchange: Callable[[], AsyncIterator[Item]],
-                    prompt_tokens: Callable[[dict], int]) -> AsyncIterator[Item]:
+    async def serve(
+        self, body: dict, exchange: Callable[[], AsyncIterator[Item]], prompt_tokens: Callable[[dict], int]
+    ) -> AsyncIterator[Item]:
         """Cache lookup/replay, usage estimate and cache write around one exchange (started only on a cache miss).
 
         Deterministic requests (temperature 0 or a seed, one choice) are cached, keyed by the body without its
         streaming keys and by the server. When the server reports no usage it is estimated with tiktoken:
         ``prompt_tokens(body)`` plus the generated text and calls."""
         cache_key = None
-        if self.cache is not None and (body.get("temperature") == 0 or body.get("seed") is not None) \
-                and body.get("n", 1) == 1:
+        if (
+            self.cache is not None
+            and (body.get("temperature") == 0 or body.get("seed") is not None)
+            and body.get("n", 1) == 1
+        ):
             cache_key = self.cache.key({k: v for k, v in body.items() if k not in TRANSPORT_KEYS}, self.base_url)
             stored = self.cache.get(cache_key)
             if stored is not None:
@@ -221,13 +249,15 @@ class OpenAITransport:
             yield item
 
     def _estimated_usage(self, prompt: int, completion: Completion) -> Usage:
-        generated = "".join(c.text + "".join(t.name + t.arguments_json for t in c.tool_calls)
-                            for c in completion.choices)
+        generated = "".join(
+            c.text + "".join(t.name + t.arguments_json for t in c.tool_calls) for c in completion.choices
+        )
         output = tokens.count_tokens(generated, self.model)
         return Usage(prompt, output, prompt + output, estimated=True)
 
-    async def exchange(self, endpoint: Endpoint, body: dict, options: dict, *, stream: bool,
-                       new_reader: Callable[[], ResponseReader]) -> AsyncIterator[Item]:
+    async def exchange(
+        self, endpoint: Endpoint, body: dict, options: dict, *, stream: bool, new_reader: Callable[[], ResponseReader]
+    ) -> AsyncIterator[Item]:
         """Send ``body`` to ``endpoint`` (``options``: SDK-only arguments such as extra_headers) and yield the answer
         read by a ``new_reader()``; a stream that breaks before any output is sent again (up to ``max_retries``)."""
         rest = {k: v for k, v in body.items() if k not in ("model", endpoint.input_key)}
@@ -238,6 +268,7 @@ class OpenAITransport:
             yield completion
             return
         import openai as openai_sdk
+
         rest["stream_options"] = {"include_usage": True}
         drops = 0
         while True:
@@ -262,10 +293,16 @@ class OpenAITransport:
 
     async def _create(self, endpoint: Endpoint, body: dict, rest: dict, stream: bool, options: dict) -> Any:
         import openai as openai_sdk
+
         resource = functools.reduce(getattr, endpoint.resource.split("."), self.client())
         try:
-            return await resource.create(model=body["model"], stream=stream, extra_body=rest, **options,
-                                         **{endpoint.input_key: body[endpoint.input_key]})
+            return await resource.create(
+                model=body["model"],
+                stream=stream,
+                extra_body=rest,
+                **options,
+                **{endpoint.input_key: body[endpoint.input_key]},
+            )
         except openai_sdk.OpenAIError as err:
             raise self.explain(err) from err
 
@@ -273,10 +310,14 @@ class OpenAITransport:
         """After a stream broke: raise when output had already arrived (it can't be taken back) or retries are used
         up; otherwise return how long to wait before sending the request again."""
         if received:
-            raise ModelError(f"the server closed the stream after {received} characters "
-                             f"({type(err.__cause__).__name__ if err.__cause__ else 'connection error'}): the "
-                             f"answer is incomplete; run again or check the server's logs") from err
+            raise ModelError(
+                f"the server closed the stream after {received} characters "
+                f"({type(err.__cause__).__name__ if err.__cause__ else 'connection error'}): the "
+                f"answer is incomplete; run again or check the server's logs"
+            ) from err
         if drops >= self.max_retries:
-            raise ModelError(f"the server at {self.base_url} closed the stream before sending any output, "
-                             f"{drops + 1} time(s): check the server's logs, or raise max_retries") from err
+            raise ModelError(
+                f"the server at {self.base_url} closed the stream before sending any output, "
+                f"{drops + 1} time(s): check the server's logs, or raise max_retries"
+            ) from err
         return min(0.05 * 2 ** (drops + 1), 2.0)
