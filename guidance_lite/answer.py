@@ -52,7 +52,7 @@ class ToolCallAnswer:
         return self._single().name
 
     @property
-    def __name__(self) -> str:  # type: ignore[override]
+    def __name__(self) -> str:
         return self._single().name
 
     @property

@@ -174,7 +174,7 @@ def runtime_error_text(path: str, exc: Any) -> str:
     if exc.hint:
         parts.append(f"hint: {exc.hint}")
     missing = exc.__context__
-    if isinstance(missing, MissingVariable):
+    if isinstance(missing, MissingVariable) and missing.name:
         parts.append(f"hint: on the command line: --var {missing.name.lstrip('@')}=VALUE")
     return "\n".join(parts)
 

@@ -185,8 +185,9 @@ class _RegexToGbnf:
             self.i += 1
         elif nxt == "+":
             raise self.fail("a possessive quantifier")
-        if (self.peek() is not None and self.peek() in "?*+") or (
-            self.peek() == "{" and re.match(r"\{\d*(,\d*)?\}", self.pattern[self.i :])
+        after = self.peek()
+        if (after is not None and after in "?*+") or (
+            after == "{" and re.match(r"\{\d*(,\d*)?\}", self.pattern[self.i :])
         ):
             raise self.fail("a repeated quantifier")
         return result
@@ -381,7 +382,7 @@ def _prefixed_definitions(schema: Any, prefix: str) -> Any:
         return [_prefixed_definitions(item, prefix) for item in schema]
     if not isinstance(schema, dict):
         return schema
-    out = {}
+    out: dict[str, Any] = {}
     for key, value in schema.items():
         if key in ("$defs", "definitions") and isinstance(value, dict):
             out[key] = {f"{prefix}-{name}": _prefixed_definitions(sub, prefix) for name, sub in value.items()}

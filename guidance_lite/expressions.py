@@ -128,7 +128,7 @@ def has_call(expr: n.Expr) -> bool:
     """True when evaluating ``expr`` may await (it calls something)."""
     if isinstance(expr, n.Call):
         return True
-    return any(has_call(child) for child in n.iter_child_nodes(expr))
+    return any(isinstance(child, n.Expr) and has_call(child) for child in n.iter_child_nodes(expr))
 
 
 def compile_expr(expr: n.Expr) -> tuple[Evaluator, bool]:

@@ -210,7 +210,7 @@ class _ToPieces(Transformer):
     def partial(self, items: list) -> tuple:
         target = items[0]
         if isinstance(target, Token):
-            target = n.Var(target.line, target.column, str(target))
+            target = n.Var(target.line or 0, target.column or 0, str(target))
         args, kwargs = _split_args(items[1:])
         return "partial", (target, args, kwargs)
 
@@ -748,8 +748,9 @@ def _syntax_error(exc: UnexpectedInput, source: str, name: Optional[str]) -> Tem
             source[tag_start : tag_start + 40].split("\n")[0],
         )
     if isinstance(exc, UnexpectedCharacters):
-        message, hint, text = _describe_fault(source, exc.pos_in_stream, set(exc.allowed or ()), tag_start)
-        return error(message, exc.pos_in_stream, hint, text)
+        pos = exc.pos_in_stream or 0  # always set for a lexer error
+        message, hint, text = _describe_fault(source, pos, set(exc.allowed or ()), tag_start)
+        return error(message, pos, hint, text)
     assert isinstance(exc, UnexpectedToken)
     tok = exc.token
     expected = set(exc.expected)
@@ -788,7 +789,7 @@ def _tag_shape(tag: str) -> tuple[str, Any, bool, bool, Any]:
     shape = _TAG_MEMO.get(tag)
     if shape is None:
         try:
-            piece = _grammar().lark.parse(tag, start="tag")
+            piece: Any = _grammar().lark.parse(tag, start="tag")  # the transformer makes it a _Piece
             shape = (
                 piece.kind,
                 piece.payload,

@@ -47,7 +47,7 @@ class CallSite:
         return n.string_value(self.argument(position, keyword))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Effects:
     """What one call of a command or block does to names, as far as its literal arguments tell.
 
@@ -57,14 +57,25 @@ class Effects:
     can pass ``site.string(…)`` straight in.
     """
 
-    reads: tuple[Optional[str], ...] = ()
-    sets: tuple[Optional[str], ...] = ()
-    sets_after_body: tuple[Optional[str], ...] = ()
-    scoped: tuple[Optional[str], ...] = ()
+    reads: tuple[str, ...]
+    sets: tuple[str, ...]
+    sets_after_body: tuple[str, ...]
+    scoped: tuple[str, ...]
 
-    def __post_init__(self) -> None:
-        for field_name in ("reads", "sets", "sets_after_body", "scoped"):
-            object.__setattr__(self, field_name, tuple(name for name in getattr(self, field_name) if name))
+    def __init__(
+        self,
+        reads: Iterable[Optional[str]] = (),
+        sets: Iterable[Optional[str]] = (),
+        sets_after_body: Iterable[Optional[str]] = (),
+        scoped: Iterable[Optional[str]] = (),
+    ) -> None:
+        for field_name, names in (
+            ("reads", reads),
+            ("sets", sets),
+            ("sets_after_body", sets_after_body),
+            ("scoped", scoped),
+        ):
+            object.__setattr__(self, field_name, tuple(name for name in names if name))
 
 
 NO_EFFECTS = Effects()

@@ -352,7 +352,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _answer_completion(self, body: dict, reply: Union[dict, list[dict]]) -> None:
         choices = self._choices(body, reply)
-        texts = [c.get("text") if c.get("text") is not None else (c.get("content") or "") for c in choices]
+        texts: list[str] = [str(c["text"]) if c.get("text") is not None else (c.get("content") or "") for c in choices]
         usage = self._usage(body, texts, choices[0])
         if not body.get("stream"):
             payload = self._envelope("text_completion")

@@ -99,7 +99,7 @@ async def gen(
     dispatcher = _dispatcher(
         interp, toolset, name, errors, tool_timeout if tool_timeout is not None else interp.options.get("tool_timeout")
     )
-    top = interp.is_top_level(node)  # type: ignore[arg-type]
+    top = interp.is_top_level(node)
     if max_rounds is not None:
         if not toolset:
             raise ValueError("max_rounds needs tools=[…]")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from ..control import BreakLoop, ContinueLoop
 from ..registry import command
@@ -66,7 +66,7 @@ for _name, _fn in {
     "abs": abs,
     "round": round,
 }.items():
-    helper(_name, _fn)
+    helper(_name, cast(Callable[..., Any], _fn))
 
 
 def _sum(values: tuple) -> Any:

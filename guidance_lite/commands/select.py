@@ -101,7 +101,7 @@ async def select(
         raise ValueError("select needs options=[…] (or use the block form {{#select 'x'}}a{{or}}b{{/select}})")
     if isinstance(options, str) or not hasattr(options, "__iter__"):
         raise TypeError(f"select options must be a list of strings, got {type(options).__name__}")
-    return await _select(interp, node, name, list(options), hidden, list_append, params, interp.is_top_level(node))  # type: ignore[arg-type]
+    return await _select(interp, node, name, list(options), hidden, list_append, params, interp.is_top_level(node))
 
 
 @block(

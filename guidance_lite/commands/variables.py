@@ -32,7 +32,7 @@ async def set_(interp: RunContext, node: Node, name: Any, value: Any = NOTHING, 
         pairs = [(name, value)]
     for key, val in pairs:
         interp.set_variable(key, val)
-    if not hidden and interp.is_top_level(node):  # type: ignore[arg-type]
+    if not hidden and interp.is_top_level(node):
         interp.write("".join(str(v) for _, v in pairs), VALUE)
     return NOTHING
 

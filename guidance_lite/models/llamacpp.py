@@ -695,7 +695,7 @@ class LlamaCpp(Model):
                     if isinstance(error, ModelError):
                         raise error
                     raise ModelError(f"{self.name}: llama.cpp failed: {type(error).__name__}: {error}") from error
-                yield item  # type: ignore[misc]
+                yield item
         finally:
             cancel.set()
             if worker.is_alive():

@@ -13,7 +13,7 @@ with ``>>>``): output starting with ``all\\n`` is text, output starting with ``n
 from __future__ import annotations
 
 import json
-from typing import Any, Optional
+from typing import Any, Optional, TypeGuard
 
 from ..constraints import ROOT, GrammarBuilder, separated_calls
 from ..tools import ToolChoice, ToolSpec
@@ -92,7 +92,7 @@ def typescript_namespace(tools: list[ToolSpec]) -> str:
     return "".join(parts)
 
 
-def _is_name_char(ch: Optional[str]) -> bool:
+def _is_name_char(ch: Optional[str]) -> TypeGuard[str]:
     return ch is not None and (ch.isalnum() or ch == "_")
 
 

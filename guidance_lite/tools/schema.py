@@ -179,7 +179,8 @@ def _build_function_spec(fn: Any) -> FunctionSpec:
             default = pydantic_core.PydanticUndefined if p.default is inspect.Parameter.empty else p.default
         description = None if has_field_description else (text or doc_params.get(p.name))
         field_name = f"p{index}"
-        extra = {"description": description} if description else {}  # never blank out a Field(description=...)
+        # never blank out a Field(description=...)
+        extra: dict[str, Any] = {"description": description} if description else {}
         fields[field_name] = (annotation, Field(default, alias=p.name, **extra))
         params.append(Param(field_name, p.name, p.kind, p.default, field_default))
     config = ConfigDict(

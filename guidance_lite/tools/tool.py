@@ -49,6 +49,15 @@ class Tool:
         "is_async",
         "name",
     )
+    name: str
+    fn: Optional[Callable]
+    is_async: bool
+    _explicit_description: Optional[str]
+    _description: Optional[str]
+    _parameters: Optional[dict]
+    _schema_given: bool
+    _strict: Optional[bool]
+    _spec_cache: Optional[FunctionSpec]
 
     def __init__(
         self,

@@ -294,7 +294,7 @@ class OpenAITransport:
     async def _create(self, endpoint: Endpoint, body: dict, rest: dict, stream: bool, options: dict) -> Any:
         import openai as openai_sdk
 
-        resource = functools.reduce(getattr, endpoint.resource.split("."), self.client())
+        resource: Any = functools.reduce(getattr, endpoint.resource.split("."), self.client())
         try:
             return await resource.create(
                 model=body["model"],
