@@ -204,9 +204,10 @@ def run_profile(session: Session, server: ServerProcess, plan: Plan, results: Re
         results.env_notes.append(f"import profile failed: {err}")
 
 
-def record(markdown: str) -> None:
-    existing = RESULTS_FILE.read_text() if RESULTS_FILE.exists() else RESULTS_HEADER
-    RESULTS_FILE.write_text(existing.rstrip("\n") + "\n\n" + markdown)
+def record(markdown: str, path: Path = RESULTS_FILE) -> None:
+    """Append a run's section (the file starts with a header the first time)."""
+    existing = path.read_text() if path.exists() else RESULTS_HEADER
+    path.write_text(existing.rstrip("\n") + "\n\n" + markdown)
 
 
 def main(argv: Optional[list[str]] = None) -> int:

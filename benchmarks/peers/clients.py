@@ -1,5 +1,5 @@
-"""What the client modules (``runs_*``) share: the batch-client shape, the worker pool that drives a batch and the
-error that says a client can't run in this environment.
+"""What the client modules (``runs_*``) share: the batch-client shape, the worker pool that drives a batch, the
+first-text stopwatch, warm-up-then-sample, and the error that says a client can't run in this environment.
 
 Every client library is driven the same way (a fixed pool of ``concurrency`` coroutines taking the next index, as
 ``program.amap`` does), so the figures differ by what the library does per request, not by how the batch is driven.
@@ -7,7 +7,8 @@ Every client library is driven the same way (a fixed pool of ``concurrency`` cor
 from __future__ import annotations
 
 import asyncio
-from typing import Awaitable, Callable, Iterable, Protocol
+import time
+from typing import Awaitable, Callable, Iterable, Optional, Protocol
 
 class Unavailable(RuntimeError):
     """The client can't run here (its package is not installed in this environment): a skip, not a failure."""
@@ -34,3 +35,41 @@ async def pool(indices: Iterable[int], concurrency: int, one: Callable[[int], Aw
 
     await asyncio.gather(*(worker() for _ in range(min(concurrency, len(items)))))
     return results
+
+
+class PooledBatch:
+    """A batch client that answers one program at a time (``one``), driven by ``pool``."""
+
+    async def one(self, i: int) -> str:
+        raise NotImplementedError
+
+    async def run(self, indices: list[int], concurrency: int) -> list[str]:
+        return await pool(indices, concurrency, self.one)
+
+
+class FirstText:
+    """Times the first non-empty piece of text since it was made, and keeps every piece to check the whole answer."""
+
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+        self.first: Optional[float] = None
+        self.parts: list[str] = []
+
+    def add(self, text: Optional[str]) -> None:
+        if text:
+            if self.first is None:
+                self.first = time.perf_counter() - self.started
+            self.parts.append(text)
+
+    def seconds(self, expected: str, who: str) -> float:
+        """Seconds to the first text, once the whole text is checked against ``expected``."""
+        text = "".join(self.parts)
+        if text != expected or self.first is None:
+            raise AssertionError(f"{who} streamed {text[:60]!r}…, not the expected text")
+        return self.first
+
+
+async def warm_samples(once: Callable[[], Awaitable[float]], repeats: int) -> list[float]:
+    """One untimed warm-up (client, connection, caches), then ``repeats`` samples."""
+    await once()
+    return [await once() for _ in range(repeats)]

@@ -7,13 +7,13 @@ import json
 
 import aiohttp
 
-from .clients import Unavailable, pool
+from .clients import PooledBatch, Unavailable
 from .scenarios import MAX_TOKENS, MODEL, question
 
 HEADERS = {"Authorization": "Bearer unused", "Content-Type": "application/json"}
 
 
-class AiohttpBatch:
+class AiohttpBatch(PooledBatch):
     def __init__(self, base_url: str, variant: str) -> None:
         if variant not in ("plain", "stream"):
             raise Unavailable(f"unknown aiohttp batch variant {variant!r}")
@@ -44,9 +44,6 @@ class AiohttpBatch:
                     if content:
                         parts.append(content)
         return "".join(parts)
-
-    async def run(self, indices: list[int], concurrency: int) -> list[str]:
-        return await pool(indices, concurrency, self.one)
 
     async def close(self) -> None:
         await self.session.close()

@@ -13,7 +13,7 @@ from typing import Any
 import guidance_lite as gl
 from guidance_lite.events import TextDelta
 
-from .clients import Unavailable
+from .clients import FirstText, Unavailable, warm_samples
 from .scenarios import FINAL_ANSWER, MAX_TOKENS, MODEL, get_weather, story, story_prompt, tool_question
 
 warnings.filterwarnings("ignore", message="tiktoken's")  # the offline tokenizer fallback, once per process
@@ -64,50 +64,31 @@ def batch_client(variant: str, base_url: str) -> GlBatch:
     return GlBatch(base_url, variant)
 
 
-def _check_story(text: str, words: int) -> None:
-    if text != story(words):
-        raise AssertionError(f"guidance_lite streamed {text[:60]!r}…, not the {words}-word story")
-
-
 def first_text(variant: str, base_url: str, words: int, repeats: int) -> list[float]:
     """Seconds from calling ``stream()``/``astream()`` to the first ``TextDelta`` (the rest is consumed, untimed)."""
     program = gl.Program(STORY_TEMPLATE, model=_model(base_url), silent=True)
-    prompt = story_prompt(words)
+    prompt, expected = story_prompt(words), story(words)
     if variant == "stream":
         def once() -> float:
-            started = time.perf_counter()
-            first = None
-            parts = []
+            watch = FirstText()
             for event in program.stream(prompt=prompt):
                 if isinstance(event, TextDelta):
-                    if first is None:
-                        first = time.perf_counter() - started
-                    parts.append(event.text)
-            _check_story("".join(parts), words)
-            return first if first is not None else float("nan")
+                    watch.add(event.text)
+            return watch.seconds(expected, "guidance_lite stream()")
 
         once()  # warm up: the background loop, its client and connection
         return [once() for _ in range(repeats)]
     if variant != "astream":
         raise Unavailable(f"unknown guidance_lite first-text variant {variant!r}")
 
-    async def run() -> list[float]:
-        async def once() -> float:
-            started = time.perf_counter()
-            first = None
-            parts = []
-            async for event in program.astream(prompt=prompt):
-                if isinstance(event, TextDelta):
-                    if first is None:
-                        first = time.perf_counter() - started
-                    parts.append(event.text)
-            _check_story("".join(parts), words)
-            return first if first is not None else float("nan")
+    async def aonce() -> float:
+        watch = FirstText()
+        async for event in program.astream(prompt=prompt):
+            if isinstance(event, TextDelta):
+                watch.add(event.text)
+        return watch.seconds(expected, "guidance_lite astream()")
 
-        await once()
-        return [await once() for _ in range(repeats)]
-
-    return asyncio.run(run())
+    return asyncio.run(warm_samples(aonce, repeats))
 
 
 def tool_loop(variant: str, base_url: str, rounds: int, repeats: int) -> list[float]:
@@ -130,8 +111,7 @@ def tool_loop(variant: str, base_url: str, rounds: int, repeats: int) -> list[fl
             return seconds
 
         try:
-            await once()
-            return [await once() for _ in range(repeats)]
+            return await warm_samples(once, repeats)
         finally:
             await model.aclose()
 

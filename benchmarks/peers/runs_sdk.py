@@ -10,11 +10,11 @@ import asyncio
 import importlib.util
 import json
 import time
-from typing import Any
+from typing import Any, Optional
 
 import openai
 
-from .clients import Unavailable, pool
+from .clients import FirstText, PooledBatch, Unavailable, warm_samples
 from .scenarios import (FINAL_ANSWER, MAX_TOKENS, MODEL, SYSTEM_PROMPT, WEATHER_TOOL, get_weather, question, story,
                         story_prompt, tool_question)
 
@@ -41,7 +41,7 @@ async def streamed_text(stream: Any) -> str:
     return "".join(parts)
 
 
-class SdkBatch:
+class SdkBatch(PooledBatch):
     def __init__(self, base_url: str, variant: str) -> None:
         transport, _, mode = variant.partition("-")
         if mode not in ("stream", "plain"):
@@ -60,9 +60,6 @@ class SdkBatch:
             model=MODEL, messages=messages, max_tokens=MAX_TOKENS, temperature=0.0)
         return response.choices[0].message.content or ""
 
-    async def run(self, indices: list[int], concurrency: int) -> list[str]:
-        return await pool(indices, concurrency, self.one)
-
     async def close(self) -> None:
         await self.client.close()
 
@@ -75,26 +72,16 @@ def first_text(variant: str, base_url: str, words: int, repeats: int) -> list[fl
     """Seconds from ``create(stream=True)`` to the first chunk with text: ``async`` (AsyncOpenAI) or ``sync``."""
     messages = [{"role": "user", "content": story_prompt(words)}]
     expected = story(words)
-
-    def check(parts: list[str]) -> None:
-        if "".join(parts) != expected:
-            raise AssertionError("the SDK streamed a different story")
-
     if variant == "sync":
         client = openai.OpenAI(base_url=base_url, api_key=API_KEY)
 
         def once() -> float:
-            started = time.perf_counter()
-            first = None
-            parts = []
+            watch = FirstText()
             for chunk in client.chat.completions.create(model=MODEL, messages=messages, temperature=0.0, stream=True,
                                                         stream_options={"include_usage": True}):
-                if chunk.choices and chunk.choices[0].delta.content:
-                    if first is None:
-                        first = time.perf_counter() - started
-                    parts.append(chunk.choices[0].delta.content)
-            check(parts)
-            return first if first is not None else float("nan")
+                if chunk.choices:
+                    watch.add(chunk.choices[0].delta.content)
+            return watch.seconds(expected, "the sync SDK")
 
         try:
             once()
@@ -108,37 +95,32 @@ def first_text(variant: str, base_url: str, words: int, repeats: int) -> list[fl
         aclient = async_client(base_url)
 
         async def once() -> float:
-            started = time.perf_counter()
-            first = None
-            parts = []
+            watch = FirstText()
             stream = await aclient.chat.completions.create(model=MODEL, messages=messages, temperature=0.0,
                                                            stream=True, stream_options={"include_usage": True})
             async for chunk in stream:
-                if chunk.choices and chunk.choices[0].delta.content:
-                    if first is None:
-                        first = time.perf_counter() - started
-                    parts.append(chunk.choices[0].delta.content)
-            check(parts)
-            return first if first is not None else float("nan")
+                if chunk.choices:
+                    watch.add(chunk.choices[0].delta.content)
+            return watch.seconds(expected, "the async SDK")
 
         try:
-            await once()
-            return [await once() for _ in range(repeats)]
+            return await warm_samples(once, repeats)
         finally:
             await aclient.close()
 
     return asyncio.run(run())
 
 
-async def _tool_round(client: openai.AsyncOpenAI, messages: list[dict], stream: bool) -> tuple[str, list[dict]]:
+async def _tool_round(client: openai.AsyncOpenAI, messages: list[dict], stream: bool, model: str
+                      ) -> tuple[str, list[dict]]:
     """One request: the text and the tool calls (``{"id", "name", "arguments"}``), streamed or plain."""
     if not stream:
-        response = await client.chat.completions.create(model=MODEL, messages=messages, tools=[WEATHER_TOOL],
+        response = await client.chat.completions.create(model=model, messages=messages, tools=[WEATHER_TOOL],
                                                         tool_choice="auto", temperature=0.0)
         message = response.choices[0].message
         return message.content or "", [{"id": c.id, "name": c.function.name, "arguments": c.function.arguments}
                                        for c in message.tool_calls or []]
-    chunks = await client.chat.completions.create(model=MODEL, messages=messages, tools=[WEATHER_TOOL],
+    chunks = await client.chat.completions.create(model=model, messages=messages, tools=[WEATHER_TOOL],
                                                   tool_choice="auto", temperature=0.0, stream=True,
                                                   stream_options={"include_usage": True})
     text: list[str] = []
@@ -157,15 +139,17 @@ async def _tool_round(client: openai.AsyncOpenAI, messages: list[dict], stream: 
     return "".join(text), [calls[i] for i in sorted(calls)]
 
 
-async def hand_written_loop(client: openai.AsyncOpenAI, rounds: int, stream: bool) -> str:
-    """The tool loop written by hand: call, run the tools (in threads, as guidance_lite runs sync tools), repeat."""
+async def hand_written_loop(client: openai.AsyncOpenAI, rounds: int, stream: bool, *, model: str = MODEL,
+                            question: Optional[str] = None) -> str:
+    """The tool loop written by hand: call, run the tools (in threads, as guidance_lite runs sync tools), repeat.
+    Sends the same bodies as guidance_lite's loops (``bench_tool_loop.py`` checks that)."""
     messages: list[dict] = [{"role": "system", "content": SYSTEM_PROMPT},
-                            {"role": "user", "content": tool_question(rounds)}]
+                            {"role": "user", "content": question or tool_question(rounds)}]
     for _ in range(rounds + 1):
-        text, calls = await _tool_round(client, messages, stream)
+        text, calls = await _tool_round(client, messages, stream, model)
         if not calls:
             return text
-        messages.append({"role": "assistant", "content": text or None, "tool_calls": [
+        messages.append({"role": "assistant", "content": text, "tool_calls": [
             {"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}}
             for c in calls]})
         results = await asyncio.gather(*(asyncio.to_thread(get_weather, **json.loads(c["arguments"])) for c in calls))
@@ -190,8 +174,7 @@ def tool_loop(variant: str, base_url: str, rounds: int, repeats: int) -> list[fl
             return seconds
 
         try:
-            await once()
-            return [await once() for _ in range(repeats)]
+            return await warm_samples(once, repeats)
         finally:
             await client.close()
 
