@@ -14,9 +14,13 @@ The peers' environments are built on first use under ``benchmarks/.envs/`` (git-
 counted); a peer that can't be installed is skipped with a note. guidance_lite runs from this interpreter and this
 checkout. A full run appends its section to ``benchmarks/RESULTS.md``.
 
-    python benchmarks/bench_peers.py              # full: 5 interleaved rounds, 1,000 programs at c=100 (~10 min)
-    python benchmarks/bench_peers.py --quick      # smoke run: 3 rounds, fewer programs (under ~2 min, envs built)
-    python benchmarks/bench_peers.py --profile    # also profile guidance_lite's side (cProfile, chunk probe, imports)
+    python benchmarks/bench_peers.py              # full: 5 interleaved rounds, 1,000 programs at c=100, profiles
+    python benchmarks/bench_peers.py --quick      # smoke run: 3 rounds, fewer programs, no profile, not recorded
+    python benchmarks/bench_peers.py --only batch --no-record    # one section (batch, first_text, imports, tool_loop)
+
+Profiles (full runs, or ``--profile``): cProfile of guidance_lite's batch at the top concurrency (saved under
+``benchmarks/.profiles/``), a probe counting the stream chunks guidance_lite processes before the consumer gets the
+first text event, and ``-X importtime`` of ``import guidance_lite``.
 """
 from __future__ import annotations
 
@@ -96,7 +100,7 @@ class Plan:
 
 
 FULL = Plan(rounds=5, batch={1: 20, 10: 200, 100: 1000}, first_text_repeats=5, paced_repeats=2, tool_repeats=3)
-QUICK = Plan(rounds=3, batch={1: 4, 10: 40, 100: 200}, first_text_repeats=3, paced_repeats=1, tool_repeats=1)
+QUICK = Plan(rounds=3, batch={1: 4, 10: 40, 100: 150}, first_text_repeats=2, paced_repeats=1, tool_repeats=1)
 
 
 def git_commit() -> str:
@@ -214,7 +218,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="3 rounds and fewer programs (a smoke run)")
     parser.add_argument("--rounds", type=int, default=None, help="interleaved rounds (default 5, quick 3)")
-    parser.add_argument("--profile", action="store_true", help="also profile guidance_lite's side")
+    parser.add_argument("--profile", action=argparse.BooleanOptionalAction, default=None,
+                        help="also profile guidance_lite's side (default: full runs only)")
     parser.add_argument("--record", action=argparse.BooleanOptionalAction, default=None,
                         help=f"append the section to {RESULTS_FILE.name} (default: full runs only)")
     parser.add_argument("--only", default="batch,first_text,imports,tool_loop",
@@ -264,7 +269,7 @@ def main(argv: Optional[list[str]] = None) -> int:
                                             f"{plan.tool_rounds}-round tool loop")
         results.load.append(load())
         measured = time.perf_counter() - measuring
-        if args.profile:
+        if (not args.quick) if args.profile is None else args.profile:
             run_profile(session, server, plan, results)
         results.versions = session.versions()
     finally:

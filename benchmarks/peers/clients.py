@@ -7,8 +7,13 @@ Every client library is driven the same way (a fixed pool of ``concurrency`` cor
 from __future__ import annotations
 
 import asyncio
+import gc
+import json
 import time
-from typing import Awaitable, Callable, Iterable, Optional, Protocol
+import urllib.request
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable, Iterable, Optional, Protocol
+
 
 class Unavailable(RuntimeError):
     """The client can't run here (its package is not installed in this environment): a skip, not a failure."""
@@ -73,3 +78,34 @@ async def warm_samples(once: Callable[[], Awaitable[float]], repeats: int) -> li
     """One untimed warm-up (client, connection, caches), then ``repeats`` samples."""
     await once()
     return [await once() for _ in range(repeats)]
+
+
+def server_cpu(stats_url: str) -> float:
+    """The server process's CPU seconds so far (``GET /_stats``)."""
+    with urllib.request.urlopen(stats_url, timeout=10) as response:
+        return float(json.loads(response.read())["cpu"])
+
+
+@dataclass
+class BatchTiming:
+    answers: list[str]
+    seconds: float  # wall
+    cpu: float  # this process, every thread
+    server_cpu: float  # the server process over the same window
+
+
+async def timed_batch(client: BatchClient, programs: int, concurrency: int, server_cpu: Callable[[], float],
+                      profiler: Any = None) -> BatchTiming:
+    """One round of ``concurrency`` programs to warm up (connection pool, imports, caches), then programs
+    ``0..programs-1`` timed (and profiled, when a ``cProfile.Profile`` is given)."""
+    await client.run(list(range(programs, programs + concurrency)), concurrency)
+    gc.collect()
+    server_before = server_cpu()
+    cpu_before, started = time.process_time(), time.perf_counter()
+    if profiler is not None:
+        profiler.enable()
+    answers = await client.run(list(range(programs)), concurrency)
+    if profiler is not None:
+        profiler.disable()
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_before
+    return BatchTiming(answers, seconds, cpu, server_cpu() - server_before)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import cProfile
-import gc
 import os
 import pstats
 import re
@@ -18,6 +17,9 @@ import sysconfig
 import time
 from pathlib import Path
 from typing import Any, Callable, Optional
+
+from .clients import BatchTiming, server_cpu, timed_batch
+from .scenarios import check_answers
 
 STDLIB = os.path.normcase(sysconfig.get_paths()["stdlib"])
 _SITE = re.compile(r"[/\\](?:site|dist)-packages[/\\]([^/\\]+)")
@@ -82,35 +84,26 @@ def top_functions(stats: pstats.Stats, key: int, limit: int, only: Optional[str]
 def profile_batch(request: dict) -> dict:
     """Profile guidance_lite's batch (``program.amap``, after a warm-up round) and save the cProfile file."""
     from .runs_gl import GlBatch
-    from .worker import check_answers
-    concurrency, programs = int(request["concurrency"]), int(request["programs"])
-    indices = list(range(programs))
+    programs = int(request["programs"])
     profiler = cProfile.Profile()
 
-    async def run() -> tuple[float, float]:
+    async def run() -> BatchTiming:
         client = GlBatch(request["base_url"], "default")
         try:
-            await client.run(list(range(programs, programs + concurrency)), concurrency)
-            gc.collect()
-            cpu_before, started = time.process_time(), time.perf_counter()
-            profiler.enable()
-            answers = await client.run(indices, concurrency)
-            profiler.disable()
-            seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_before
+            return await timed_batch(client, programs, int(request["concurrency"]),
+                                     lambda: server_cpu(request["stats_url"]), profiler)
         finally:
             await client.close()
-        check_answers(answers, indices)
-        return seconds, cpu
 
-    seconds, cpu = asyncio.run(run())
+    timing = asyncio.run(run())
+    check_answers(timing.answers, programs)
     output = Path(request["output"])
     output.parent.mkdir(parents=True, exist_ok=True)
     profiler.dump_stats(str(output))
     stats = pstats.Stats(str(output))
     profiled = sum(values[2] for values in stats.stats.values())  # type: ignore[attr-defined]
-    return {"seconds": seconds, "cpu": cpu, "programs": programs, "profiled_s": profiled, "file": str(output),
-            "by_package": cpu_by_package(stats),
-            "top_own": top_functions(stats, 2, 25),
+    return {"seconds": timing.seconds, "cpu": timing.cpu, "programs": programs, "profiled_s": profiled,
+            "file": str(output), "by_package": cpu_by_package(stats), "top_own": top_functions(stats, 2, 25),
             "top_gl_own": top_functions(stats, 2, 15, only="guidance_lite")}
 
 
@@ -189,14 +182,15 @@ _IMPORT_LINE = re.compile(r"^import time:\s+(\d+)\s+\|\s+(\d+)\s+\|(\s*)(\S+)")
 
 
 def import_profile(python: Path, module: str, env: dict[str, str], cwd: Path, repeats: int = 3) -> dict:
-    """``python -X importtime -c 'import module'``: total ms, own ms per top-level package, and the slowest of the
-    module's own submodules by cumulative ms (medians over ``repeats`` fresh interpreters)."""
+    """``python -X importtime -c 'import module'``: total ms, own ms per top-level package, and the module's own
+    submodules by cumulative ms and by own ms (medians over ``repeats`` fresh interpreters)."""
     runs: list[dict] = []
     for _ in range(repeats + 1):
         done = subprocess.run([str(python), "-X", "importtime", "-c", f"import {module}"], capture_output=True,
                               text=True, env=env, timeout=120, cwd=cwd)
         packages: dict[str, float] = {}
         own_modules: dict[str, float] = {}
+        module_self: dict[str, float] = {}
         total = 0.0
         for line in done.stderr.splitlines():
             match = _IMPORT_LINE.match(line)
@@ -209,7 +203,9 @@ def import_profile(python: Path, module: str, env: dict[str, str], cwd: Path, re
                 total = cumulative
             elif top == module:
                 own_modules[name] = cumulative
-        runs.append({"total": total, "packages": packages, "modules": own_modules})
+            if top == module:
+                module_self[name] = own
+        runs.append({"total": total, "packages": packages, "modules": own_modules, "module_self": module_self})
     runs = runs[1:]  # the first run may compile bytecode
 
     def median_of(key: str) -> dict[str, float]:
@@ -218,6 +214,8 @@ def import_profile(python: Path, module: str, env: dict[str, str], cwd: Path, re
 
     packages = median_of("packages")
     modules = median_of("modules")
+    module_self = median_of("module_self")
     return {"total_ms": statistics.median(run["total"] for run in runs),
             "packages": dict(sorted(packages.items(), key=lambda item: -item[1])[:15]),
-            "modules": dict(sorted(modules.items(), key=lambda item: -item[1])[:12])}
+            "modules": dict(sorted(modules.items(), key=lambda item: -item[1])[:12]),
+            "module_self": dict(sorted(module_self.items(), key=lambda item: -item[1])[:8])}

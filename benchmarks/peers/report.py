@@ -306,7 +306,9 @@ class Report:
             parts.append(f"`-X importtime` for `import guidance_lite`: {imports['total_ms']:.0f} ms in all. Own ms by "
                          "top-level package: " + ", ".join(f"{k} {v:.1f}" for k, v in imports["packages"].items())
                          + ". guidance_lite's modules by cumulative ms: "
-                         + ", ".join(f"{k} {v:.1f}" for k, v in imports["modules"].items()) + ".")
+                         + ", ".join(f"{k} {v:.1f}" for k, v in imports["modules"].items())
+                         + ". guidance_lite's modules by own ms: "
+                         + ", ".join(f"{k} {v:.1f}" for k, v in imports["module_self"].items()) + ".")
         return "\n\n".join(parts)
 
     def notes(self) -> list[str]:

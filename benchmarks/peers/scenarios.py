@@ -11,7 +11,7 @@ Three scenarios, told apart by the request itself:
 from __future__ import annotations
 
 import re
-from typing import Any, Optional
+from typing import Any
 
 MODEL = "gpt-4o-mini"  # a real model name: clients take their real code paths (context windows, tokenizers)
 MAX_TOKENS = 20  # the batch programs' max_tokens (sent by every client)
@@ -95,7 +95,11 @@ def reply(body: dict) -> dict:
     return {"content": "ok"}
 
 
-def question_number(text: str) -> Optional[int]:
-    """The ``i`` of ``question(i)`` (None for any other text)."""
-    asked = _QUESTION.match(text)
-    return int(asked.group(1)) if asked else None
+def check_answers(answers: list[str], programs: int) -> None:
+    """Raise when the answers of programs ``0..programs-1`` are not the ones their questions asked for (wrong, missing
+    or out of order): a benchmark must not count programs that failed."""
+    if len(answers) != programs:
+        raise AssertionError(f"{len(answers)} answers for {programs} programs")
+    for i, got in enumerate(answers):
+        if got != answer(i):
+            raise AssertionError(f"program {i} got {got!r}, expected {answer(i)!r}")

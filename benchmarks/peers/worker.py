@@ -11,20 +11,17 @@ line a worker writes names the package versions it runs with.
 from __future__ import annotations
 
 import asyncio
-import gc
 import importlib
 import importlib.metadata
 import json
 import os
 import platform
 import sys
-import time
 import traceback
-import urllib.request
 from typing import Any, Callable
 
-from .clients import Unavailable
-from .scenarios import answer
+from .clients import BatchTiming, Unavailable, server_cpu, timed_batch
+from .scenarios import check_answers
 
 PACKAGES = ("guidance_lite", "openai", "httpx", "httpx2", "httpcore", "httpcore2", "aiohttp", "kani", "tiktoken",
             "pydantic")
@@ -40,12 +37,6 @@ def versions() -> dict[str, str]:
     return found
 
 
-def server_cpu(stats_url: str) -> float:
-    """The server process's CPU seconds so far (``GET /_stats``)."""
-    with urllib.request.urlopen(stats_url, timeout=10) as response:
-        return float(json.loads(response.read())["cpu"])
-
-
 def client_module(name: str) -> Any:
     if not name.startswith("runs_"):
         raise Unavailable(f"no client module {name!r}")
@@ -55,38 +46,23 @@ def client_module(name: str) -> Any:
         raise Unavailable(f"{name} can't be imported in this environment: {err}") from err
 
 
-def check_answers(answers: list[str], indices: list[int]) -> None:
-    """Raise when an answer is not the one its question asked for (wrong, or out of order)."""
-    if len(answers) != len(indices):
-        raise AssertionError(f"{len(answers)} answers for {len(indices)} programs")
-    for i, got in zip(indices, answers):
-        if got != answer(i):
-            raise AssertionError(f"program {i} got {got!r}, expected {answer(i)!r}")
-
-
 def batch(request: dict) -> dict:
-    """Warm up with one round of ``concurrency`` programs, then time ``programs`` programs: wall seconds, this
-    process's CPU seconds and the server's CPU seconds over the same window."""
+    """One timed batch (after a warm-up round): wall seconds, this process's CPU seconds and the server's CPU seconds
+    over the same window; every answer checked."""
     module = client_module(request["module"])
-    concurrency, programs = int(request["concurrency"]), int(request["programs"])
-    indices = list(range(programs))
+    programs = int(request["programs"])
 
-    async def run() -> dict:
+    async def run() -> BatchTiming:
         client = module.batch_client(request["variant"], request["base_url"])
         try:
-            await client.run(list(range(programs, programs + concurrency)), concurrency)  # pool, imports, caches
-            gc.collect()
-            server_before = server_cpu(request["stats_url"])
-            cpu_before, started = time.process_time(), time.perf_counter()
-            answers = await client.run(indices, concurrency)
-            seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_before
-            server = server_cpu(request["stats_url"]) - server_before
+            return await timed_batch(client, programs, int(request["concurrency"]),
+                                     lambda: server_cpu(request["stats_url"]))
         finally:
             await client.close()
-        check_answers(answers, indices)
-        return {"seconds": seconds, "cpu": cpu, "server_cpu": server}
 
-    return asyncio.run(run())
+    timing = asyncio.run(run())
+    check_answers(timing.answers, programs)
+    return {"seconds": timing.seconds, "cpu": timing.cpu, "server_cpu": timing.server_cpu}
 
 
 def samples(kind: str) -> Callable[[dict], dict]:
