@@ -158,7 +158,7 @@ def run_samples(session: Session, clients: list[Client], rounds: int, request: d
 
 def run_imports(pythons: dict[str, Optional[Path]], session: Session, rounds: int) -> dict[str, Timing]:
     print("import times (fresh interpreters)", flush=True)
-    samples: dict[str, list[float]] = {c.key: [] for c in IMPORT_CLIENTS}
+    samples: dict[str, list[tuple[float, float]]] = {c.key: [] for c in IMPORT_CLIENTS}
     usable = []
     for client in IMPORT_CLIENTS:
         python = pythons.get(client.runtime)
@@ -179,7 +179,8 @@ def run_imports(pythons: dict[str, Optional[Path]], session: Session, rounds: in
             python = pythons[client.runtime]
             assert python is not None
             samples[client.key].append(import_seconds(python, client.module, session.paths(client.runtime)))
-    return {c.key: Timing(c, samples[c.key]) for c in usable}
+    return {c.key: Timing(c, [wall for wall, _ in samples[c.key]], [cpu for _, cpu in samples[c.key]])
+            for c in usable}
 
 
 def run_profile(session: Session, server: ServerProcess, plan: Plan, results: Results) -> None:

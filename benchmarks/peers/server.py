@@ -3,14 +3,15 @@
 Why not ``guidance_lite.testing.ScriptedServer``: it answers each request on its own thread with the standard
 library's ``http.server``, and at concurrency 100 its own CPU caps the fastest clients (the issue measured raw aiohttp
 at 0.45 of ideal for that reason). This server is one asyncio event loop that parses HTTP/1.1 by hand, waits the
-latency with ``call_later`` (no thread per request) and builds each response in one go, so the client under test,
-not the server, is what the figures show. Streamed responses still leave as one write (one TCP segment) per SSE
-event, as a real server flushes each token: a client receives a burst of separate chunks, as from ScriptedServer. ``GET /_stats`` reports the server process's CPU time, so the
+latency with ``call_later`` (no thread per request) and writes each response in one go, so the client under test,
+not the server, is what the figures show. A streamed answer thus reaches the client as one burst of SSE events, all
+buffered at once: the same worst case on every run (with per-event writes, how many events pile up depends on how
+the two processes happen to be scheduled), which shows whether a client hands each event on as it decodes it. ``GET /_stats`` reports the server process's CPU time, so the
 benchmark can say when the server saturates anyway.
 
 The latency is part of the URL: ``base_url = http://127.0.0.1:PORT/latency/50/v1`` answers after 50 ms; one server
-serves every scenario. ``…/latency/20/pace/2/v1`` also spaces the SSE events 2 ms apart (a server generating 500
-tokens/s) instead of sending them as one burst. Replies come from ``scenarios.reply`` (streamed word by word as SSE, or one JSON body).
+serves every scenario. ``…/latency/20/pace/2/v1`` instead spaces the SSE events 2 ms apart, one write each (a
+server generating 500 tokens/s). Replies come from ``scenarios.reply`` (streamed word by word as SSE, or one JSON body).
 
     python -m peers.server --port 0     # prints "READY <port>" and serves until its standard input closes
 """
@@ -24,7 +25,7 @@ import re
 import sys
 import threading
 import time
-from typing import Any, Optional, Union
+from typing import Any, Optional
 
 from .scenarios import MODEL, reply
 
@@ -133,14 +134,14 @@ class ChatProtocol(asyncio.Protocol):
         response = self._answer(body)
         if pace and len(response) > 1:
             for number, piece in enumerate(response):
-                self.loop.call_later(latency + number * pace, self._send_now, [piece])
+                self.loop.call_later(latency + number * pace, self._send_now, piece)
         elif latency:
-            self.loop.call_later(latency, self._send_now, response)
+            self.loop.call_later(latency, self._send_now, b"".join(response))
         else:
-            self._send_now(response)
+            self._send_now(b"".join(response))
 
     def _answer(self, body: dict) -> list[bytes]:
-        """The response as the pieces to write one by one (one piece for a JSON body, one per SSE event)."""
+        """The response in pieces: one for a JSON body, one per SSE event (sent apart only when paced)."""
         answer = reply(body)
         content: Optional[str] = answer.get("content")
         calls = answer.get("tool_calls") or []
@@ -189,13 +190,11 @@ class ChatProtocol(asyncio.Protocol):
                 + ("Connection: close\r\n" if close else "") + "\r\n")
         return head.encode() + data
 
-    def _send_now(self, response: Union[bytes, list[bytes]]) -> None:
+    def _send_now(self, data: bytes) -> None:
         if self.transport is None or self.transport.is_closing():
             return
-        pieces = [response] if isinstance(response, bytes) else response
-        for piece in pieces:
-            self.transport.write(piece)
-        if b"\r\nConnection: close\r\n" in pieces[0][:300]:
+        self.transport.write(data)
+        if data.startswith(b"HTTP/") and b"\r\nConnection: close\r\n" in data[:300]:
             self.transport.close()
 
 
