@@ -100,7 +100,7 @@ class Plan:
 
 
 FULL = Plan(rounds=5, batch={1: 20, 10: 200, 100: 1000}, first_text_repeats=5, paced_repeats=2, tool_repeats=3)
-QUICK = Plan(rounds=3, batch={1: 4, 10: 40, 100: 150}, first_text_repeats=2, paced_repeats=1, tool_repeats=1)
+QUICK = Plan(rounds=3, batch={1: 3, 10: 30, 100: 100}, first_text_repeats=2, paced_repeats=1, tool_repeats=1)
 
 
 def git_commit() -> str:

@@ -13,6 +13,7 @@ import queue
 import subprocess
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Callable, Optional
@@ -210,6 +211,7 @@ class Session:
                    progress: str = "") -> dict[str, list[dict]]:
         """``rounds`` rounds over ``clients``, each round starting one client later; replies per client key."""
         replies: dict[str, list[dict]] = {c.key: [] for c in clients}
+        started = time.perf_counter()
         for number in range(rounds):
             shift = number % len(clients)
             for client in clients[shift:] + clients[:shift]:
@@ -217,7 +219,8 @@ class Session:
                 if reply is not None:
                     replies[client.key].append(reply)
             if progress:
-                print(f"  {progress}: round {number + 1}/{rounds} done", flush=True)
+                print(f"  {progress}: round {number + 1}/{rounds} done ({time.perf_counter() - started:.0f} s)",
+                      flush=True)
         return replies
 
     def close(self) -> None:

@@ -9,9 +9,10 @@ import os
 import statistics
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Optional
 
-from .measure import Client
+from .measure import REPO_ROOT, Client
 
 SATURATED = 0.9  # a process using this much of one core is CPU-bound
 
@@ -100,6 +101,14 @@ def _ratio(a: Optional[float], b: Optional[float]) -> str:
     return f"{a / b:.2f}×" if a and b else "—"
 
 
+def _shown(path: str) -> str:
+    """A path as the checkout names it (``benchmarks/.profiles/…``), absolute when it lies elsewhere."""
+    try:
+        return str(Path(path).resolve().relative_to(REPO_ROOT))
+    except ValueError:
+        return path
+
+
 def _table(header: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
@@ -132,7 +141,8 @@ class Report:
         if top is not None:
             gl = self.cell(top, "gl")
             cells = sorted(r.batch[top].values(), key=lambda c: c.throughput)
-            others = "; ".join(f"{c.client.label} {c.throughput:.0f}/s (gl {_ratio(gl and gl.throughput, c.throughput)})"
+            mine_rate = gl.throughput if gl else None
+            others = "; ".join(f"{c.client.label} {c.throughput:.0f}/s (gl {_ratio(mine_rate, c.throughput)})"
                                for c in cells if c.client.role in ("peer", "baseline") or c.client.key == "gl-plain")
             ceiling = self.best(top, "ceiling")
             mine = (f"**{gl.throughput:.0f} programs/s** ({gl.of_ideal:.3f} of ideal), {gl.cpu_ms:.1f} ms client CPU "
@@ -140,8 +150,8 @@ class Report:
             limit = (f"{ceiling.client.label}: {ceiling.throughput:.0f}/s ({ceiling.of_ideal:.2f} of ideal; server CPU "
                      f"{ceiling.server_util:.2f} of a core)" if ceiling else "—")
             programs = next(iter(r.batch[top].values())).programs
-            rows.append([f"{programs:,} single-turn programs, {r.latency_batch * 1e3:.0f} ms latency, concurrency {top}",
-                         mine, others or "—", limit])
+            rows.append([f"{programs:,} single-turn programs, {r.latency_batch * 1e3:.0f} ms latency, "
+                         f"concurrency {top}", mine, others or "—", limit])
         burst = r.first_text.get("burst", {})
         if burst:
             sdk = self.ms(burst, "sdk-async")
@@ -162,8 +172,8 @@ class Report:
             rows.append(["`import guidance_lite`", mine, others or "—", "—"])
         if r.tool_loop:
             kani = self.ms(r.tool_loop, "kani")
-            mine = ", ".join(f"{r.tool_loop[k].client.label} {r.tool_loop[k].ms:.0f} ms ({_ratio(r.tool_loop[k].ms, kani)} "
-                             f"kani)" for k in ("gl-auto", "gl-template") if k in r.tool_loop)
+            mine = ", ".join(f"{t.client.label} {t.ms:.0f} ms ({_ratio(t.ms, kani)} kani)"
+                             for t in (r.tool_loop.get("gl-auto"), r.tool_loop.get("gl-template")) if t)
             others = "; ".join(f"{t.client.label} {t.ms:.0f} ms" for k, t in r.tool_loop.items()
                                if t.client.role != "guidance_lite")
             rows.append([f"{r.rounds_tool}-round tool loop, {r.latency_short * 1e3:.0f} ms latency", mine or "—",
@@ -288,7 +298,14 @@ class Report:
             return " Run with --profile for where the CPU goes."
         total = sum(batch["by_package"].values()) or 1.0
         shares = ", ".join(f"{name} {seconds / total:.0%}" for name, seconds in list(batch["by_package"].items())[:6])
-        return f" Profile (cProfile own time by package, {batch['file']}): {shares}."
+        return f" Profile (cProfile own time by package, {_shown(batch['file'])}): {shares}."
+
+    @staticmethod
+    def _functions(rows: list[dict], programs: int) -> str:
+        return _table(["function", "calls/program", "own ms/program", "cum ms/program"],
+                      [[f"`{row['function']}`", f"{row['calls'] / programs:.1f}",
+                        f"{row['own_s'] / programs * 1e3:.3f}", f"{row['cum_s'] / programs * 1e3:.3f}"]
+                       for row in rows])
 
     def profile_section(self) -> str:
         profile = self.r.profile
@@ -300,19 +317,15 @@ class Report:
             total = sum(batch["by_package"].values()) or 1.0
             per = batch["programs"]
             parts.append(f"Batch c={profile.get('batch_concurrency')} ({per} programs; CPU with the profiler on "
-                         f"{batch['cpu'] / per * 1e3:.2f} ms/program; profile file {batch['file']}). Own time by "
-                         "package (C built-ins charged to their callers):")
+                         f"{batch['cpu'] / per * 1e3:.2f} ms/program; profile file {_shown(batch['file'])}). Own "
+                         "time by package (C built-ins charged to their callers):")
             parts.append(_table(["package", "share", "ms/program (profiled)"],
                                 [[name, f"{seconds / total:.1%}", f"{seconds / per * 1e3:.3f}"]
                                  for name, seconds in list(batch["by_package"].items())[:12]]))
             parts.append("Top functions by own time:")
-            parts.append(_table(["function", "calls/program", "own ms/program", "cum ms/program"],
-                                [[f"`{row['function']}`", f"{row['calls'] / per:.1f}", f"{row['own_s'] / per * 1e3:.3f}",
-                                  f"{row['cum_s'] / per * 1e3:.3f}"] for row in batch["top_own"][:15]]))
+            parts.append(self._functions(batch["top_own"][:15], per))
             parts.append("guidance_lite's own functions by own time (calls count coroutine resumptions):")
-            parts.append(_table(["function", "calls/program", "own ms/program", "cum ms/program"],
-                                [[f"`{row['function']}`", f"{row['calls'] / per:.1f}", f"{row['own_s'] / per * 1e3:.3f}",
-                                  f"{row['cum_s'] / per * 1e3:.3f}"] for row in batch["top_gl_own"][:10]]))
+            parts.append(self._functions(batch["top_gl_own"][:10], per))
         probe = profile.get("first_text")
         if probe:
             parts.append("First text (burst): chunks guidance_lite took from the SDK before the consumer got the first "

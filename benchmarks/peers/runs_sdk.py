@@ -153,7 +153,8 @@ async def hand_written_loop(client: openai.AsyncOpenAI, rounds: int, stream: boo
             {"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}}
             for c in calls]})
         results = await asyncio.gather(*(asyncio.to_thread(get_weather, **json.loads(c["arguments"])) for c in calls))
-        messages += [{"role": "tool", "tool_call_id": c["id"], "content": json.dumps(r)} for c, r in zip(calls, results)]
+        messages += [{"role": "tool", "tool_call_id": c["id"], "content": json.dumps(result)}
+                     for c, result in zip(calls, results)]
     raise AssertionError(f"no final answer after {rounds + 1} requests")
 
 

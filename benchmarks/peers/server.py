@@ -6,12 +6,13 @@ at 0.45 of ideal for that reason). This server is one asyncio event loop that pa
 latency with ``call_later`` (no thread per request) and writes each response in one go, so the client under test,
 not the server, is what the figures show. A streamed answer thus reaches the client as one burst of SSE events, all
 buffered at once: the same worst case on every run (with per-event writes, how many events pile up depends on how
-the two processes happen to be scheduled), which shows whether a client hands each event on as it decodes it. ``GET /_stats`` reports the server process's CPU time, so the
-benchmark can say when the server saturates anyway.
+the two processes happen to be scheduled), which shows whether a client hands each event on as it decodes it.
+``GET /_stats`` reports the server process's CPU time, so the benchmark can say when the server saturates anyway.
 
 The latency is part of the URL: ``base_url = http://127.0.0.1:PORT/latency/50/v1`` answers after 50 ms; one server
 serves every scenario. ``…/latency/20/pace/2/v1`` instead spaces the SSE events 2 ms apart, one write each (a
-server generating 500 tokens/s). Replies come from ``scenarios.reply`` (streamed word by word as SSE, or one JSON body).
+server generating 500 tokens/s). Replies come from ``scenarios.reply`` (streamed word by word as SSE, or one JSON
+body).
 
     python -m peers.server --port 0     # prints "READY <port>" and serves until its standard input closes
 """
