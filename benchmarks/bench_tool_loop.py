@@ -31,40 +31,11 @@ import openai  # noqa: E402
 
 import guidance_lite as gl  # noqa: E402
 from guidance_lite.testing import ScriptedServer  # noqa: E402
+from peers.runs_gl import AUTO_TEMPLATE, LOOP_TEMPLATE  # noqa: E402  (shared with bench_peers.py)
+from peers.runs_sdk import hand_written_loop  # noqa: E402
+from peers.scenarios import FINAL_ANSWER, city, get_weather  # noqa: E402
 
-SYSTEM_PROMPT = "You are a helpful assistant."
 QUESTION = "What is the weather in each of the cities on my list?"
-FINAL_ANSWER = "All cities checked: mild and sunny everywhere."
-
-AUTO_TEMPLATE = """{{#system~}}You are a helpful assistant.{{~/system}}
-{{#user~}}{{question}}{{~/user}}
-{{#assistant~}}{{gen 'answer' tools=tools max_rounds=rounds + 1}}{{~/assistant}}"""
-
-# the spec's loop, with room for `rounds` tool rounds plus the final answer
-EXPLICIT_TEMPLATE = """{{#system~}}You are a helpful assistant.{{~/system}}
-{{#user~}}{{question}}{{~/user}}
-{{#each range(rounds + 1)~}}
-  {{#assistant~}}{{gen 'answer' tools=tools tool_choice='auto'}}{{~/assistant}}
-  {{~#if not callable(answer)}}{{break}}{{/if~}}
-  {{#function~}}{{answer()}}{{~/function}}
-{{~/each}}
-"""
-
-
-def get_weather(city: str) -> dict:
-    """Current weather for a city.
-
-    Args:
-        city: The city, e.g. Paris.
-    """
-    return {"city": city, "temperature": 21, "sky": "sunny"}
-
-
-# What a person writing the loop by hand sends (the same schema guidance_lite derives from the signature).
-WEATHER_SCHEMA = {"type": "function", "function": {
-    "name": "get_weather", "description": "Current weather for a city.",
-    "parameters": {"type": "object", "properties": {"city": {"type": "string", "description": "The city, e.g. Paris."}},
-                   "required": ["city"], "additionalProperties": False}}}
 
 
 def make_script(rounds: int) -> Callable[[dict], Any]:
@@ -74,48 +45,8 @@ def make_script(rounds: int) -> Callable[[dict], Any]:
         if done >= rounds or body.get("tool_choice") == "none":
             return FINAL_ANSWER
         return {"tool_calls": [{"id": f"call_{done:04d}", "name": "get_weather",
-                                "arguments": {"city": f"City number {done}"}}]}
+                                "arguments": {"city": city(done)}}]}
     return script
-
-
-async def hand_written(client: openai.AsyncOpenAI, rounds: int) -> tuple[str, list[dict]]:
-    """The conversation written directly against the SDK (streaming, parallel-capable tool execution)."""
-    messages: list[dict] = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": QUESTION}]
-    tools = {"get_weather": get_weather}
-    for _ in range(rounds + 1):
-        stream = await client.chat.completions.create(
-            model="scripted-model", messages=messages, tools=[WEATHER_SCHEMA], tool_choice="auto", temperature=0.0,
-            stream=True, stream_options={"include_usage": True})
-        text: list[str] = []
-        calls: dict[int, dict] = {}
-        async for chunk in stream:
-            for choice in chunk.choices:
-                delta = choice.delta
-                if delta.content:
-                    text.append(delta.content)
-                for fragment in delta.tool_calls or []:
-                    entry = calls.setdefault(fragment.index, {"id": "", "name": "", "arguments": []})
-                    if fragment.id:
-                        entry["id"] = fragment.id
-                    if fragment.function is not None:
-                        if fragment.function.name:
-                            entry["name"] = fragment.function.name
-                        entry["arguments"].append(fragment.function.arguments or "")
-        content = "".join(text)
-        if not calls:
-            messages.append({"role": "assistant", "content": content})
-            return content, messages
-        ordered = [calls[i] for i in sorted(calls)]
-        messages.append({"role": "assistant", "content": content, "tool_calls": [
-            {"id": c["id"], "type": "function",
-             "function": {"name": c["name"], "arguments": "".join(c["arguments"])}} for c in ordered]})
-
-        async def run_one(c: dict) -> str:
-            result = await asyncio.to_thread(tools[c["name"]], **json.loads("".join(c["arguments"])))
-            return json.dumps(result)
-        results = await asyncio.gather(*(run_one(c) for c in ordered))
-        messages += [{"role": "tool", "tool_call_id": c["id"], "content": r} for c, r in zip(ordered, results)]
-    return "".join(text), messages
 
 
 async def timed(run: Callable[[], Awaitable[Any]]) -> float:
@@ -134,20 +65,21 @@ async def measure(rounds: int, latency: float, repeat: int) -> dict:
         model = gl.models.OpenAI("scripted-model", base_url=server.base_url)
         client = openai.AsyncOpenAI(base_url=server.base_url, api_key="not-needed")
         auto = gl.Program(AUTO_TEMPLATE, model=model, silent=True)
-        explicit = gl.Program(EXPLICIT_TEMPLATE, model=model, silent=True)
+        explicit = gl.Program(LOOP_TEMPLATE, model=model, silent=True)
         variables = {"question": QUESTION, "tools": [get_weather], "rounds": rounds}
 
         runs: dict[str, Callable[[], Awaitable[Any]]] = {
             "guidance_lite auto loop": lambda: auto.arun(**variables),
             "guidance_lite template loop": lambda: explicit.arun(**variables),
-            "hand-written openai SDK": lambda: hand_written(client, rounds),
+            "hand-written openai SDK": lambda: hand_written_loop(client, rounds, stream=True, model="scripted-model",
+                                                                 question=QUESTION),
         }
         # warm up (clients, connections, tool schemas) and check the three send the same conversation
         sent: dict[str, list[dict]] = {}
         for name, run in runs.items():
             server.clear()
             outcome = await run()
-            answer = outcome[0] if isinstance(outcome, tuple) else outcome["answer"]
+            answer = outcome if isinstance(outcome, str) else outcome["answer"]
             if answer != FINAL_ANSWER:
                 raise SystemExit(f"{name}: unexpected final answer {answer!r}")
             sent[name] = [{k: v for k, v in b.items() if k != "path"} for b in _bodies(server)]

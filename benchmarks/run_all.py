@@ -1,5 +1,8 @@
 """Run every benchmark in this folder, one after the other (each prints ratios measured in its own run).
 
+``bench_peers.py`` (the same-run peers section) builds the peers' environments under ``benchmarks/.envs/`` the first
+time, and a full run appends its figures to ``benchmarks/RESULTS.md``.
+
 Usage: ``python benchmarks/run_all.py [--quick]``.
 """
 from __future__ import annotations
