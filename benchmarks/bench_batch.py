@@ -9,6 +9,7 @@ becomes the limit. Concurrency 1 runs fewer programs (the time for 1,000 is extr
     python benchmarks/bench_batch.py            # 1,000 programs at concurrency 10 and 100, 40 at 1
     python benchmarks/bench_batch.py --quick    # a smaller run for a smoke test
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,11 +21,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmark this checkout, installed or not
 
-import guidance_lite as gl  # noqa: E402
-from guidance_lite.testing import ScriptedServer  # noqa: E402
+import guidance_lite as gl
+from guidance_lite.testing import ScriptedServer
 
-TEMPLATE = "{{#user}}Question {{i}}: what is {{i}} squared?{{/user}}{{#assistant}}{{gen 'answer' max_tokens=20}}" \
-           "{{/assistant}}"
+TEMPLATE = (
+    "{{#user}}Question {{i}}: what is {{i}} squared?{{/user}}{{#assistant}}{{gen 'answer' max_tokens=20}}{{/assistant}}"
+)
 FULL_RUNS = {1: 40, 10: 1000, 100: 1000}
 QUICK_RUNS = {1: 8, 10: 100, 100: 300}
 
@@ -63,8 +65,9 @@ def measure(program: gl.Program, concurrency: int, programs: int, latency: float
     seconds = time.perf_counter() - started
     failures = [r for r in results if isinstance(r, BaseException)]
     if failures:
-        raise SystemExit(f"{len(failures)} of {programs} programs failed at concurrency {concurrency}; "
-                         f"first: {failures[0]}")
+        raise SystemExit(
+            f"{len(failures)} of {programs} programs failed at concurrency {concurrency}; first: {failures[0]}"
+        )
     for i, result in enumerate(results):
         if result["answer"] != f"{i} squared is {i * i}.":
             raise SystemExit(f"program {i} got the wrong answer {result['answer']!r} (results out of order?)")
@@ -85,8 +88,13 @@ def raw_sdk_batch(base_url: str, concurrency: int, programs: int) -> float:
         async def one(i: int) -> str:
             async with gate:
                 stream = await client.chat.completions.create(
-                    model="bench-model", stream=True, stream_options={"include_usage": True}, max_tokens=20,
-                    temperature=0.0, messages=[{"role": "user", "content": f"Question {i}: what is {i} squared?"}])
+                    model="bench-model",
+                    stream=True,
+                    stream_options={"include_usage": True},
+                    max_tokens=20,
+                    temperature=0.0,
+                    messages=[{"role": "user", "content": f"Question {i}: what is {i} squared?"}],
+                )
                 return "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
 
         try:
@@ -122,8 +130,11 @@ def raw_round_trip(base_url: str, repeats: int = 7) -> float:
             for i in range(repeats):
                 started = time.perf_counter()
                 stream = await client.chat.completions.create(
-                    model="bench-model", stream=True, stream_options={"include_usage": True},
-                    messages=[{"role": "user", "content": f"Question {i}: what is {i} squared?"}])
+                    model="bench-model",
+                    stream=True,
+                    stream_options={"include_usage": True},
+                    messages=[{"role": "user", "content": f"Question {i}: what is {i} squared?"}],
+                )
                 async for _ in stream:
                     pass
                 times.append(time.perf_counter() - started)
@@ -144,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     sdk_seconds: dict[int, float] = {}
     # the server runs in its own process, as a real one would: it must not compete with the client for the GIL
     import multiprocessing
+
     parent, child = multiprocessing.Pipe()
     server = multiprocessing.get_context("fork").Process(target=_serve, args=(args.latency, child), daemon=True)
     server.start()
@@ -161,21 +173,31 @@ def main(argv: list[str] | None = None) -> int:
         server.join(timeout=5)
         if server.is_alive():
             server.terminate()
-    print(f"batch throughput: {TEMPLATE.count('{{gen')} gen per program, server latency {args.latency * 1000:.0f} ms "
-          "(server in its own process)")
-    print(f"bare async SDK round trip (median, sequential): {round_trip * 1000:.1f} ms "
-          f"({(round_trip - args.latency) * 1000:+.1f} ms over the server latency)")
-    print(f"{'concurrency':>11}  {'programs':>8}  {'seconds':>8}  {'programs/s':>10}  {'ideal/s':>8}  {'ratio':>6}"
-          f"  {'time for 1,000':>14}  {'bare SDK s':>10}  {'vs SDK':>6}")
+    print(
+        f"batch throughput: {TEMPLATE.count('{{gen')} gen per program, server latency {args.latency * 1000:.0f} ms "
+        "(server in its own process)"
+    )
+    print(
+        f"bare async SDK round trip (median, sequential): {round_trip * 1000:.1f} ms "
+        f"({(round_trip - args.latency) * 1000:+.1f} ms over the server latency)"
+    )
+    print(
+        f"{'concurrency':>11}  {'programs':>8}  {'seconds':>8}  {'programs/s':>10}  {'ideal/s':>8}  {'ratio':>6}"
+        f"  {'time for 1,000':>14}  {'bare SDK s':>10}  {'vs SDK':>6}"
+    )
     for row in rows:
         per_thousand = 1000 / row.throughput
         mark = "" if row.programs == 1000 else "~"
         sdk = sdk_seconds[row.concurrency]
-        print(f"{row.concurrency:>11}  {row.programs:>8}  {row.seconds:>8.2f}  {row.throughput:>10.1f}  "
-              f"{row.ideal:>8.0f}  {row.ratio:>6.2f}  {mark + f'{per_thousand:.1f} s':>14}  {sdk:>10.2f}  "
-              f"{row.seconds / sdk:>6.2f}")
-    print("ratio = measured / ideal (concurrency / latency); vs SDK = guidance_lite time / the same requests sent "
-          "with the bare async openai SDK at the same concurrency, in this run")
+        print(
+            f"{row.concurrency:>11}  {row.programs:>8}  {row.seconds:>8.2f}  {row.throughput:>10.1f}  "
+            f"{row.ideal:>8.0f}  {row.ratio:>6.2f}  {mark + f'{per_thousand:.1f} s':>14}  {sdk:>10.2f}  "
+            f"{row.seconds / sdk:>6.2f}"
+        )
+    print(
+        "ratio = measured / ideal (concurrency / latency); vs SDK = guidance_lite time / the same requests sent "
+        "with the bare async openai SDK at the same concurrency, in this run"
+    )
     return 0
 
 

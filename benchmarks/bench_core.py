@@ -8,24 +8,25 @@
 
 Run: ``python benchmarks/bench_core.py [--quick]``.
 """
+
 from __future__ import annotations
 
 import argparse
 import gc
-
 import subprocess
 import sys
 import tempfile
 import time
 import types
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import guidance_lite as gl  # noqa: E402
-from guidance_lite import parser  # noqa: E402
+import guidance_lite as gl
+from guidance_lite import parser
 
 CHUNK = """{{#system~}}You are a helpful assistant.{{~/system}}
 {{#each items}}
@@ -61,8 +62,17 @@ def load_guidance_064_grammar(cache_dir: Path) -> Optional[types.ModuleType]:
     wheels = sorted(cache_dir.glob("guidance-0.0.64-*.whl"))
     if not wheels:
         cache_dir.mkdir(parents=True, exist_ok=True)
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "guidance==0.0.64", "-d",
-               str(cache_dir)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--quiet",
+            "guidance==0.0.64",
+            "-d",
+            str(cache_dir),
+        ]
         try:
             subprocess.run(cmd, check=True, timeout=180, capture_output=True)
         except (subprocess.SubprocessError, OSError) as exc:
@@ -82,10 +92,16 @@ def bench_parse(lines: int, repeat: int) -> dict:
     # the tag memo is emptied before every timed parse: only tags repeated within this template may reuse a parse
     ours = best_of(lambda: (parser._TAG_MEMO.clear(), parser._parse_uncached(text, None)), repeat)
     full = best_of(lambda: parser._parse_uncached(text, None, fast=False), max(2, repeat // 2))
-    result = {"lines": n_lines, "ours_s": ours, "ours_us_per_line": ours / n_lines * 1e6,
-              "full_lark_us_per_line": full / n_lines * 1e6}
-    print(f"parse {n_lines} lines: guidance_lite {ours * 1e3:.1f} ms ({ours / n_lines * 1e6:.0f} us/line, empty tag "
-          f"memo); the full Lark parse without the fast path: {full / n_lines * 1e6:.0f} us/line")
+    result = {
+        "lines": n_lines,
+        "ours_s": ours,
+        "ours_us_per_line": ours / n_lines * 1e6,
+        "full_lark_us_per_line": full / n_lines * 1e6,
+    }
+    print(
+        f"parse {n_lines} lines: guidance_lite {ours * 1e3:.1f} ms ({ours / n_lines * 1e6:.0f} us/line, empty tag "
+        f"memo); the full Lark parse without the fast path: {full / n_lines * 1e6:.0f} us/line"
+    )
     baseline = load_guidance_064_grammar(Path(tempfile.gettempdir()) / "guidance_lite_bench")
     if baseline is not None:
         # 0.0.64 is slow (~ms per line): time it on a fifth of the template and scale per line
@@ -93,11 +109,16 @@ def bench_parse(lines: int, repeat: int) -> dict:
         part_lines = part.count("\n")
         theirs = best_of(lambda: baseline.grammar.parse_string(part), max(1, repeat // 2))
         per_line = theirs / part_lines
-        result.update(baseline_us_per_line=per_line * 1e6, speedup=per_line / (ours / n_lines),
-                      speedup_full_lark=per_line / (full / n_lines))
-        print(f"parse: guidance 0.0.64 {per_line * 1e3:.2f} ms/line -> guidance_lite is "
-              f"{result['speedup']:.0f}x faster per line (target: 50x); without the fast path "
-              f"{result['speedup_full_lark']:.0f}x")
+        result.update(
+            baseline_us_per_line=per_line * 1e6,
+            speedup=per_line / (ours / n_lines),
+            speedup_full_lark=per_line / (full / n_lines),
+        )
+        print(
+            f"parse: guidance 0.0.64 {per_line * 1e3:.2f} ms/line -> guidance_lite is "
+            f"{result['speedup']:.0f}x faster per line (target: 50x); without the fast path "
+            f"{result['speedup_full_lark']:.0f}x"
+        )
     parser._parse_cached.cache_clear()
     first = best_of(lambda: (parser._parse_cached.cache_clear(), gl.Program(text)), 1)
     second = best_of(lambda: gl.Program(text), repeat * 20)
@@ -121,6 +142,7 @@ def bench_gen(counts: list[int], repeat: int) -> dict:
         for gc_paused in (False, True):
             per_gen = {}
             for n in counts:
+
                 def run() -> None:
                     program = gl.Program(template, model=gl.models.Mock("ok"), silent=True)
                     if gc_paused:
@@ -129,14 +151,17 @@ def bench_gen(counts: list[int], repeat: int) -> dict:
                         program(n=n)
                     finally:
                         gc.enable()
+
                 per_gen[n] = best_of(run, repeat if n < 5000 else max(2, repeat // 2)) / n
             base = per_gen[counts[0]]
             ratios = {n: per_gen[n] / base for n in counts}
             label = f"{mode}{' gc-paused' if gc_paused else ''}"
             out[label] = {"us_per_gen": {n: v * 1e6 for n, v in per_gen.items()}, "ratio_to_first": ratios}
             cells = ", ".join(f"{n}: {per_gen[n] * 1e6:.1f} us" for n in counts)
-            print(f"time per gen ({label}, Mock): {cells}; "
-                  f"{counts[-1]} vs {counts[0]} iterations: {ratios[counts[-1]]:.2f}x (flat = 1.0)")
+            print(
+                f"time per gen ({label}, Mock): {cells}; "
+                f"{counts[-1]} vs {counts[0]} iterations: {ratios[counts[-1]]:.2f}x (flat = 1.0)"
+            )
     return out
 
 
@@ -148,13 +173,19 @@ def main(argv: Optional[list[str]] = None) -> dict:
     results = {"parse": bench_parse(300 if args.quick else 1000, repeat)}
     counts = [100, 1000, 3000] if args.quick else [100, 1000, 10000]
     results["gen"] = bench_gen(counts, repeat)
-    print("summary:", {"parse_speedup_vs_0.0.64": round(results["parse"].get("speedup", float("nan")), 1),
-                       "second_program_ratio": round(results["parse"]["second_program_ratio"], 6),
-                       **{f"gen_flatness_{k.replace(' ', '_')}": round(v["ratio_to_first"][counts[-1]], 2)
-                          for k, v in results["gen"].items()}})
+    print(
+        "summary:",
+        {
+            "parse_speedup_vs_0.0.64": round(results["parse"].get("speedup", float("nan")), 1),
+            "second_program_ratio": round(results["parse"]["second_program_ratio"], 6),
+            **{
+                f"gen_flatness_{k.replace(' ', '_')}": round(v["ratio_to_first"][counts[-1]], 2)
+                for k, v in results["gen"].items()
+            },
+        },
+    )
     return results
 
 
 if __name__ == "__main__":
     main()
-

@@ -22,6 +22,7 @@ Profiles (full runs, or ``--profile``): cProfile of guidance_lite's batch at the
 ``benchmarks/.profiles/``), a probe counting the stream chunks guidance_lite processes before the consumer gets the
 first text event, and ``-X importtime`` of ``import guidance_lite``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,11 +37,19 @@ from typing import Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the peers package beside this file
 
-from peers import envs  # noqa: E402
-from peers.measure import (BENCH_DIR, PROJECT, REPO_ROOT, Client, ServerProcess, Session, child_env,  # noqa: E402
-                           import_seconds)
-from peers.profile_gl import import_profile  # noqa: E402
-from peers.report import BatchCell, Report, Results, Timing  # noqa: E402
+from peers import envs
+from peers.measure import (
+    BENCH_DIR,
+    PROJECT,
+    REPO_ROOT,
+    Client,
+    ServerProcess,
+    Session,
+    child_env,
+    import_seconds,
+)
+from peers.profile_gl import import_profile
+from peers.report import BatchCell, Report, Results, Timing
 
 RESULTS_FILE = BENCH_DIR / "RESULTS.md"
 PROFILE_DIR = BENCH_DIR / ".profiles"
@@ -79,8 +88,9 @@ TOOL_LOOP_CLIENTS = [
 IMPORT_CLIENTS = [  # module field: the statement timed
     Client("gl", "import guidance_lite", PROJECT, "import guidance_lite", "", "guidance_lite"),
     Client("kani", "import kani", "kani", "import kani", "", "peer"),
-    Client("kani-engine", "kani + its OpenAI engine", "kani", "from kani.engines.openai import OpenAIEngine", "",
-           "peer"),
+    Client(
+        "kani-engine", "kani + its OpenAI engine", "kani", "from kani.engines.openai import OpenAIEngine", "", "peer"
+    ),
     Client("openai", "import openai", "openai", "import openai", "", "baseline"),
 ]
 
@@ -106,10 +116,12 @@ QUICK = Plan(rounds=3, batch={1: 3, 10: 30, 100: 100}, first_text_repeats=2, pac
 def git_commit() -> str:
     def git(*args: str) -> str:
         try:
-            return subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True,
-                                  timeout=30).stdout.strip()
+            return subprocess.run(
+                ["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=30
+            ).stdout.strip()
         except (OSError, subprocess.TimeoutExpired):
             return ""
+
     commit = git("rev-parse", "--short", "HEAD") or "unknown"
     branch = git("rev-parse", "--abbrev-ref", "HEAD")
     dirty = " + uncommitted changes" if git("status", "--porcelain", "--untracked-files=no") else ""
@@ -140,20 +152,28 @@ def run_batch(session: Session, server: ServerProcess, plan: Plan, results: Resu
         print(f"batch: concurrency {concurrency}, {programs} programs per run", flush=True)
 
         def request(client: Client) -> dict:
-            return {"op": "batch", "base_url": server.base_url(plan.latency_batch), "stats_url": server.stats_url,
-                    "concurrency": concurrency, "programs": programs}
+            return {
+                "op": "batch",
+                "base_url": server.base_url(plan.latency_batch),
+                "stats_url": server.stats_url,
+                "concurrency": concurrency,
+                "programs": programs,
+            }
 
         replies = session.interleave(BATCH_CLIENTS, plan.rounds, request, timeout=900, progress=f"c={concurrency}")
         results.batch[concurrency] = {
             c.key: BatchCell(c, concurrency, programs, plan.latency_batch, replies[c.key])
-            for c in BATCH_CLIENTS if replies[c.key]}
+            for c in BATCH_CLIENTS
+            if replies[c.key]
+        }
 
 
 def run_samples(session: Session, clients: list[Client], rounds: int, request: dict, title: str) -> dict[str, Timing]:
     print(title, flush=True)
     replies = session.interleave(clients, rounds, lambda client: request, timeout=600)
-    return {c.key: Timing(c, [s for reply in replies[c.key] for s in reply["samples"]])
-            for c in clients if replies[c.key]}
+    return {
+        c.key: Timing(c, [s for reply in replies[c.key] for s in reply["samples"]]) for c in clients if replies[c.key]
+    }
 
 
 def run_imports(pythons: dict[str, Optional[Path]], session: Session, rounds: int) -> dict[str, Timing]:
@@ -163,14 +183,17 @@ def run_imports(pythons: dict[str, Optional[Path]], session: Session, rounds: in
     for client in IMPORT_CLIENTS:
         python = pythons.get(client.runtime)
         if python is None:
-            session.drop(Client(f"import:{client.key}", client.label, client.runtime, "", "", client.role),
-                         "skipped: its environment could not be built")
+            session.drop(
+                Client(f"import:{client.key}", client.label, client.runtime, "", "", client.role),
+                "skipped: its environment could not be built",
+            )
             continue
         try:
             import_seconds(python, client.module, session.paths(client.runtime))  # bytecode compiled, caches warm
         except (RuntimeError, OSError, subprocess.TimeoutExpired) as err:
-            session.drop(Client(f"import:{client.key}", client.label, client.runtime, "", "", client.role),
-                         f"failed: {err}")
+            session.drop(
+                Client(f"import:{client.key}", client.label, client.runtime, "", "", client.role), f"failed: {err}"
+            )
             continue
         usable.append(client)
     for number in range(rounds):
@@ -179,32 +202,46 @@ def run_imports(pythons: dict[str, Optional[Path]], session: Session, rounds: in
             python = pythons[client.runtime]
             assert python is not None
             samples[client.key].append(import_seconds(python, client.module, session.paths(client.runtime)))
-    return {c.key: Timing(c, [wall for wall, _ in samples[c.key]], [cpu for _, cpu in samples[c.key]])
-            for c in usable}
+    return {c.key: Timing(c, [wall for wall, _ in samples[c.key]], [cpu for _, cpu in samples[c.key]]) for c in usable}
 
 
 def run_profile(session: Session, server: ServerProcess, plan: Plan, results: Results) -> None:
     print("profiling guidance_lite's side", flush=True)
     concurrency = max(plan.batch)
     worker = session.worker(PROJECT)
-    reply = worker.call({"op": "profile_batch", "base_url": server.base_url(plan.latency_batch),
-                         "stats_url": server.stats_url, "concurrency": concurrency,
-                         "programs": plan.batch[concurrency],
-                         "output": str(PROFILE_DIR / f"batch_c{concurrency}.prof")}, timeout=900)
+    reply = worker.call(
+        {
+            "op": "profile_batch",
+            "base_url": server.base_url(plan.latency_batch),
+            "stats_url": server.stats_url,
+            "concurrency": concurrency,
+            "programs": plan.batch[concurrency],
+            "output": str(PROFILE_DIR / f"batch_c{concurrency}.prof"),
+        },
+        timeout=900,
+    )
     if reply.get("ok"):
         results.profile["batch"] = reply
         results.profile["batch_concurrency"] = concurrency
     else:
         results.env_notes.append(f"batch profile failed: {reply.get('error') or reply.get('skipped')}")
-    reply = worker.call({"op": "probe_first_text", "base_url": server.base_url(plan.latency_short),
-                         "words": plan.words, "repeats": max(plan.first_text_repeats, 3)}, timeout=600)
+    reply = worker.call(
+        {
+            "op": "probe_first_text",
+            "base_url": server.base_url(plan.latency_short),
+            "words": plan.words,
+            "repeats": max(plan.first_text_repeats, 3),
+        },
+        timeout=600,
+    )
     if reply.get("ok"):
         results.profile["first_text"] = reply["probe"]
     else:
         results.env_notes.append(f"first-text probe failed: {reply.get('error') or reply.get('skipped')}")
     try:
-        results.profile["imports"] = import_profile(Path(sys.executable), "guidance_lite",
-                                                    child_env(session.paths(PROJECT)), BENCH_DIR)
+        results.profile["imports"] = import_profile(
+            Path(sys.executable), "guidance_lite", child_env(session.paths(PROJECT)), BENCH_DIR
+        )
     except (OSError, subprocess.TimeoutExpired) as err:
         results.env_notes.append(f"import profile failed: {err}")
 
@@ -219,12 +256,23 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="3 rounds and fewer programs (a smoke run)")
     parser.add_argument("--rounds", type=int, default=None, help="interleaved rounds (default 5, quick 3)")
-    parser.add_argument("--profile", action=argparse.BooleanOptionalAction, default=None,
-                        help="also profile guidance_lite's side (default: full runs only)")
-    parser.add_argument("--record", action=argparse.BooleanOptionalAction, default=None,
-                        help=f"append the section to {RESULTS_FILE.name} (default: full runs only)")
-    parser.add_argument("--only", default="batch,first_text,imports,tool_loop",
-                        help="comma-separated sections to run (batch, first_text, imports, tool_loop)")
+    parser.add_argument(
+        "--profile",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="also profile guidance_lite's side (default: full runs only)",
+    )
+    parser.add_argument(
+        "--record",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help=f"append the section to {RESULTS_FILE.name} (default: full runs only)",
+    )
+    parser.add_argument(
+        "--only",
+        default="batch,first_text,imports,tool_loop",
+        help="comma-separated sections to run (batch, first_text, imports, tool_loop)",
+    )
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else FULL
     if args.rounds is not None:
@@ -238,9 +286,18 @@ def main(argv: Optional[list[str]] = None) -> int:
     record_it = (not args.quick) if args.record is None else args.record
 
     started = time.perf_counter()
-    results = Results(started=datetime.now(timezone.utc), commit=git_commit(), mode="quick" if args.quick else "full",
-                      rounds=plan.rounds, latency_batch=plan.latency_batch, latency_short=plan.latency_short,
-                      load=[load()], pace=plan.pace, words=plan.words, rounds_tool=plan.tool_rounds)
+    results = Results(
+        started=datetime.now(timezone.utc),
+        commit=git_commit(),
+        mode="quick" if args.quick else "full",
+        rounds=plan.rounds,
+        latency_batch=plan.latency_batch,
+        latency_short=plan.latency_short,
+        load=[load()],
+        pace=plan.pace,
+        words=plan.words,
+        rounds_tool=plan.tool_rounds,
+    )
     pythons, missing = build_envs(results.env_notes)
     server = ServerProcess()
     session = Session(pythons, missing)
@@ -254,20 +311,34 @@ def main(argv: Optional[list[str]] = None) -> int:
             print(f"  ({time.perf_counter() - measuring:.0f} s so far)", flush=True)
         results.load.append(load())
         if "first_text" in sections:
-            request = {"op": "first_text", "base_url": server.base_url(plan.latency_short), "words": plan.words,
-                       "repeats": plan.first_text_repeats}
-            results.first_text["burst"] = run_samples(session, FIRST_TEXT_CLIENTS, plan.rounds, request,
-                                                      "first text (one burst)")
-            paced = {**request, "base_url": server.base_url(plan.latency_short, plan.pace),
-                     "repeats": plan.paced_repeats}
-            results.first_text["paced"] = run_samples(session, FIRST_TEXT_CLIENTS, plan.rounds, paced,
-                                                      f"first text (events {plan.pace * 1e3:g} ms apart)")
+            request = {
+                "op": "first_text",
+                "base_url": server.base_url(plan.latency_short),
+                "words": plan.words,
+                "repeats": plan.first_text_repeats,
+            }
+            results.first_text["burst"] = run_samples(
+                session, FIRST_TEXT_CLIENTS, plan.rounds, request, "first text (one burst)"
+            )
+            paced = {
+                **request,
+                "base_url": server.base_url(plan.latency_short, plan.pace),
+                "repeats": plan.paced_repeats,
+            }
+            results.first_text["paced"] = run_samples(
+                session, FIRST_TEXT_CLIENTS, plan.rounds, paced, f"first text (events {plan.pace * 1e3:g} ms apart)"
+            )
             print(f"  ({time.perf_counter() - measuring:.0f} s so far)", flush=True)
         if "tool_loop" in sections:
-            request = {"op": "tool_loop", "base_url": server.base_url(plan.latency_short), "rounds": plan.tool_rounds,
-                       "repeats": plan.tool_repeats}
-            results.tool_loop = run_samples(session, TOOL_LOOP_CLIENTS, plan.rounds, request,
-                                            f"{plan.tool_rounds}-round tool loop")
+            request = {
+                "op": "tool_loop",
+                "base_url": server.base_url(plan.latency_short),
+                "rounds": plan.tool_rounds,
+                "repeats": plan.tool_repeats,
+            }
+            results.tool_loop = run_samples(
+                session, TOOL_LOOP_CLIENTS, plan.rounds, request, f"{plan.tool_rounds}-round tool loop"
+            )
         results.load.append(load())
         measured = time.perf_counter() - measuring
         if (not args.quick) if args.profile is None else args.profile:

@@ -14,6 +14,7 @@ one whole conversation, the ratio guidance_lite / hand-written (aim: < 1.1) and 
 
 Run: ``python benchmarks/bench_tool_loop.py [--quick] [--rounds 10] [--latency 0.02] [--repeat 10]``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,30 +23,32 @@ import gc
 import json
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Optional
+from typing import Any, Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import openai  # noqa: E402
+import openai
+from peers.runs_gl import AUTO_TEMPLATE, LOOP_TEMPLATE
+from peers.runs_sdk import hand_written_loop
+from peers.scenarios import FINAL_ANSWER, city, get_weather
 
-import guidance_lite as gl  # noqa: E402
-from guidance_lite.testing import ScriptedServer  # noqa: E402
-from peers.runs_gl import AUTO_TEMPLATE, LOOP_TEMPLATE  # noqa: E402  (shared with bench_peers.py)
-from peers.runs_sdk import hand_written_loop  # noqa: E402
-from peers.scenarios import FINAL_ANSWER, city, get_weather  # noqa: E402
+import guidance_lite as gl
+from guidance_lite.testing import ScriptedServer
 
 QUESTION = "What is the weather in each of the cities on my list?"
 
 
 def make_script(rounds: int) -> Callable[[dict], Any]:
     """The scripted model: one tool call per round while fewer than ``rounds`` results came back, then text."""
+
     def script(body: dict) -> Any:
         done = sum(1 for m in body.get("messages", []) if m.get("role") == "tool")
         if done >= rounds or body.get("tool_choice") == "none":
             return FINAL_ANSWER
-        return {"tool_calls": [{"id": f"call_{done:04d}", "name": "get_weather",
-                                "arguments": {"city": city(done)}}]}
+        return {"tool_calls": [{"id": f"call_{done:04d}", "name": "get_weather", "arguments": {"city": city(done)}}]}
+
     return script
 
 
@@ -71,8 +74,9 @@ async def measure(rounds: int, latency: float, repeat: int) -> dict:
         runs: dict[str, Callable[[], Awaitable[Any]]] = {
             "guidance_lite auto loop": lambda: auto.arun(**variables),
             "guidance_lite template loop": lambda: explicit.arun(**variables),
-            "hand-written openai SDK": lambda: hand_written_loop(client, rounds, stream=True, model="scripted-model",
-                                                                 question=QUESTION),
+            "hand-written openai SDK": lambda: hand_written_loop(
+                client, rounds, stream=True, model="scripted-model", question=QUESTION
+            ),
         }
         # warm up (clients, connections, tool schemas) and check the three send the same conversation
         sent: dict[str, list[dict]] = {}
@@ -91,8 +95,10 @@ async def measure(rounds: int, latency: float, repeat: int) -> dict:
                 keys = sorted(k for k in set(ours) | set(theirs) if ours.get(k) != theirs.get(k))
                 if keys:
                     shown = {k: (ours.get(k), theirs.get(k)) for k in keys if k != "messages"}
-                    raise SystemExit(f"{name}: request #{index} differs from the hand-written loop's in {keys}: "
-                                     f"{json.dumps(shown, default=str)[:1500]}")
+                    raise SystemExit(
+                        f"{name}: request #{index} differs from the hand-written loop's in {keys}: "
+                        f"{json.dumps(shown, default=str)[:1500]}"
+                    )
         times = {name: float("inf") for name in runs}
         for _ in range(repeat):  # interleaved, so drift on the machine affects all three alike; best of N
             for name, run in runs.items():
@@ -115,8 +121,10 @@ def main(argv: Optional[list[str]] = None) -> dict:
     times = asyncio.run(measure(args.rounds, args.latency, repeat))
     baseline = times["hand-written openai SDK"]
     requests = args.rounds + 1
-    print(f"{args.rounds}-round tool loop, {requests} requests, server latency {args.latency * 1e3:.0f} ms, "
-          f"best of {repeat}:")
+    print(
+        f"{args.rounds}-round tool loop, {requests} requests, server latency {args.latency * 1e3:.0f} ms, "
+        f"best of {repeat}:"
+    )
     summary: dict[str, Any] = {"baseline_s": round(baseline, 4)}
     for name, seconds in times.items():
         ratio = seconds / baseline

@@ -19,6 +19,7 @@ Not a test: a measuring script whose numbers go in the issue's closing note. Two
 
 Run: ``python benchmarks/corpus_baseline.py [--formats-only | --servers-only] [--verbose]``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,8 +37,8 @@ from typing import Any, Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import guidance_lite as gl  # noqa: E402
-from guidance_lite.tool_formats import get_tool_format  # noqa: E402
+import guidance_lite as gl
+from guidance_lite.tool_formats import get_tool_format
 
 DATA = Path(__file__).resolve().parent.parent / "tests" / "data"
 TOOL_OUTPUTS = DATA / "tool_outputs"
@@ -82,7 +83,8 @@ def _difference(label: str, got: tuple[str, list], want: tuple[str, list]) -> Op
     if got[0] != want[0]:
         return f"{label}: content {got[0]!r:.70} != {want[0]!r:.70}"
     if got[1] != want[1]:
-        return f"{label}: calls {json.dumps(got[1], ensure_ascii=False):.90} != {json.dumps(want[1], ensure_ascii=False):.90}"
+        got_calls, want_calls = (json.dumps(calls, ensure_ascii=False) for calls in (got[1], want[1]))
+        return f"{label}: calls {got_calls:.90} != {want_calls:.90}"
     return None
 
 
@@ -142,8 +144,10 @@ def run_formats(verbose: bool) -> tuple[int, int]:
         ok = counts["calls"][1] + counts["text"][1]
         total += cases
         passed += ok
-        print(f"{data['family']:<20} {data['parser']:<18} {cases:>5} {ok:>5} "
-              f"{counts['calls'][1]:>5}/{counts['calls'][0]:<5} {counts['text'][1]:>5}/{counts['text'][0]:<5}")
+        print(
+            f"{data['family']:<20} {data['parser']:<18} {cases:>5} {ok:>5} "
+            f"{counts['calls'][1]:>5}/{counts['calls'][0]:<5} {counts['text'][1]:>5}/{counts['text'][0]:<5}"
+        )
     print(f"{'total':<39} {total:>5} {passed:>5}")
     print("per parser: " + ", ".join(f"{name} {ok}/{n}" for name, (n, ok) in sorted(by_parser.items())))
     if failures:
@@ -195,7 +199,7 @@ class ReplayServer:
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
 
-    def __enter__(self) -> "ReplayServer":
+    def __enter__(self) -> ReplayServer:
         self._thread.start()
         return self
 
@@ -213,8 +217,10 @@ def _accept_anything(**arguments: Any) -> dict:
 
 
 def _tools(names: list[str]) -> list:
-    return [gl.Tool(name, _accept_anything, description=f"{name} (replay)",
-                    parameters={"type": "object", "properties": {}}) for name in names]
+    return [
+        gl.Tool(name, _accept_anything, description=f"{name} (replay)", parameters={"type": "object", "properties": {}})
+        for name in names
+    ]
 
 
 def _model(server: ReplayServer) -> Any:
@@ -222,9 +228,11 @@ def _model(server: ReplayServer) -> Any:
 
 
 async def _complete(model: Any, shape: dict) -> Any:
-    request = gl.models.GenRequest(messages_fn=lambda: [{"role": "user", "content": QUESTION}],
-                                   tools=_tools(shape["offered_tools"]) or None,
-                                   stream=shape["transport"] == "sse")
+    request = gl.models.GenRequest(
+        messages_fn=lambda: [{"role": "user", "content": QUESTION}],
+        tools=_tools(shape["offered_tools"]) or None,
+        stream=shape["transport"] == "sse",
+    )
     final = None
     try:
         async for item in model.stream(request):
@@ -252,7 +260,9 @@ def check_model_level(shape: dict) -> Optional[str]:
         try:
             arguments = got.arguments
         except Exception as err:
-            return f"arguments of {got.name} unusable ({type(err).__name__}: {str(err)[:60]}): {got.arguments_json!r:.60}"
+            return (
+                f"arguments of {got.name} unusable ({type(err).__name__}: {str(err)[:60]}): {got.arguments_json!r:.60}"
+            )
         if arguments != want["arguments"]:
             return f"arguments {arguments} != {want['arguments']}"
         if want["id"] is not None and got.id != want["id"]:
@@ -265,9 +275,15 @@ def check_model_level(shape: dict) -> Optional[str]:
         return f"finish_reason {choice.finish_reason!r} != {expected['finish_reason']!r}"
     usage = completion.usage
     if expected["usage"] is not None:
-        got_usage = None if usage is None else {"prompt_tokens": usage.prompt_tokens,
-                                                "completion_tokens": usage.completion_tokens,
-                                                "total_tokens": usage.total_tokens}
+        got_usage = (
+            None
+            if usage is None
+            else {
+                "prompt_tokens": usage.prompt_tokens,
+                "completion_tokens": usage.completion_tokens,
+                "total_tokens": usage.total_tokens,
+            }
+        )
         if got_usage != expected["usage"] or usage.estimated:
             return f"usage {got_usage} != {expected['usage']}"
     elif usage is None:
@@ -317,8 +333,13 @@ def check_program_level(shape: dict) -> Optional[str]:
 
     async def run(model: Any) -> Any:
         try:
-            return await program.arun(model=model, question=QUESTION, tools=_tools(shape["offered_tools"]),
-                                      rounds=len(bodies), streamed=shape["transport"] == "sse")
+            return await program.arun(
+                model=model,
+                question=QUESTION,
+                tools=_tools(shape["offered_tools"]),
+                rounds=len(bodies),
+                streamed=shape["transport"] == "sse",
+            )
         finally:
             await model.aclose()
 
@@ -348,8 +369,10 @@ def check_program_level(shape: dict) -> Optional[str]:
 
 def run_servers(verbose: bool) -> tuple[int, int, int]:
     sidecars = sorted(SERVER_SHAPES.glob("*.expected.json"))
-    print(f"\n== server shapes ({len(sidecars)} in {SERVER_SHAPES.relative_to(DATA.parent.parent)}), replayed through "
-          f"the openai SDK into gl.models.OpenAI")
+    print(
+        f"\n== server shapes ({len(sidecars)} in {SERVER_SHAPES.relative_to(DATA.parent.parent)}), replayed through "
+        f"the openai SDK into gl.models.OpenAI"
+    )
     print(f"{'shape':<46} {'transport':<9} {'model':<6} {'program':<7}")
     model_ok = program_ok = 0
     failures: list[tuple[str, str, str]] = []
@@ -359,8 +382,10 @@ def run_servers(verbose: bool) -> tuple[int, int, int]:
         program_problem = check_program_level(shape)
         model_ok += model_problem is None
         program_ok += program_problem is None
-        print(f"{shape['id']:<46} {shape['transport']:<9} {'ok' if model_problem is None else 'FAIL':<6} "
-              f"{'ok' if program_problem is None else 'FAIL':<7}")
+        print(
+            f"{shape['id']:<46} {shape['transport']:<9} {'ok' if model_problem is None else 'FAIL':<6} "
+            f"{'ok' if program_problem is None else 'FAIL':<7}"
+        )
         for level, problem in (("model", model_problem), ("program", program_problem)):
             if problem:
                 failures.append((shape["id"], level, problem))

@@ -5,6 +5,7 @@ time, and a full run appends its figures to ``benchmarks/RESULTS.md``.
 
 Usage: ``python benchmarks/run_all.py [--quick]``.
 """
+
 from __future__ import annotations
 
 import subprocess

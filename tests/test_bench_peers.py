@@ -1,6 +1,7 @@
 """The peers benchmark's parts (``benchmarks/peers``): its server speaks the protocol the real openai SDK expects, the
 worker runs guidance_lite and turns a missing library into a skip, a peer that can't be installed becomes a note,
 the report says which targets are met, and the profile charges C time to the package that called it."""
+
 from __future__ import annotations
 
 import cProfile
@@ -51,9 +52,14 @@ def test_server_answers_plain_and_streamed_requests_as_the_sdk_expects(server):
     assert plain.choices[0].message.content == scenarios.answer(7)
     assert plain.usage.total_tokens == plain.usage.prompt_tokens + plain.usage.completion_tokens > 0
 
-    chunks = list(client.chat.completions.create(
-        model="m", stream=True, stream_options={"include_usage": True},
-        messages=[{"role": "user", "content": scenarios.story_prompt(30)}]))
+    chunks = list(
+        client.chat.completions.create(
+            model="m",
+            stream=True,
+            stream_options={"include_usage": True},
+            messages=[{"role": "user", "content": scenarios.story_prompt(30)}],
+        )
+    )
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text == scenarios.story(30) and len(text.split()) == 30
     assert chunks[-1].usage is not None and not chunks[-1].choices
@@ -62,16 +68,22 @@ def test_server_answers_plain_and_streamed_requests_as_the_sdk_expects(server):
 
 def test_server_plays_the_tool_loop_one_call_per_round(server):
     client = sdk(server.base_url(0))
-    messages = [{"role": "system", "content": scenarios.SYSTEM_PROMPT},
-                {"role": "user", "content": scenarios.tool_question(2)}]
+    messages = [
+        {"role": "system", "content": scenarios.SYSTEM_PROMPT},
+        {"role": "user", "content": scenarios.tool_question(2)},
+    ]
     for done in range(2):
         reply = client.chat.completions.create(model="m", messages=messages, tools=[scenarios.WEATHER_TOOL])
         call = reply.choices[0].message.tool_calls[0]
         assert reply.choices[0].finish_reason == "tool_calls"
-        assert (call.function.name, json.loads(call.function.arguments)) == ("get_weather",
-                                                                             {"city": scenarios.city(done)})
-        messages += [{"role": "assistant", "content": "", "tool_calls": [call.model_dump()]},
-                     {"role": "tool", "tool_call_id": call.id, "content": "{}"}]
+        assert (call.function.name, json.loads(call.function.arguments)) == (
+            "get_weather",
+            {"city": scenarios.city(done)},
+        )
+        messages += [
+            {"role": "assistant", "content": "", "tool_calls": [call.model_dump()]},
+            {"role": "tool", "tool_call_id": call.id, "content": "{}"},
+        ]
     final = client.chat.completions.create(model="m", messages=messages, tools=[scenarios.WEATHER_TOOL])
     assert final.choices[0].message.content == scenarios.FINAL_ANSWER and not final.choices[0].message.tool_calls
 
@@ -82,9 +94,13 @@ def test_server_waits_the_latency_in_the_url_and_paces_events(server):
     client.chat.completions.create(model="m", messages=[{"role": "user", "content": scenarios.question(1)}])
     assert time.perf_counter() - started >= 0.2
 
-    arrivals = [time.perf_counter() for chunk in sdk(server.base_url(0, pace=0.1)).chat.completions.create(
-        model="m", stream=True, messages=[{"role": "user", "content": scenarios.story_prompt(3)}])
-        if chunk.choices and chunk.choices[0].delta.content]
+    arrivals = [
+        time.perf_counter()
+        for chunk in sdk(server.base_url(0, pace=0.1)).chat.completions.create(
+            model="m", stream=True, messages=[{"role": "user", "content": scenarios.story_prompt(3)}]
+        )
+        if chunk.choices and chunk.choices[0].delta.content
+    ]
     assert len(arrivals) == 3 and arrivals[2] - arrivals[0] >= 0.15  # two gaps of 0.1 s, not one burst
 
 
@@ -103,21 +119,36 @@ def test_server_reports_its_cpu_and_rejects_what_it_does_not_serve(server):
 # ---- the worker ---------------------------------------------------------------------------------------------------
 def test_worker_runs_a_guidance_lite_batch_and_checks_every_answer(server, session):
     gl = Client("gl", "guidance_lite", PROJECT, "runs_gl", "default", "guidance_lite")
-    reply = session.run(gl, {"op": "batch", "base_url": server.base_url(0), "stats_url": server.stats_url,
-                             "concurrency": 4, "programs": 12}, timeout=300)
+    reply = session.run(
+        gl,
+        {
+            "op": "batch",
+            "base_url": server.base_url(0),
+            "stats_url": server.stats_url,
+            "concurrency": 4,
+            "programs": 12,
+        },
+        timeout=300,
+    )
     assert reply is not None, session.dropped
     assert reply["seconds"] > 0 and reply["cpu"] > 0 and reply["server_cpu"] >= 0
 
     first = Client("gl-astream", "astream", PROJECT, "runs_gl", "astream", "guidance_lite")
-    reply = session.run(first, {"op": "first_text", "base_url": server.base_url(0), "words": 20, "repeats": 2},
-                        timeout=300)
+    reply = session.run(
+        first, {"op": "first_text", "base_url": server.base_url(0), "words": 20, "repeats": 2}, timeout=300
+    )
     assert reply is not None and len(reply["samples"]) == 2 and all(s > 0 for s in reply["samples"])
 
 
 def test_worker_turns_a_missing_library_into_a_skip_and_keeps_serving(server, session):
     missing = Client("nothing", "a library that is not there", PROJECT, "runs_nothing", "x", "peer")
-    request = {"op": "batch", "base_url": server.base_url(0), "stats_url": server.stats_url, "concurrency": 1,
-               "programs": 1}
+    request = {
+        "op": "batch",
+        "base_url": server.base_url(0),
+        "stats_url": server.stats_url,
+        "concurrency": 1,
+        "programs": 1,
+    }
     assert session.run(missing, request, timeout=60) is None
     assert session.dropped["nothing"].startswith("skipped")
     unknown = Client("odd", "an unknown variant", PROJECT, "runs_gl", "no-such-variant", "guidance_lite")
@@ -140,21 +171,39 @@ def client(key: str, role: str) -> Client:
 
 
 def results(gl_rate: float, kani_rate: float, server_cpu: float = 0.1) -> Results:
-    found = Results(started=datetime(2030, 1, 2, 3, 4, tzinfo=timezone.utc), commit="abc1234 (peers)", mode="full",
-                    rounds=1, latency_batch=0.05, latency_short=0.02, load=[(1.0, 1.0, 1.0)])
+    found = Results(
+        started=datetime(2030, 1, 2, 3, 4, tzinfo=timezone.utc),
+        commit="abc1234 (peers)",
+        mode="full",
+        rounds=1,
+        latency_batch=0.05,
+        latency_short=0.02,
+        load=[(1.0, 1.0, 1.0)],
+    )
 
     def cell(key: str, role: str, rate: float) -> BatchCell:
         seconds = 100 / rate
-        return BatchCell(client(key, role), 100, 100, 0.05,
-                         [{"seconds": seconds, "cpu": seconds * 0.5, "server_cpu": seconds * server_cpu}])
+        return BatchCell(
+            client(key, role),
+            100,
+            100,
+            0.05,
+            [{"seconds": seconds, "cpu": seconds * 0.5, "server_cpu": seconds * server_cpu}],
+        )
 
-    found.batch[100] = {"gl": cell("gl", "guidance_lite", gl_rate), "kani-aiohttp": cell("kani-aiohttp", "peer",
-                                                                                          kani_rate)}
-    found.first_text["burst"] = {"gl-stream": Timing(client("gl-stream", "guidance_lite"), [0.050]),
-                                 "gl-astream": Timing(client("gl-astream", "guidance_lite"), [0.026]),
-                                 "sdk-async": Timing(client("sdk-async", "baseline"), [0.025])}
-    found.tool_loop = {"gl-auto": Timing(client("gl-auto", "guidance_lite"), [0.30]),
-                       "kani": Timing(client("kani", "peer"), [0.40])}
+    found.batch[100] = {
+        "gl": cell("gl", "guidance_lite", gl_rate),
+        "kani-aiohttp": cell("kani-aiohttp", "peer", kani_rate),
+    }
+    found.first_text["burst"] = {
+        "gl-stream": Timing(client("gl-stream", "guidance_lite"), [0.050]),
+        "gl-astream": Timing(client("gl-astream", "guidance_lite"), [0.026]),
+        "sdk-async": Timing(client("sdk-async", "baseline"), [0.025]),
+    }
+    found.tool_loop = {
+        "gl-auto": Timing(client("gl-auto", "guidance_lite"), [0.30]),
+        "kani": Timing(client("kani", "peer"), [0.40]),
+    }
     found.imports = {"gl": Timing(client("gl", "guidance_lite"), [0.2]), "kani": Timing(client("kani", "peer"), [0.3])}
     return found
 

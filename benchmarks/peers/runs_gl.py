@@ -3,6 +3,7 @@ with ``program.stream()`` / ``astream()``, tool loops with ``max_rounds`` or the
 
 Runs in the project's own interpreter (this checkout on ``PYTHONPATH``), never in a peer environment.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -18,8 +19,10 @@ from .scenarios import FINAL_ANSWER, MAX_TOKENS, MODEL, get_weather, story, stor
 
 warnings.filterwarnings("ignore", message="tiktoken's")  # the offline tokenizer fallback, once per process
 
-BATCH_TEMPLATE = ("{{#user}}Question {{i}}: what is {{i}} squared?{{/user}}"
-                  "{{#assistant}}{{gen 'answer' max_tokens=%d%s}}{{/assistant}}")
+BATCH_TEMPLATE = (
+    "{{#user}}Question {{i}}: what is {{i}} squared?{{/user}}"
+    "{{#assistant}}{{gen 'answer' max_tokens=%d%s}}{{/assistant}}"
+)
 STORY_TEMPLATE = "{{#user}}{{prompt}}{{/user}}{{#assistant}}{{gen 'story'}}{{/assistant}}"
 AUTO_TEMPLATE = """{{#system~}}You are a helpful assistant.{{~/system}}
 {{#user~}}{{question}}{{~/user}}
@@ -35,7 +38,7 @@ LOOP_TEMPLATE = """{{#system~}}You are a helpful assistant.{{~/system}}
 BATCH_VARIANTS = {"default": "", "plain": " stream=False"}  # plain: the gen option that turns streaming off
 
 
-def _model(base_url: str) -> "gl.models.OpenAI":
+def _model(base_url: str) -> gl.models.OpenAI:
     return gl.models.OpenAI(MODEL, base_url=base_url, api_key="unused")
 
 
@@ -46,8 +49,7 @@ class GlBatch:
         if variant not in BATCH_VARIANTS:
             raise Unavailable(f"unknown guidance_lite batch variant {variant!r}")
         self.model = _model(base_url)
-        self.program = gl.Program(BATCH_TEMPLATE % (MAX_TOKENS, BATCH_VARIANTS[variant]), model=self.model,
-                                  silent=True)
+        self.program = gl.Program(BATCH_TEMPLATE % (MAX_TOKENS, BATCH_VARIANTS[variant]), model=self.model, silent=True)
 
     async def run(self, indices: list[int], concurrency: int) -> list[str]:
         results = await self.program.amap([{"i": i} for i in indices], concurrency=concurrency)
@@ -69,6 +71,7 @@ def first_text(variant: str, base_url: str, words: int, repeats: int) -> list[fl
     program = gl.Program(STORY_TEMPLATE, model=_model(base_url), silent=True)
     prompt, expected = story_prompt(words), story(words)
     if variant == "stream":
+
         def once() -> float:
             watch = FirstText()
             for event in program.stream(prompt=prompt):
@@ -106,8 +109,9 @@ def tool_loop(variant: str, base_url: str, rounds: int, repeats: int) -> list[fl
             result = await program.arun(**variables)
             seconds = time.perf_counter() - started
             if result["answer"] != FINAL_ANSWER or len(result.tool_calls) != rounds:
-                raise AssertionError(f"guidance_lite {variant} loop: {len(result.tool_calls)} tool calls, "
-                                     f"answer {result['answer']!r}")
+                raise AssertionError(
+                    f"guidance_lite {variant} loop: {len(result.tool_calls)} tool calls, answer {result['answer']!r}"
+                )
             return seconds
 
         try:
@@ -116,4 +120,3 @@ def tool_loop(variant: str, base_url: str, rounds: int, repeats: int) -> list[fl
             await model.aclose()
 
     return asyncio.run(run())
-

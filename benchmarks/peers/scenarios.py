@@ -8,6 +8,7 @@ Three scenarios, told apart by the request itself:
 - tool loop: ``tool_question(rounds)`` with tools -> one ``get_weather`` call per round until ``rounds`` tool results
   came back, then ``FINAL_ANSWER``.
 """
+
 from __future__ import annotations
 
 import re
@@ -58,10 +59,19 @@ def get_weather(city: str) -> dict:
 
 
 # what a person writing the loop by hand sends (the schema guidance_lite derives from get_weather's signature)
-WEATHER_TOOL = {"type": "function", "function": {
-    "name": "get_weather", "description": "Current weather for a city.",
-    "parameters": {"type": "object", "properties": {"city": {"type": "string", "description": "The city, e.g. Paris."}},
-                   "required": ["city"], "additionalProperties": False}}}
+WEATHER_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Current weather for a city.",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string", "description": "The city, e.g. Paris."}},
+            "required": ["city"],
+            "additionalProperties": False,
+        },
+    },
+}
 
 
 def _text(content: Any) -> str:
@@ -83,8 +93,11 @@ def reply(body: dict) -> dict:
         done = sum(1 for m in messages if isinstance(m, dict) and m.get("role") == "tool")
         if done >= int(rounds.group(1)) or body.get("tool_choice") == "none":
             return {"content": FINAL_ANSWER}
-        return {"tool_calls": [{"id": f"call_{done:04d}", "name": "get_weather",
-                                "arguments": '{"city": "%s"}' % city(done)}]}
+        return {
+            "tool_calls": [
+                {"id": f"call_{done:04d}", "name": "get_weather", "arguments": '{"city": "%s"}' % city(done)}
+            ]
+        }
     last = users[-1] if users else ""
     asked = _QUESTION.match(last)
     if asked:

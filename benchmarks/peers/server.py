@@ -16,6 +16,7 @@ body).
 
     python -m peers.server --port 0     # prints "READY <port>" and serves until its standard input closes
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,8 +33,10 @@ from .scenarios import MODEL, reply
 
 _PATH = re.compile(r"^(?:/latency/(\d+(?:\.\d+)?))?(?:/pace/(\d+(?:\.\d+)?))?(/v1)?(/[^?]*)")
 _PIECES = re.compile(r"\s*\S+|\s+")
-_STREAM_HEAD = (b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
-                b"Transfer-Encoding: chunked\r\n\r\n")
+_STREAM_HEAD = (
+    b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
+    b"Transfer-Encoding: chunked\r\n\r\n"
+)
 _MAX_HEADER = 65536
 
 
@@ -48,8 +51,9 @@ def _rough_tokens(text: str) -> int:
 
 
 def _usage(body: dict, generated: str) -> dict:
-    prompt = sum(_rough_tokens(str(m.get("content") or "")) + 4 for m in body.get("messages") or []
-                 if isinstance(m, dict))
+    prompt = sum(
+        _rough_tokens(str(m.get("content") or "")) + 4 for m in body.get("messages") or [] if isinstance(m, dict)
+    )
     completion = _rough_tokens(generated)
     return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
 
@@ -106,8 +110,8 @@ class ChatProtocol(asyncio.Protocol):
             length = int(headers.get("content-length") or 0)
             if len(self.buffer) < end + 4 + length:
                 return  # the body is still arriving
-            raw = self.buffer[end + 4:end + 4 + length]
-            self.buffer = self.buffer[end + 4 + length:]
+            raw = self.buffer[end + 4 : end + 4 + length]
+            self.buffer = self.buffer[end + 4 + length :]
             self._handle(method, target, raw)
 
     # ---- requests -------------------------------------------------------------------------------------------
@@ -120,8 +124,12 @@ class ChatProtocol(asyncio.Protocol):
             self._send_now(self._json(200, {"cpu": time.process_time(), "requests": self.stats.requests}))
             return
         if method == "GET" and path == "/models":
-            self._send_now(self._json(200, {"object": "list", "data": [
-                {"id": MODEL, "object": "model", "created": 0, "owned_by": "bench"}]}))
+            self._send_now(
+                self._json(
+                    200,
+                    {"object": "list", "data": [{"id": MODEL, "object": "model", "created": 0, "owned_by": "bench"}]},
+                )
+            )
             return
         if method != "POST" or path != "/chat/completions":
             self._send_now(self._json(404, {"error": {"message": f"no endpoint {method} {path}"}}))
@@ -151,25 +159,54 @@ class ChatProtocol(asyncio.Protocol):
         usage = _usage(body, generated)
         ident = f"chatcmpl-{next(self.stats.ids):024d}"
         created = int(time.time())
-        tool_calls = [{"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}}
-                      for c in calls]
+        tool_calls = [
+            {"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}}
+            for c in calls
+        ]
         if not body.get("stream"):
             message: dict[str, Any] = {"role": "assistant", "content": content, "refusal": None}
             if tool_calls:
                 message["tool_calls"] = tool_calls
-            return [self._json(200, {"id": ident, "object": "chat.completion", "created": created, "model": MODEL,
-                                     "choices": [{"index": 0, "message": message, "logprobs": None,
-                                                  "finish_reason": finish}],
-                                     "usage": usage})]
-        prefix = ('data: {"id": "%s", "object": "chat.completion.chunk", "created": %d, "model": "%s", "choices": '
-                  % (ident, created, MODEL))
+            return [
+                self._json(
+                    200,
+                    {
+                        "id": ident,
+                        "object": "chat.completion",
+                        "created": created,
+                        "model": MODEL,
+                        "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish}],
+                        "usage": usage,
+                    },
+                )
+            ]
+        prefix = 'data: {"id": "%s", "object": "chat.completion.chunk", "created": %d, "model": "%s", "choices": ' % (
+            ident,
+            created,
+            MODEL,
+        )
         deltas: list[tuple[dict, Optional[str]]] = [({"role": "assistant", "content": "" if content else None}, None)]
         deltas += [({"content": piece}, None) for piece in _PIECES.findall(content or "")]
         for index, call in enumerate(tool_calls):
-            deltas.append(({"tool_calls": [{"index": index, "id": call["id"], "type": "function", "function": {
-                "name": call["function"]["name"], "arguments": ""}}]}, None))
-            deltas += [({"tool_calls": [{"index": index, "function": {"arguments": piece}}]}, None)
-                       for piece in _PIECES.findall(call["function"]["arguments"])]
+            deltas.append(
+                (
+                    {
+                        "tool_calls": [
+                            {
+                                "index": index,
+                                "id": call["id"],
+                                "type": "function",
+                                "function": {"name": call["function"]["name"], "arguments": ""},
+                            }
+                        ]
+                    },
+                    None,
+                )
+            )
+            deltas += [
+                ({"tool_calls": [{"index": index, "function": {"arguments": piece}}]}, None)
+                for piece in _PIECES.findall(call["function"]["arguments"])
+            ]
         deltas.append(({}, finish))
         events = []
         for delta, reason in deltas:
@@ -185,10 +222,18 @@ class ChatProtocol(asyncio.Protocol):
     @staticmethod
     def _json(status: int, payload: Any, *, close: bool = False) -> bytes:
         data = json.dumps(payload).encode()
-        reason = {200: "OK", 400: "Bad Request", 404: "Not Found", 411: "Length Required",
-                  431: "Request Header Fields Too Large"}.get(status, "Error")
-        head = (f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {len(data)}\r\n"
-                + ("Connection: close\r\n" if close else "") + "\r\n")
+        reason = {
+            200: "OK",
+            400: "Bad Request",
+            404: "Not Found",
+            411: "Length Required",
+            431: "Request Header Fields Too Large",
+        }.get(status, "Error")
+        head = (
+            f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {len(data)}\r\n"
+            + ("Connection: close\r\n" if close else "")
+            + "\r\n"
+        )
         return head.encode() + data
 
     def _send_now(self, data: bytes) -> None:

@@ -8,6 +8,7 @@ Requests (``op``): ``batch`` (one timed batch, with warm-up, answers checked), `
 (lists of timed samples), ``profile_batch`` and ``probe_first_text`` (see ``profile_gl``), ``quit``. The first
 line a worker writes names the package versions it runs with.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -18,13 +19,24 @@ import os
 import platform
 import sys
 import traceback
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .clients import BatchTiming, Unavailable, server_cpu, timed_batch
 from .scenarios import check_answers
 
-PACKAGES = ("guidance_lite", "openai", "httpx", "httpx2", "httpcore", "httpcore2", "aiohttp", "kani", "tiktoken",
-            "pydantic")
+PACKAGES = (
+    "guidance_lite",
+    "openai",
+    "httpx",
+    "httpx2",
+    "httpcore",
+    "httpcore2",
+    "aiohttp",
+    "kani",
+    "tiktoken",
+    "pydantic",
+)
 
 
 def versions() -> dict[str, str]:
@@ -55,8 +67,9 @@ def batch(request: dict) -> dict:
     async def run() -> BatchTiming:
         client = module.batch_client(request["variant"], request["base_url"])
         try:
-            return await timed_batch(client, programs, int(request["concurrency"]),
-                                     lambda: server_cpu(request["stats_url"]))
+            return await timed_batch(
+                client, programs, int(request["concurrency"]), lambda: server_cpu(request["stats_url"])
+            )
         finally:
             await client.close()
 
@@ -73,13 +86,16 @@ def samples(kind: str) -> Callable[[dict], dict]:
             raise Unavailable(f"{request['module']} has no {kind} run")
         size = request["words"] if kind == "first_text" else request["rounds"]
         return {"samples": function(request["variant"], request["base_url"], int(size), int(request["repeats"]))}
+
     return run
 
 
 def profile(kind: str) -> Callable[[dict], dict]:
     def run(request: dict) -> dict:
         from . import profile_gl
+
         return getattr(profile_gl, kind)(request)
+
     return run
 
 
@@ -100,9 +116,12 @@ def handle(request: dict) -> dict:
         return {"ok": True, **handler(request)}
     except Unavailable as err:
         return {"ok": False, "skipped": str(err)}
-    except Exception as err:  # noqa: BLE001 - reported to the parent, which notes it and goes on
-        return {"ok": False, "error": f"{type(err).__name__}: {err}",
-                "trace": "".join(traceback.format_exc(limit=8))[-3000:]}
+    except Exception as err:
+        return {
+            "ok": False,
+            "error": f"{type(err).__name__}: {err}",
+            "trace": "".join(traceback.format_exc(limit=8))[-3000:],
+        }
 
 
 def main() -> None:
