@@ -22,6 +22,7 @@ from .errors import TemplateRuntimeError
 from .events import Event, TemplateText, VariableSet
 from .expressions import MissingVariable, SandboxError, maybe_await
 from .models.base import Model
+from .options import reserved_hint
 from .registry import BLOCKS, COMMANDS, Command
 from .state import TEXT, TOOL_RESULT, VALUE, ProgramState, Span
 from .tools import ToolError
@@ -255,7 +256,7 @@ class Interpreter:
             name = exc.name or ""
             message = f"variable or helper {name!r} is not defined"
             close = difflib.get_close_matches(name, self.known_names(), n=3)
-            hint = (
+            hint = reserved_hint(name) or (
                 (f"did you mean {', '.join(repr(c) for c in close)}? " if close else "")
                 + "pass it as a program argument, e.g. program("
                 + name.lstrip("@")

@@ -215,9 +215,12 @@ async def _auto_loop(
         raise ValueError("max_rounds must be 0 or more")
     text = ""
     last_round = replace(params, tool_choice=ToolChoice("none"))  # the last round must answer in text
+    # a forced choice ('required', a tool's name) forces the first round only: once the results are in, the model may
+    # answer in text (forcing every round would make a text answer an error and call tools until the last round)
+    later_rounds = replace(params, tool_choice=ToolChoice("auto")) if params.choice.forced else params
     for round_ in range(max_rounds + 1):
         last = round_ == max_rounds
-        request = build_request(interp, node, last_round if last else params)
+        request = build_request(interp, node, last_round if last else params if round_ == 0 else later_rounds)
         completion = await run_model(interp, request, name)
         choice = completion.choices[0]
         if not choice.tool_calls or last:
