@@ -56,7 +56,7 @@ class Interpreter:
         self.captures: list[list[Span]] = []
         self.listeners: list[Callable[[Event], None]] = []
         self.owned = OwnedValues()  # containers this interpreter made or copied (copy-on-write writes)
-        self._top_expr: Optional[n.Expr] = None  # the expression of the Output node being rendered
+        self._top_output: Optional[n.Output] = None  # the {{tag}} being rendered
         self._visit: dict[type, Callable] = {
             n.Text: self.visit_text,
             n.Output: self.visit_output,
@@ -137,7 +137,16 @@ class Interpreter:
 
     def is_top_level(self, node: n.Expr) -> bool:
         """True when ``node`` is the whole expression of the tag being rendered (so a command may write text)."""
-        return node is self._top_expr
+        top = self._top_output
+        return top is not None and node is top.expr
+
+    def surrounding_text(self, node: n.Expr) -> tuple[str, str]:
+        """The literal template text right before and after the tag whose whole expression is ``node`` (("", "")
+        for a nested call)."""
+        top = self._top_output
+        if top is None or node is not top.expr:
+            return "", ""
+        return top.before, top.after
 
     # ---- writing ---------------------------------------------------------------------------------------------------
     def write(
@@ -191,8 +200,8 @@ class Interpreter:
 
     async def visit_output(self, node: n.Output) -> None:
         while True:
-            previous = self._top_expr
-            self._top_expr = node.expr
+            previous = self._top_output
+            self._top_output = node
             failures = self.failures_at(node, retry_missing=True)
             try:
                 with failures:
@@ -203,7 +212,7 @@ class Interpreter:
                         value = await value.fn(self, node.expr)
                     break
             finally:
-                self._top_expr = previous
+                self._top_output = previous
             await self.pause(failures.missing)
         await self.output_value(value, node)
 

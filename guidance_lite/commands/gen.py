@@ -18,6 +18,7 @@ from ..models.base import Choice, GenParams, ToolCall
 from ..nodes import Const, ListLit, string_value
 from ..registry import CallSite, Effects, command
 from ..state import GEN, TOOL_CALL, render_tool_call
+from ..stopping import infer_stop
 from ..tools import Tool, ToolChoice, ToolExecutionError, dispatch
 from .roles import add_tool_message
 
@@ -78,6 +79,8 @@ async def gen(
         raise ValueError("n must be a positive integer")
     loop_choice = "auto" if max_rounds is not None else None  # the automatic loop asks for tools explicitly
     toolset, specs, offered_choice = resolve_tools(tools, tool_choice, interp.variable, loop_choice)
+    if stop is None and not toolset:  # a tool call's JSON is full of quotes: no stop is inferred next to tools
+        stop = infer_stop(*interp.surrounding_text(node))
     errors = tool_errors or interp.options.get("tool_errors") or "feedback"
     if errors not in ("feedback", "raise"):
         raise ValueError(f"tool_errors must be 'feedback' or 'raise', not {errors!r}")
