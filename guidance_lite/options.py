@@ -24,6 +24,7 @@ RETIRED_NAMES: dict[str, str] = {
     "cache_seed": "give gen a seed= (requests with a seed or temperature 0 are what the request cache keeps)",
     "logprobs": "guidance_lite does not collect log probabilities",
     "log": "the run's record is the Result: result.text, result.messages, result.tool_calls, result.generations",
+    "logging": "the run's record is the Result: result.text, result.messages, result.tool_calls, result.generations",
 }
 RESERVED_NAMES = (*MODEL_NAMES, *OPTION_NAMES, TEMPLATE_NAME, *RETIRED_NAMES)
 

@@ -341,8 +341,15 @@ class LlamaCpp(Model):
             self._free()
 
     def _free(self) -> None:
-        if self._llama is not None:
-            self._llama.close()
+        llm = self._llama
+        if llm is not None:
+            llm.close()
+            # Llama.close leaves the sampler of the last generation; Llama sits in a reference cycle, so without this
+            # the sampler is only freed by a later garbage collection, maybe after llama_cpp was taken apart at exit
+            sampler = getattr(llm, "_sampler", None)
+            if sampler is not None:
+                sampler.close()
+                llm._sampler = None
             self._llama, self._vocab = None, None
         _loaded.discard(self)
 
@@ -492,7 +499,13 @@ class LlamaCpp(Model):
                     "tools need role blocks: put the prompt in {{#user}}…{{/user}} and the gen inside "
                     "{{#assistant}}…{{/assistant}}"
                 )
-            return self._with_bos(self.tokenize(request.prompt)), []
+            tokens = self._with_bos(self.tokenize(request.prompt))
+            if not tokens:  # llama.cpp can't sample without a single token of context
+                assert self._vocab is not None
+                if self._vocab.bos < 0:
+                    raise ModelError(f"{self.name} can't start from an empty prompt: put some text before the gen")
+                tokens = [self._vocab.bos]
+            return tokens, []
         try:
             prepared = fmt.prepare_messages(request.messages or [], offered, request.choice if offered else None)
         except ValueError as exc:
