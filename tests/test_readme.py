@@ -3,7 +3,8 @@
 How each fenced block is treated:
 - ``python``: run in a fresh process with this interpreter, in an empty temporary directory, offline (no
   ``OPENAI_API_KEY``: the default model is the embedded SmolLM2). A block must be self-contained: its imports, its
-  files, and a ``gl.models.Mock`` or a ``ScriptedServer`` it starts itself.
+  files, and a ``gl.models.Mock`` or a ``ScriptedServer`` it starts itself. It must exit 0 and write nothing to
+  stderr (no warning, no noise at exit).
 - ``bash``: run with ``bash -euo pipefail`` in an empty temporary directory, with this interpreter's ``bin`` first on
   ``PATH`` (so ``python`` and ``guidance-lite`` are the project's).
 - a block right after ``<!-- readme-test: setup -->``: one of the setup commands, which CI runs itself
@@ -91,8 +92,7 @@ def check_ran(block: CodeBlock, proc: subprocess.CompletedProcess) -> None:
     assert proc.returncode == 0, (
         f"{where} failed (exit {proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     )
-    for noise in ("Traceback", "Exception ignored"):
-        assert noise not in proc.stderr, f"{where} wrote a {noise!r} to stderr:\n{proc.stderr[-3000:]}"
+    assert proc.stderr == "", f"{where} wrote to stderr (warnings, noise at exit):\n{proc.stderr[-3000:]}"
 
 
 # ---- the blocks themselves -----------------------------------------------------------------------------------------
