@@ -219,6 +219,7 @@ class Program:
     def __call__(self, **kwargs: Any) -> Union[Result, Iterator[Event]]:
         """Run to the end (or a pause) and return the Result; with ``stream=True`` (guidance 0.0.64's way to watch a
         run) return the events as they happen instead, as ``program.stream(...)`` does."""
+        check_no_retired(kwargs)  # now, not when the events are first asked for
         if self._streams(kwargs):
             kwargs.pop("stream", None)
             return self.stream(**kwargs)
