@@ -5,6 +5,10 @@ The public names only; ``import guidance_lite`` stays light (backends load when 
 
 from __future__ import annotations
 
+import sys
+import types
+from typing import Optional
+
 from . import models
 from .analysis import TemplateReport, analyze
 from .answer import ToolCallAnswer, ToolResults
@@ -34,3 +38,23 @@ __all__ = [
     "ToolExecutionError",
     "__version__",
 ]
+
+
+class _Package(types.ModuleType):
+    """The package module, with ``gl.llm``: guidance 0.0.64's settable default model (``guidance.llm = …``)."""
+
+    @property
+    def llm(self) -> Optional[models.Model]:
+        """The model programs use when given none (None: the automatic choice of ``gl.models.default()``)."""
+        from .models.defaults import chosen_default
+
+        return chosen_default()
+
+    @llm.setter
+    def llm(self, model: Optional[models.Model]) -> None:
+        from .models.defaults import set_default
+
+        set_default(model)
+
+
+sys.modules[__name__].__class__ = _Package

@@ -69,7 +69,7 @@ async def amap(
     async def worker() -> None:
         for i in pending:
             try:
-                results[i] = await program.arun(**{"silent": True, **items[i]})
+                results[i] = await program.arun(**{"silent": True, "stream": False, **items[i]})
             except Exception as exc:
                 if not return_exceptions:
                     raise

@@ -21,7 +21,7 @@ from typing import IO, Any, Optional
 from . import nodes as n
 from .analysis import analyze
 from .errors import GuidanceLiteError
-from .program import OPTION_NAMES
+from .options import RESERVED_NAMES
 
 EXIT_OK = 0
 EXIT_UNEXPECTED = 1
@@ -29,8 +29,6 @@ EXIT_USAGE = 2
 EXIT_RUNTIME = 3
 
 PROG = "guidance-lite"
-# Keyword arguments a Program call takes as its model or options, never as template variables.
-RESERVED_NAMES = ("model", *OPTION_NAMES)
 
 
 class UsageError(GuidanceLiteError):
@@ -92,6 +90,21 @@ def load_variables(vars_json: Optional[str], items: Sequence[str]) -> dict[str, 
                 f"template (e.g. {name}_)"
             )
     return variables
+
+
+def recover_template(args: argparse.Namespace) -> str:
+    """The template file of ``run``, also when a many-valued option took it: argparse gives ``--var city=Paris
+    prog.hbs`` and ``--mock x prog.hbs`` all the words, so the file is the ``--var`` word without ``=`` (no variable
+    has that form), else the last ``--mock`` word."""
+    if args.template is not None:
+        return args.template
+    loose = [item for item in args.var if "=" not in item]
+    if loose:
+        args.var.remove(loose[-1])
+        return loose[-1]
+    if args.mock:
+        return args.mock.pop()
+    raise UsageError("the following arguments are required: TEMPLATE_FILE")
 
 
 def read_template(path: str) -> str:
@@ -174,7 +187,7 @@ def runtime_error_text(path: str, exc: Any) -> str:
     if exc.hint:
         parts.append(f"hint: {exc.hint}")
     missing = exc.__context__
-    if isinstance(missing, MissingVariable) and missing.name:
+    if isinstance(missing, MissingVariable) and missing.name and missing.name not in RESERVED_NAMES:
         parts.append(f"hint: on the command line: --var {missing.name.lstrip('@')}=VALUE")
     return "\n".join(parts)
 
@@ -227,6 +240,7 @@ def cmd_run(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     from .errors import TemplateRuntimeError
     from .program import Program
 
+    args.template = recover_template(args)
     source = read_template(args.template)
     variables = load_variables(args.vars_json, args.var)
     try:
@@ -239,7 +253,7 @@ def cmd_run(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     except RuntimeFailure as exc:
         err.write(f"{args.template}: error: {exc}\n")
         return EXIT_RUNTIME
-    program = Program(source, model, name=args.template, silent=True)
+    program = Program(source, model, template_name=args.template, silent=True)
     try:
         if args.stream:
             result = _stream(program, variables, StreamPrinter(err if args.json else out))
@@ -360,7 +374,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run a template file. Model: --mock, else --base-url (an OpenAI-compatible "
         "server), else --model (OpenAI), else the default model.",
     )
-    run.add_argument("template", metavar="TEMPLATE_FILE")
+    run.add_argument("template", metavar="TEMPLATE_FILE", nargs="?")  # required: see recover_template
     run.add_argument("--model", metavar="NAME", help="model name (OpenAI unless --base-url is given)")
     run.add_argument("--base-url", metavar="URL", help="an OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1")
     run.add_argument("--api-key", metavar="KEY", help="API key (default: $OPENAI_API_KEY)")

@@ -265,7 +265,7 @@ def _items(spans: list[Span], block: _Block, outer_scope: int) -> list[_Item]:
 
 def _html_span(span: Span) -> str:
     if span.kind == GEN:
-        label = span.variable or "gen"
+        label = (span.variable or "gen") + _cut_note(span.meta)
         tip = _gen_summary(span.variable, span.meta)
         return (
             f'<span class="gl-gen" title="{_esc(tip)}">{_esc(span.text)}'
@@ -502,10 +502,16 @@ class _Painter:
         return f"{_ANSI[style]}{text}{_ANSI['reset']}"
 
 
+def _cut_note(meta: Optional[dict]) -> str:
+    """Shown beside a generation that ran out of tokens (its text ends where max_tokens cut it, not where it ended)."""
+    return " · finish: length" if (meta or {}).get("finish_reason") == "length" else ""
+
+
 def _text_span(span: Span, paint: _Painter) -> str:
     if span.kind == GEN:
         label = paint("label", f"⟨{_clean(span.variable)}⟩") if span.variable and paint.color else ""
-        return paint("gen", _clean(span.text)) + label
+        cut = _cut_note(span.meta)
+        return paint("gen", _clean(span.text)) + label + (paint("label", f"⟨{cut[3:]}⟩") if cut else "")
     if span.kind == TOOL_CALL:
         call = (span.meta or {}).get("call")
         if call is None:

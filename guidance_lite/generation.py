@@ -71,7 +71,13 @@ def build_request(interp: Interpreter, node: Node, params: GenParams) -> GenRequ
         local = "".join(s.text for s in interp.captures[0])
         base = prompt_fn
         prompt_fn = lambda: base() + local  # type: ignore[assignment]  # noqa: E731
-    return GenRequest(messages_fn=messages_fn, prompt_fn=prompt_fn, prefill=prefill, **params.settings())
+    return GenRequest(
+        messages_fn=messages_fn,
+        prompt_fn=prompt_fn,
+        prefill=prefill,
+        caching=interp.options.get("caching"),
+        **params.settings(),
+    )
 
 
 def _assistant_prefill(state: ProgramState, model: Any) -> str:

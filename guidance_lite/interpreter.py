@@ -22,6 +22,7 @@ from .errors import TemplateRuntimeError
 from .events import Event, TemplateText, VariableSet
 from .expressions import MissingVariable, SandboxError, maybe_await
 from .models.base import Model
+from .options import reserved_hint
 from .registry import BLOCKS, COMMANDS, Command
 from .state import TEXT, TOOL_RESULT, VALUE, ProgramState, Span
 from .tools import ToolError
@@ -55,7 +56,7 @@ class Interpreter:
         self.captures: list[list[Span]] = []
         self.listeners: list[Callable[[Event], None]] = []
         self.owned = OwnedValues()  # containers this interpreter made or copied (copy-on-write writes)
-        self._top_expr: Optional[n.Expr] = None  # the expression of the Output node being rendered
+        self._top_output: Optional[n.Output] = None  # the {{tag}} being rendered
         self._visit: dict[type, Callable] = {
             n.Text: self.visit_text,
             n.Output: self.visit_output,
@@ -136,7 +137,16 @@ class Interpreter:
 
     def is_top_level(self, node: n.Expr) -> bool:
         """True when ``node`` is the whole expression of the tag being rendered (so a command may write text)."""
-        return node is self._top_expr
+        top = self._top_output
+        return top is not None and node is top.expr
+
+    def surrounding_text(self, node: n.Expr) -> tuple[str, str]:
+        """The literal template text right before and after the tag whose whole expression is ``node`` (("", "")
+        for a nested call)."""
+        top = self._top_output
+        if top is None or node is not top.expr:
+            return "", ""
+        return top.before, top.after
 
     # ---- writing ---------------------------------------------------------------------------------------------------
     def write(
@@ -190,8 +200,8 @@ class Interpreter:
 
     async def visit_output(self, node: n.Output) -> None:
         while True:
-            previous = self._top_expr
-            self._top_expr = node.expr
+            previous = self._top_output
+            self._top_output = node
             failures = self.failures_at(node, retry_missing=True)
             try:
                 with failures:
@@ -202,7 +212,7 @@ class Interpreter:
                         value = await value.fn(self, node.expr)
                     break
             finally:
-                self._top_expr = previous
+                self._top_output = previous
             await self.pause(failures.missing)
         await self.output_value(value, node)
 
@@ -255,7 +265,7 @@ class Interpreter:
             name = exc.name or ""
             message = f"variable or helper {name!r} is not defined"
             close = difflib.get_close_matches(name, self.known_names(), n=3)
-            hint = (
+            hint = reserved_hint(name) or (
                 (f"did you mean {', '.join(repr(c) for c in close)}? " if close else "")
                 + "pass it as a program argument, e.g. program("
                 + name.lstrip("@")

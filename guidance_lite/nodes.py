@@ -115,12 +115,17 @@ class Text(Node):
 
 @dataclass(frozen=True, slots=True)
 class Output(Node):
-    """``{{expr}}`` or ``{{command args}}``: evaluates and inserts the value (commands may emit text themselves)."""
+    """``{{expr}}`` or ``{{command args}}``: evaluates and inserts the value (commands may emit text themselves).
+
+    ``before`` / ``after`` are the literal template text right before and after the tag in the same section ("" when
+    a tag, a block or the section's edge is there): what ``gen`` reads to infer its stop, as guidance 0.0.64 did."""
 
     expr: Expr
     source: str = ""
     fn: Any = field(default=None, compare=False, repr=False)  # compiled evaluator (expressions.compile_expr)
     is_async: bool = field(default=False, compare=False, repr=False)
+    before: str = field(default="", compare=False, repr=False)
+    after: str = field(default="", compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,6 +199,20 @@ def iter_child_nodes(node: Node) -> Iterator[Node]:
                     for part in item:
                         if isinstance(part, Node):
                             yield part
+
+
+def path_of(expr: Optional[Node]) -> Optional[str]:
+    """The dotted name a plain path expression reads (``xs``, ``obj.items``, ``d["k"]`` → ``d.k``, ``xs[0]`` →
+    ``xs.0``), the form variable writes take; None for anything else (a call, an ``@`` name, a key with a dot)."""
+    if isinstance(expr, Var):
+        return expr.name if not expr.name.startswith("@") else None
+    if isinstance(expr, Attr):
+        base = path_of(expr.obj)
+        return f"{base}.{expr.name}" if base is not None else None
+    if isinstance(expr, Index) and isinstance(expr.key, Const) and type(expr.key.value) in (str, int):
+        base, key = path_of(expr.obj), str(expr.key.value)
+        return f"{base}.{key}" if base is not None and key and "." not in key else None
+    return None
 
 
 def string_value(expr: Optional[Node]) -> Optional[str]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Optional, Union
@@ -516,7 +516,7 @@ class _TreeBuilder:
                 top.piece,
                 f"add {{{{/{top.name}}}}} where the block should end",
             )
-        return tuple(self.root)
+        return _sealed(self.root)
 
     def body(self) -> list:
         """The node list pieces go to now: the open block's current section, or the template's root."""
@@ -619,7 +619,7 @@ class _TreeBuilder:
                 p.col,
                 kind,
                 cond,
-                tuple(body),
+                _sealed(body),
                 p.compiled or (compile_async(cond) if cond is not None else None),
             )
             for kind, cond, p, body in top.branches
@@ -631,12 +631,28 @@ class _TreeBuilder:
                 top.name,
                 top.args,
                 top.kwargs,
-                tuple(top.body),
+                _sealed(top.body),
                 branches,
                 piece.line,
                 top.piece.compiled or compile_args(top.args, top.kwargs),
             )
         )
+
+
+def _sealed(body: list) -> tuple[n.Node, ...]:
+    """A finished section as a tuple, each ``{{tag}}`` told the literal text on either side of it."""
+    last = len(body) - 1
+    for i, node in enumerate(body):
+        if type(node) is n.Output:
+            before = body[i - 1] if i > 0 else None
+            after = body[i + 1] if i < last else None
+            if type(before) is n.Text or type(after) is n.Text:
+                body[i] = replace(
+                    node,
+                    before=before.text if type(before) is n.Text else "",
+                    after=after.text if type(after) is n.Text else "",
+                )
+    return tuple(body)
 
 
 def _arity_problem(spec: Block, count: int) -> Optional[str]:

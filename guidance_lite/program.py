@@ -12,7 +12,7 @@ import queue
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Literal, Optional, Union, overload
 
 from . import (
     batch,
@@ -26,13 +26,11 @@ from .live import LiveView, in_ipython
 from .models.base import Model, ModelError
 from .models.defaults import default as default_model
 from .nodes import Template
+from .options import OPTION_NAMES, TEMPLATE_NAME, ProgramArgumentError, check_no_retired, pick_model
 from .parser import parse
 from .result import Result
 from .runner import background_loop, run_sync
 from .state import ProgramState
-
-# Keyword arguments of Program / calls that are options, not template variables.
-OPTION_NAMES = ("await_missing", "on_tool_call", "tool_errors", "tool_timeout", "silent")
 
 
 class Execution:
@@ -138,42 +136,52 @@ def load_template(value: Any, name: str) -> tuple[Template, dict]:
 
 
 class Program:
-    """A template ready to run. Parsing happens here (cached by text), so syntax errors surface at creation."""
+    """A template ready to run. Parsing happens here (cached by text), so syntax errors surface at creation.
+
+    Keyword arguments are template variables (defaults a call can override), except the model (``model=``, or
+    ``llm=`` as in guidance 0.0.64), ``template_name=`` (names the template in errors and displays) and the run
+    options, which a call takes too (``options.py`` lists them)."""
 
     def __init__(
         self,
         template: str,
         model: Optional[Model] = None,
         *,
-        name: Optional[str] = None,
+        llm: Optional[Model] = None,
+        template_name: Optional[str] = None,
         await_missing: bool = False,
         on_tool_call: Optional[Callable] = None,
         tool_errors: str = "feedback",
         tool_timeout: Optional[float] = None,
         silent: Optional[bool] = None,
+        caching: Optional[bool] = None,
+        stream: Optional[bool] = None,
         **defaults: Any,
     ) -> None:
+        check_no_retired(defaults)
         if isinstance(template, Program):
             template = template.source
         self.source: str = template
-        self.name = name
-        self.template: Template = parse(template, name=name)
-        self._model = model
-        if tool_errors not in ("feedback", "raise"):
-            raise ValueError(f"tool_errors must be 'feedback' or 'raise', not {tool_errors!r}")
-        self.options = {
-            "await_missing": await_missing,
-            "on_tool_call": on_tool_call,
-            "tool_errors": tool_errors,
-            "tool_timeout": tool_timeout,
-            "silent": silent,
-        }
+        self.template_name = template_name
+        self.template: Template = parse(template, name=template_name)
+        self._model = pick_model({"model": model, "llm": llm})
+        self.options = _checked_options(
+            {
+                "await_missing": await_missing,
+                "on_tool_call": on_tool_call,
+                "tool_errors": tool_errors,
+                "tool_timeout": tool_timeout,
+                "silent": silent,
+                "caching": caching,
+                "stream": stream,
+            }
+        )
         self.defaults = defaults
 
     @classmethod
     def from_file(cls, path: str | Path, model: Optional[Model] = None, **kwargs: Any) -> Program:
         p = Path(path)
-        kwargs.setdefault("name", p.name)
+        kwargs.setdefault(TEMPLATE_NAME, p.name)
         return cls(p.read_text(encoding="utf-8"), model, **kwargs)
 
     @property
@@ -184,19 +192,45 @@ class Program:
         return self._model
 
     def _execution(self, kwargs: dict) -> Execution:
+        check_no_retired(kwargs)
+        if TEMPLATE_NAME in kwargs:
+            raise ProgramArgumentError(
+                f"{TEMPLATE_NAME}= names the template when it is parsed: give it to Program(…), not to a call"
+            )
         options = dict(self.options)
         for key in OPTION_NAMES:
             if key in kwargs:
                 options[key] = kwargs.pop(key)
-        model = kwargs.pop("model", None) or self._model or (lambda: self.model)
+        model = pick_model(kwargs) or self._model or (lambda: self.model)
         variables = {**self.defaults, **kwargs}
-        return Execution(self, variables, model, options)
+        return Execution(self, variables, model, _checked_options(options))
+
+    def _streams(self, kwargs: dict) -> bool:
+        """Whether a call asks for events (``stream=True``, given to the call or to the Program)."""
+        return bool(kwargs.get("stream", self.options["stream"]))
 
     # ---- running ------------------------------------------------------------------------------------------------
-    def __call__(self, **kwargs: Any) -> Result:
+    @overload
+    def __call__(self, *, stream: Literal[True], **kwargs: Any) -> Iterator[Event]: ...
+
+    @overload
+    def __call__(self, **kwargs: Any) -> Result: ...
+
+    def __call__(self, **kwargs: Any) -> Union[Result, Iterator[Event]]:
+        """Run to the end (or a pause) and return the Result; with ``stream=True`` (guidance 0.0.64's way to watch a
+        run) return the events as they happen instead, as ``program.stream(...)`` does."""
+        check_no_retired(kwargs)  # now, not when the events are first asked for
+        if self._streams(kwargs):
+            kwargs.pop("stream", None)
+            return self.stream(**kwargs)
         return run_sync(self._drive(self._execution(kwargs)))
 
     async def arun(self, **kwargs: Any) -> Result:
+        if self._streams(kwargs):
+            raise ProgramArgumentError(
+                "stream=True makes a call return events: from async code iterate `async for event in "
+                "program.astream(...)` instead of awaiting arun"
+            )
         return await self._drive(self._execution(kwargs))
 
     async def _drive(self, execution: Execution) -> Result:
@@ -283,12 +317,22 @@ class Program:
 
     # ---- display -----------------------------------------------------------------------------------------------------
     def __repr__(self) -> str:
-        label = f" {self.name!r}" if self.name else ""
+        label = f" {self.template_name!r}" if self.template_name else ""
         first = self.source.strip().splitlines()[0] if self.source.strip() else ""
         return f"<Program{label}: {len(self.source.splitlines())} lines, starts {first[:60]!r}>"
 
     def _repr_html_(self) -> str:
-        return render_program_html(self.source, self.name)
+        return render_program_html(self.source, self.template_name)
+
+
+def _checked_options(options: dict) -> dict:
+    """The run options, refused here when malformed (not at the first gen, minutes later)."""
+    if options["tool_errors"] not in ("feedback", "raise"):
+        raise ValueError(f"tool_errors must be 'feedback' or 'raise', not {options['tool_errors']!r}")
+    for key in ("caching", "stream"):
+        if options[key] is not None and not isinstance(options[key], bool):
+            raise ProgramArgumentError(f"{key}= takes True, False or None, not {options[key]!r}")
+    return options
 
 
 def _live_view(execution: Execution) -> Optional[LiveView]:

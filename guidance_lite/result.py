@@ -30,8 +30,10 @@ class Run(Protocol):
 
 
 class Result:
-    """What a run produced: ``variables``, ``messages``, ``text``, ``usage``, ``tool_calls``; ``completed`` is False
-    when the program paused at an ``await`` (call the result with the missing values to resume)."""
+    """What a run produced: ``variables``, ``messages``, ``text``, ``usage``, ``tool_calls``, ``generations`` (one
+    entry per model call: variable, usage, duration, finish_reason, model, cached) and ``finish_reasons``;
+    ``completed`` is False when the program paused at an ``await`` (call the result with the missing values to
+    resume)."""
 
     def __init__(self, run: Run, *, completed: bool, snapshot: bool = False) -> None:
         self._run = run
@@ -50,12 +52,20 @@ class Result:
             self.text = state.text
             self.tool_calls = list(state.tool_calls)
             self.usage = Usage() + state.usage
+            self.generations = list(state.gen_log)
         else:
             self.variables = state.variables
             self.messages = state.messages
             self.text = state.text
             self.tool_calls = state.tool_calls
             self.usage = state.usage
+            self.generations = state.gen_log
+
+    @property
+    def finish_reasons(self) -> dict[Optional[str], Optional[str]]:
+        """Why each variable's latest generation ended: "stop" (the model finished or hit a stop), "length" (it ran
+        out of max_tokens: the text is cut), "tool_calls" … Unnamed generations are under None."""
+        return {entry["variable"]: entry["finish_reason"] for entry in self.generations}
 
     # mapping-like access to variables
     def __getitem__(self, name: str) -> Any:

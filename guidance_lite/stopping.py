@@ -22,6 +22,24 @@ def as_list(value: Union[str, Iterable[str], None]) -> list[str]:
     return [v for v in value if v]
 
 
+# Quotes a gen may sit between, longest first (guidance 0.0.64's list and order).
+QUOTES = ("'''", '"""', "```", '"', "'", "`")
+_CLOSING_TAG = regex.compile(r"</[A-Za-z_][\w.:-]*\s*>")
+
+
+def infer_stop(before: str, after: str) -> Optional[str]:
+    """The stop of a gen given no ``stop=``, read from the literal template text around it as guidance 0.0.64 did:
+    a quote that opens right before the gen and closes right after it (``"{{gen 'x'}}"`` stops at ``"``), else a
+    closing tag right after it (``<b>{{gen 'x'}}</b>`` stops at ``</b>``; 0.0.64 meant to do this but its pattern
+    never matched). None otherwise: other following text is not a stop (0.0.64 turned that off as too surprising),
+    and the end of a role block needs none (every backend stops at the end of the turn)."""
+    for quote in QUOTES:
+        if after.startswith(quote) and before.endswith(quote):
+            return quote
+    tag = _CLOSING_TAG.match(after)
+    return tag.group(0) if tag is not None else None
+
+
 @lru_cache(maxsize=256)
 def _compile(pattern: str) -> regex.Pattern[str]:
     return regex.compile(pattern)

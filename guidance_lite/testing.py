@@ -11,6 +11,7 @@ Usage::
         model = gl.models.OpenAI("scripted-model", base_url=server.base_url)
         ...
         server.requests  # every request body received, each with an extra "path" key
+        server.max_in_flight  # the most requests it was answering at once (proof of concurrency)
 
 Replies are used in order, one per request. A reply is a ``str`` (assistant text) or a ``dict`` with these keys:
 
@@ -240,13 +241,16 @@ class _Handler(BaseHTTPRequestHandler):
         if path not in ("/v1/chat/completions", "/v1/completions"):
             self._error(404, f"ScriptedServer has no endpoint POST {path}", retry=False)
             return
+        scripted._in_flight_change(+1)  # until the answer starts going out (a client can't see it end before then)
         try:
             reply = scripted._next_reply(record)
+            first = reply[0] if isinstance(reply, list) else reply
+            time.sleep(scripted.latency + float(first.get("delay") or 0.0))
         except Exception as err:  # a failing script becomes a clear, non-retried HTTP 500 for the client
+            scripted._in_flight_change(-1)
             self._error(500, f"ScriptedServer script failed: {type(err).__name__}: {err}", retry=False)
             return
-        first = reply[0] if isinstance(reply, list) else reply
-        time.sleep(scripted.latency + float(first.get("delay") or 0.0))
+        scripted._in_flight_change(-1)
         if first.get("status"):
             self._send_error_reply(first)
         elif "drop_after_chunks" in first and not body.get("stream"):
@@ -417,6 +421,8 @@ class ScriptedServer:
         self._queue: deque = deque()
         self._lock = threading.Lock()
         self._connections: set = set()
+        self.in_flight = 0  # generation requests being answered right now
+        self.max_in_flight = 0  # the most at once since start (or clear): requests that overlapped
         self._httpd: Optional[_HTTPServer] = None
         self._thread: Optional[threading.Thread] = None
 
@@ -496,10 +502,16 @@ class ScriptedServer:
             return len(self._queue)
 
     def clear(self) -> None:
-        """Forget queued replies and recorded requests."""
+        """Forget queued replies, recorded requests and the peak of requests in flight."""
         with self._lock:
             self._queue.clear()
             self.requests.clear()
+            self.max_in_flight = self.in_flight
+
+    def _in_flight_change(self, step: int) -> None:
+        with self._lock:
+            self.in_flight += step
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
 
     def _record(self, record: dict) -> None:
         with self._lock:

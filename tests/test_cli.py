@@ -474,3 +474,46 @@ def test_load_variables_rejects_reserved_names(tmp_path: Path) -> None:
     with pytest.raises(cli.UsageError, match="'silent' is a program option"):
         cli.load_variables(None, ["silent=true"])
     assert cli.load_variables(None, ["a=1", "a=2", "b==x"]) == {"a": 2, "b": "=x"}
+
+
+# ---- options before the file (issue 13, item 3) -------------------------------------------------------------------
+GREETING = "{{#user}}Weather in {{city}}?{{/user}}{{#assistant}}{{gen 'answer'}}{{/assistant}}"
+
+
+@pytest.mark.parametrize(
+    "args, variables",
+    [
+        (["run", "--var", "city=Paris", "prog.hbs", "--mock", "Sunny."], {"city": "Paris", "answer": "Sunny."}),
+        (["run", "--mock", "Sunny.", "prog.hbs", "--var", "city=Rome"], {"city": "Rome", "answer": "Sunny."}),
+        (["run", "--var", "city=Oslo", "--mock", "prog.hbs"], {"city": "Oslo", "answer": "mock output 0"}),
+        (
+            ["run", "--var", "city=Lima", "prog.hbs", "day=1", "--mock", "Dry."],
+            {"city": "Lima", "day": 1, "answer": "Dry."},
+        ),
+        (["run", "--mock", "a", "b", "prog.hbs", "--var", "city=Bern"], {"city": "Bern", "answer": "a"}),
+    ],
+)
+def test_the_template_file_may_follow_options_that_take_several_values(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, args: list, variables: dict
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path, GREETING)
+    code, out, err = main_in_process([*args, "--json"], capsys)
+    assert (code, err) == (0, "")
+    assert json.loads(out)["variables"] == variables
+
+
+def test_without_a_template_file_the_error_still_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, out, err = main_in_process(["run", "--var", "city=Paris"], capsys)
+    assert code == 2 and "required: TEMPLATE_FILE" in err and out == ""
+
+
+def test_a_missing_reserved_name_gets_a_hint_that_works(tmp_path: Path) -> None:
+    write(tmp_path, "{{silent}}")
+    proc = run_cli("run", "prog.hbs", "--mock", cwd=tmp_path)
+    assert proc.returncode == 3
+    assert "'silent' is a program option" in proc.stderr and "rename the variable" in proc.stderr
+    assert "--var silent=" not in proc.stderr

@@ -19,7 +19,7 @@ class Point:
 # ---- Program and Result -------------------------------------------------------------------------------------------
 def test_syntax_errors_surface_at_creation_with_position_and_name() -> None:
     with pytest.raises(gl.TemplateSyntaxError) as info:
-        gl.Program("ok\n  {{#each}}x{{/each}}", name="list.hbs")
+        gl.Program("ok\n  {{#each}}x{{/each}}", template_name="list.hbs")
     err = info.value
     assert (err.line, err.col) == (2, 3)
     assert err.name == "list.hbs"

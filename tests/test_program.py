@@ -7,9 +7,9 @@ import asyncio
 import json
 import subprocess
 import sys
-import time
 
 import pytest
+from helpers import Overlap
 
 import guidance_lite as gl
 from guidance_lite import events as ev
@@ -296,16 +296,17 @@ def test_tools_argument_resolves_schema_dicts_to_program_arguments_only():
 
 # ---- misc -----------------------------------------------------------------------------------------------------------
 def test_parallel_each_runs_iterations_concurrently_and_keeps_order():
+    overlap = Overlap(5)
+
     async def slow(x):
-        await asyncio.sleep(0.2)
+        await overlap.arrive()  # returns only once all five iterations are running at the same time
+        await asyncio.sleep(0.05 * (5 - x))  # and they finish in reverse order
         return x * 10
 
     program = gl.Program("{{#each items parallel=True}}[{{slow this}}]{{/each}}")
-    start = time.perf_counter()
     r = program(items=[1, 2, 3, 4, 5], slow=slow)
-    elapsed = time.perf_counter() - start
     assert r.text == "[10][20][30][40][50]"
-    assert elapsed < 0.6  # five 0.2 s helpers, concurrently
+    assert overlap.peak == 5
 
 
 def test_hidden_role_block_stays_out_of_messages_and_text_but_its_gen_saw_it():

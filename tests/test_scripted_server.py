@@ -9,6 +9,7 @@ import time
 
 import openai
 import pytest
+from helpers import Overlap
 
 from guidance_lite.testing import DEFAULT_REPLY, ScriptedServer, ScriptError
 
@@ -219,18 +220,47 @@ def test_delay_and_latency_are_applied() -> None:
 
 
 async def test_serves_concurrently() -> None:
-    with ScriptedServer(lambda body: body["messages"][0]["content"], latency=0.3) as server:
+    overlap = Overlap(100)  # a reply is made only once all 100 requests are being answered at the same time
+
+    def script(body: dict) -> str:
+        overlap.wait()
+        return body["messages"][0]["content"]
+
+    with ScriptedServer(script) as server:
         async with openai.AsyncOpenAI(base_url=server.base_url, api_key="k", max_retries=0) as c:
-            start = time.perf_counter()
             answers = await asyncio.gather(
                 *(
                     c.chat.completions.create(model="m", messages=[{"role": "user", "content": str(i)}])
                     for i in range(100)
                 )
             )
-            elapsed = time.perf_counter() - start
+        assert server.max_in_flight == 100
     assert sorted(int(a.choices[0].message.content) for a in answers) == list(range(100))
-    assert elapsed < 3.0  # one at a time would take 30 s
+    assert overlap.peak == 100
+
+
+def test_max_in_flight_counts_requests_answered_at_once() -> None:
+    overlap = Overlap(3)
+
+    def script(body: dict) -> str:
+        if body["messages"][0]["content"] == "together":
+            overlap.wait()
+        return "ok"
+
+    with ScriptedServer(script) as server:
+        client(server).chat.completions.create(model="m", messages=MESSAGES)
+        client(server).chat.completions.create(model="m", messages=MESSAGES)
+        assert server.max_in_flight == 1  # one after the other
+
+        async def together() -> None:
+            async with openai.AsyncOpenAI(base_url=server.base_url, api_key="k", max_retries=0) as c:
+                messages = [{"role": "user", "content": "together"}]
+                await asyncio.gather(*(c.chat.completions.create(model="m", messages=messages) for _ in range(3)))
+
+        asyncio.run(together())
+        assert server.max_in_flight == 3
+        server.clear()
+        assert server.in_flight == 0 and server.max_in_flight == 0
 
 
 def test_stop_is_idempotent_and_really_stops() -> None:

@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal, Optional
 
 import pydantic
 import pytest
+from helpers import Overlap
 from pydantic import BaseModel, Field
 
 import guidance_lite.tools.schema as tools_module  # where tools build their pydantic models
@@ -657,16 +658,16 @@ def nap(seconds: float, tag: str) -> str:
 
 
 async def test_sync_tools_run_in_parallel_threads():
-    offered = make_toolset(nap)
-    [single] = await dispatch([call("nap", {"seconds": 0.2, "tag": "one"})], offered)
-    started = time.perf_counter()
-    records = await dispatch([call("nap", {"seconds": 0.2, "tag": str(i)}) for i in range(8)], offered)
-    total = time.perf_counter() - started
+    overlap = Overlap(8)
+
+    def meet(tag: str) -> str:
+        overlap.wait()  # returns only once all eight calls are running at the same time
+        return tag
+
+    records = await dispatch([call("meet", {"tag": str(i)}) for i in range(8)], make_toolset(meet))
     assert [r.result for r in records] == [str(i) for i in range(8)]
-    assert total < 3 * single.duration, (total, single.duration)
-    starts = [r.started_at for r in records]
-    assert max(starts) - min(starts) < single.duration / 2
-    assert all(r.duration >= 0.19 for r in records)
+    assert overlap.peak == 8
+    assert max(r.started_at for r in records) < min(r.started_at + r.duration for r in records)  # all overlapped
 
 
 async def test_mixed_sync_and_async_results_stay_in_call_order():

@@ -18,6 +18,7 @@ from ..models.base import Choice, GenParams, ToolCall
 from ..nodes import Const, ListLit, string_value
 from ..registry import CallSite, Effects, command
 from ..state import GEN, TOOL_CALL, render_tool_call
+from ..stopping import infer_stop
 from ..tools import Tool, ToolChoice, ToolExecutionError, dispatch
 from .roles import add_tool_message
 
@@ -78,6 +79,8 @@ async def gen(
         raise ValueError("n must be a positive integer")
     loop_choice = "auto" if max_rounds is not None else None  # the automatic loop asks for tools explicitly
     toolset, specs, offered_choice = resolve_tools(tools, tool_choice, interp.variable, loop_choice)
+    if stop is None and not toolset:  # a tool call's JSON is full of quotes: no stop is inferred next to tools
+        stop = infer_stop(*interp.surrounding_text(node))
     errors = tool_errors or interp.options.get("tool_errors") or "feedback"
     if errors not in ("feedback", "raise"):
         raise ValueError(f"tool_errors must be 'feedback' or 'raise', not {errors!r}")
@@ -215,9 +218,12 @@ async def _auto_loop(
         raise ValueError("max_rounds must be 0 or more")
     text = ""
     last_round = replace(params, tool_choice=ToolChoice("none"))  # the last round must answer in text
+    # a forced choice ('required', a tool's name) forces the first round only: once the results are in, the model may
+    # answer in text (forcing every round would make a text answer an error and call tools until the last round)
+    later_rounds = replace(params, tool_choice=ToolChoice("auto")) if params.choice.forced else params
     for round_ in range(max_rounds + 1):
         last = round_ == max_rounds
-        request = build_request(interp, node, last_round if last else params)
+        request = build_request(interp, node, last_round if last else params if round_ == 0 else later_rounds)
         completion = await run_model(interp, request, name)
         choice = completion.choices[0]
         if not choice.tool_calls or last:

@@ -1,4 +1,9 @@
-"""Loops: ``{{#each}}`` over lists and dicts, and ``{{#geneach}}``, which lets the model decide how many items."""
+"""Loops: ``{{#each}}`` over lists and dicts, and ``{{#geneach}}``, which lets the model decide how many items.
+
+Writes into the item (``{{gen 'this.y'}}``, ``{{set 'this.z' …}}``) copy the item rather than change the caller's
+data; when the loop runs over a variable (``{{#each xs}}``, ``{{#each obj.xs}}``) the copy is written back into the
+run's copy of that variable, so ``result['xs']`` and later tags see what the loop wrote.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ from typing import Any, Optional
 
 from ..context import RunContext
 from ..control import BreakLoop, ContinueLoop
-from ..nodes import Block, Text
+from ..nodes import Block, Text, path_of
 from ..registry import CallSite, Effects, block
 from .select import choose
 
@@ -45,26 +50,55 @@ async def each(
     if isinstance(items, Mapping):
         pairs = list(items.items())
         frames = [_frame(v, i, len(pairs), k, item_name) for i, (k, v) in enumerate(pairs)]
+        slots: list[Optional[str]] = [k if isinstance(k, str) and k and "." not in k else None for k, _ in pairs]
+        originals = [v for _, v in pairs]
     else:
         try:
             seq = list(items)
         except TypeError:
             raise TypeError(f"{{{{#each}}}} needs a list, dict or other iterable, got {type(items).__name__}") from None
         frames = [_frame(v, i, len(seq), None, item_name) for i, v in enumerate(seq)]
+        slots = [str(i) for i in range(len(seq))]
+        originals = seq
     if not frames:
         if node.branches:  # {{else}} renders for an empty collection
             await interp.render(node.branches[0].body)
         return
+    source = path_of(node.args[0]) if node.args and isinstance(items, (list, Mapping)) else None
+    items_back = _WriteBack(interp, source, item_name, originals, slots)
     with interp.state.hidden(hidden):
         if parallel:
-            await _each_parallel(interp, node, frames)
+            await _each_parallel(interp, node, frames, items_back)
         else:
-            await _each_in_order(interp, node, frames)
+            await _each_in_order(interp, node, frames, items_back)
 
 
-async def _each_in_order(interp: RunContext, node: Block, frames: list[dict]) -> None:
-    for frame in frames:
-        if not await _render_item(interp, node, frame):
+class _WriteBack:
+    """Puts an item the body wrote into (so it was copied) back into the run's copy of the looped-over variable."""
+
+    def __init__(
+        self, interp: RunContext, source: Optional[str], item_name: str, originals: list, slots: list[Optional[str]]
+    ) -> None:
+        self.interp, self.source, self.item_name = interp, source, item_name
+        self.originals, self.slots = originals, slots
+
+    def __call__(self, index: int, frame: dict) -> None:
+        slot = self.slots[index]
+        if self.source is None or slot is None:
+            return
+        original = self.originals[index]
+        for name in (self.item_name, "this"):
+            value = frame.get(name, original)
+            if value is not original:
+                self.interp.assign(f"{self.source}.{slot}", value)
+                return
+
+
+async def _each_in_order(interp: RunContext, node: Block, frames: list[dict], items_back: _WriteBack) -> None:
+    for index, frame in enumerate(frames):
+        finished = await _render_item(interp, node, frame)
+        items_back(index, frame)
+        if not finished:
             break
 
 
@@ -82,7 +116,7 @@ async def _render_item(interp: RunContext, node: Block, frame: dict) -> bool:
     return True
 
 
-async def _each_parallel(interp: RunContext, node: Block, frames: list[dict]) -> None:
+async def _each_parallel(interp: RunContext, node: Block, frames: list[dict], items_back: _WriteBack) -> None:
     """Run iterations concurrently, each on its own interpreter fork; their text is appended in order."""
     forks = [interp.fork(frame) for frame in frames]
 
@@ -93,6 +127,8 @@ async def _each_parallel(interp: RunContext, node: Block, frames: list[dict]) ->
             pass
 
     await asyncio.gather(*(run(f) for f in forks))
+    for index, frame in enumerate(frames):
+        items_back(index, frame)
     for fork in forks:
         for span in fork.captures[0]:
             interp.write(span.text, span.kind, span.variable, span.meta)

@@ -17,6 +17,7 @@ BACKENDS: dict[str, str] = {  # name -> module (relative to this package, or abs
     "OpenAICompletion": ".completion",
     "LlamaCpp": ".llamacpp",
     "default": ".defaults",
+    "set_default": ".defaults",
 }
 
 __all__ = [

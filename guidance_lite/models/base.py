@@ -148,11 +148,15 @@ class GenRequest(GenParams):
     ``messages`` and ``prompt`` are computed lazily from a snapshot of program state, so building a request costs the
     same whatever the transcript length; a backend reads the one it needs. ``messages`` is None for templates that
     use no role blocks (text mode). ``prefill`` is assistant text already rendered in the open assistant block.
+    ``caching`` is the program's ``caching=`` option for backends with a request cache: None leaves it to the
+    backend's ``cache=``, False neither reads nor writes the cache, True uses it (the default cache file when the
+    backend was made without one).
     """
 
     messages_fn: Optional[Callable[[], list[Message]]] = None
     prompt_fn: Optional[Callable[[], str]] = None
     prefill: str = ""
+    caching: Optional[bool] = None
     _messages: Optional[list[Message]] = field(default=None, init=False, repr=False)
     _prompt: Optional[str] = field(default=None, init=False, repr=False)
 

@@ -290,6 +290,7 @@ class OpenAICompletion(RemoteModel):
                 COMPLETIONS, plan.body, plan.options, stream=request.stream, new_reader=lambda: CompletionReader(plan)
             ),
             self.prompt_tokens,
+            caching=request.caching,
         )
         async for item in answer:
             if isinstance(item, Completion) and plan.tool_format is not None:

