@@ -18,8 +18,8 @@ from . import (
     batch,
     commands,  # noqa: F401 - registers the built-in commands and blocks before any template is parsed
 )
-from .display import render_program_html
-from .errors import TemplateRuntimeError
+from .display import COMPLETED, FAILED, INTERRUPTED, PAUSED, render_program_html
+from .errors import GuidanceLiteError, TemplateRuntimeError, TemplateSyntaxError
 from .events import Event, Finished, Paused
 from .interpreter import Interpreter
 from .live import LiveView, in_ipython
@@ -30,6 +30,7 @@ from .parser import parse
 from .result import Result
 from .runner import background_loop, run_sync
 from .state import ProgramState
+from .tracebacks import for_user
 
 # Keyword arguments of Program / calls that are options, not template variables.
 OPTION_NAMES = ("await_missing", "on_tool_call", "tool_errors", "tool_timeout", "silent")
@@ -110,8 +111,34 @@ class Execution:
             raise
         result = Result(self, completed=self.done, snapshot=not (self.done or self.error))
         if self.error is not None:
-            self.error.partial = Result(self, completed=False)
+            self.error.partial = Result(self, completed=False, error=self.error.message)
             raise self.error
+        return result
+
+    async def drive(self, new_variables: Optional[dict] = None) -> Result:
+        """``advance``, shown live in a notebook (unless the run is silent): a first run and every resume get a view
+        that updates while the run goes on and ends with its final status (completed, paused, failed, interrupted)."""
+        live = _live_view(self)
+        if live is None:
+            return await self.advance(new_variables)
+        listener = lambda event: live.update()  # noqa: E731
+        self.interp.listeners.append(listener)
+        live.update()
+        try:
+            result = await self.advance(new_variables)
+        except TemplateRuntimeError as exc:
+            live.close(FAILED, error=exc.message)
+            raise
+        except (asyncio.CancelledError, KeyboardInterrupt):
+            live.close(INTERRUPTED)
+            raise
+        except BaseException as exc:
+            live.close(FAILED, error=f"{type(exc).__name__}: {exc}")
+            raise
+        finally:
+            self.interp.listeners.remove(listener)
+        live.close(COMPLETED if result.completed else PAUSED)
+        result.live_cell = live.cell
         return result
 
     # ---- stopping ------------------------------------------------------------------------------------------------
@@ -157,7 +184,11 @@ class Program:
             template = template.source
         self.source: str = template
         self.name = name
-        self.template: Template = parse(template, name=name)
+        __tracebackhide__ = True  # IPython leaves this frame out of tracebacks
+        try:
+            self.template: Template = parse(template, name=name)
+        except TemplateSyntaxError as exc:
+            raise for_user(exc) from None
         self._model = model
         if tool_errors not in ("feedback", "raise"):
             raise ValueError(f"tool_errors must be 'feedback' or 'raise', not {tool_errors!r}")
@@ -194,24 +225,19 @@ class Program:
 
     # ---- running ------------------------------------------------------------------------------------------------
     def __call__(self, **kwargs: Any) -> Result:
-        return run_sync(self._drive(self._execution(kwargs)))
+        """Run until the end or a pause (shown live in notebooks unless silent)."""
+        __tracebackhide__ = True
+        try:
+            return run_sync(self._execution(kwargs).drive())
+        except GuidanceLiteError as exc:
+            raise for_user(exc) from exc.__cause__
 
     async def arun(self, **kwargs: Any) -> Result:
-        return await self._drive(self._execution(kwargs))
-
-    async def _drive(self, execution: Execution) -> Result:
-        """Run until the end or a pause, showing it live in notebooks (unless silent)."""
-        live = _live_view(execution)
+        __tracebackhide__ = True
         try:
-            result = await execution.advance()
-        except TemplateRuntimeError as exc:
-            if live is not None:
-                live.close(completed=False, error=exc.message)
-            raise
-        if live is not None:
-            live.close(completed=result.completed)
-            result.shown_live = True
-        return result
+            return await self._execution(kwargs).drive()
+        except GuidanceLiteError as exc:
+            raise for_user(exc) from exc.__cause__
 
     async def astream(self, **kwargs: Any) -> AsyncIterator[Event]:
         """Typed events in order, ending with ``Finished(result)`` (errors raise after the events so far)."""
@@ -229,7 +255,11 @@ class Program:
                 getter.cancel()
                 while not events.empty():
                     yield events.get_nowait()
-                result = runner.result()  # raises TemplateRuntimeError with .partial
+                try:
+                    result = runner.result()  # raises TemplateRuntimeError with .partial
+                except GuidanceLiteError as exc:
+                    __tracebackhide__ = True
+                    raise for_user(exc) from exc.__cause__
                 yield Finished(result)
                 return
         finally:
@@ -238,6 +268,7 @@ class Program:
 
     def stream(self, **kwargs: Any) -> Iterator[Event]:
         """Sync iterator over the same events as ``astream`` (runs on the background loop)."""
+        __tracebackhide__ = True
         box: queue.Queue[tuple[str, Any]] = queue.Queue()
         stop = threading.Event()
 
@@ -270,9 +301,15 @@ class Program:
         self, inputs: list, *, concurrency: int = 16, progress: bool = False, return_exceptions: bool = True
     ) -> list:
         """Run many instances concurrently on one event loop; results in input order."""
-        return run_sync(
-            batch.amap(self, inputs, concurrency=concurrency, progress=progress, return_exceptions=return_exceptions)
-        )
+        __tracebackhide__ = True
+        try:
+            return run_sync(
+                batch.amap(
+                    self, inputs, concurrency=concurrency, progress=progress, return_exceptions=return_exceptions
+                )
+            )
+        except GuidanceLiteError as exc:
+            raise for_user(exc) from exc.__cause__
 
     async def amap(
         self, inputs: list, *, concurrency: int = 16, progress: bool = False, return_exceptions: bool = True
@@ -292,11 +329,7 @@ class Program:
 
 
 def _live_view(execution: Execution) -> Optional[LiveView]:
-    """A live notebook view of the run, updated on every event (None outside IPython or when silent)."""
-    if execution.options.get("silent"):
+    """A live notebook view of the run (None outside IPython or when silent)."""
+    if execution.options.get("silent") or not in_ipython():
         return None
-    if not in_ipython():
-        return None
-    view = LiveView(execution.state)
-    execution.interp.listeners.append(lambda event: view.update())
-    return view
+    return LiveView(execution.state)

@@ -7,7 +7,20 @@ from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from typing import Optional
 
-from guidance_lite.display import _CSS, render_html, render_program_html, render_text
+from guidance_lite.display import (
+    _BOX,
+    _CSS,
+    _STATUS_TINTS,
+    _TINTS,
+    FAILED,
+    INLINE,
+    INTERRUPTED,
+    PAUSED,
+    RUNNING,
+    render_html,
+    render_program_html,
+    render_text,
+)
 from guidance_lite.models.base import ToolCall, Usage
 from guidance_lite.state import (
     GEN,
@@ -95,17 +108,24 @@ def parse(markup: str) -> TreeBuilder:
     return builder
 
 
-ALLOWED_TAGS = {"div", "span", "style", "details", "summary", "pre"}
+ALLOWED_TAGS = {"div", "span", "style", "details", "summary", "pre", "b", "sup"}
+# inline styles are constants of display.py, never built from content
+INLINE_STYLES = (
+    set(INLINE.values())
+    | {_BOX.format(*tint) for tint in _TINTS.values()}
+    | {INLINE["status"].format(tint) for tint in _STATUS_TINTS.values()}
+)
 
 
 def assert_safe(markup: str) -> TreeBuilder:
-    """Only our own tags and attributes: no script, no event handlers, no URLs, one style block that is our CSS."""
+    """Only our own tags and attributes: no script, no event handlers, no URLs, one style block that is our CSS, and
+    inline styles that are our constants."""
     builder = parse(markup)
     for tag, attrs in builder.start_tags:
         assert tag in ALLOWED_TAGS, f"unexpected tag <{tag}>"
-        for name, _value in attrs:
-            assert name in ("class", "title"), f"unexpected attribute {name!r} on <{tag}>"
-            assert not name.startswith("on")
+        for name, value in attrs:
+            assert name in ("class", "title", "style"), f"unexpected attribute {name!r} on <{tag}>"
+            assert name != "style" or value in INLINE_STYLES, f"unexpected inline style {value!r}"
     assert "<script" not in markup.lower()
     styles = builder.root.find_all(tag="style")
     assert len(styles) == 1 and styles[0].text() == _CSS
@@ -220,7 +240,7 @@ def test_one_box_per_message_with_role_headers_and_colours():
         next(c for c in box.classes() if c.startswith("gl-role-")) for box in builder.root.find_all("gl-msg")
     ]
     assert role_classes[:4] == ["gl-role-system", "gl-role-user", "gl-role-assistant", "gl-role-tool"]
-    css_rules = {cls: f".gl-root .{cls}{{" in _CSS or f".gl-root .{cls}," in _CSS for cls in set(role_classes)}
+    css_rules = {cls: f".gl-root .{cls} .gl-role" in _CSS for cls in set(role_classes)}
     assert all(css_rules.values()), css_rules
 
 
@@ -257,7 +277,7 @@ def test_footer_has_totals_call_count_time_and_per_gen_timing_on_hover():
     builder = parse(render_html(weather_state()))
     footer = builder.root.find_all("gl-footer")[0]
     text = footer.text()
-    assert "tokens: 132" in text and "120 prompt" in text and "12 completion" in text
+    assert "132 tokens" in text and "120 prompt + 12 completion" in text
     assert "2 model calls" in text and "model time 0.75s" in text and "2 tool calls, 1 failed" in text
     hover = next(n.attrs["title"] for n in footer.find_all(tag="span") if "model call" in n.text())
     lines = hover.split("\n")
@@ -268,7 +288,7 @@ def test_estimated_usage_is_marked():
     state = ProgramState()
     log_gen(state, "x", Usage(3, 2, 5, estimated=True), 0.1, "stop")
     text = parse(render_html(state)).root.find_all("gl-footer")[0].text()
-    assert "tokens: 5 (estimated)" in text
+    assert "~5 tokens, estimated (3 prompt + 2 completion)" in text
 
 
 def test_hidden_messages_and_hidden_text_are_collapsed():
@@ -306,12 +326,15 @@ def test_hidden_span_inside_a_visible_message_is_collapsed_inline():
 def test_status_lines():
     state = weather_state()
     assert not parse(render_html(state)).root.find_all("gl-status")
-    running = parse(render_html(state, running=True, completed=False)).root.find_all("gl-status-running")
+    running = parse(render_html(state, status=RUNNING)).root.find_all("gl-status-running")
     assert running and "Running" in running[0].text()
-    paused = parse(render_html(state, completed=False)).root.find_all("gl-status-paused")
+    paused = parse(render_html(state, status=PAUSED)).root.find_all("gl-status-paused")
     assert paused and "Paused" in paused[0].text()
-    failed = parse(render_html(state, error="ModelError: boom")).root.find_all("gl-status-error")
-    assert failed and "ModelError: boom" in failed[0].text()
+    failed = parse(render_html(state, error="ModelError: boom")).root.find_all("gl-status-failed")
+    assert failed and failed[0].text() == "Failed: ModelError: boom"
+    interrupted = parse(render_html(state, status=INTERRUPTED)).root.find_all("gl-status-interrupted")
+    assert interrupted and interrupted[0].text() == "Interrupted"
+    assert parse(render_html(state, status=FAILED)).root.find_all("gl-status-failed")[0].text() == "Failed"
     titled = parse(render_html(state, title="weather")).root.find_all("gl-title")
     assert titled[0].text() == "weather"
 
@@ -321,7 +344,7 @@ def test_open_role_block_renders_while_running():
     role_block(state, "user", [("hi", TEXT, None, None)])
     state.open_role("assistant", {"name": "bot"})
     state.append("partial ans", GEN, "answer")
-    builder = assert_safe(render_html(state, running=True, completed=False))
+    builder = assert_safe(render_html(state, status=RUNNING))
     boxes = messages(builder)
     assert boxes[-1] == ("assistant", "partial ansanswer")
     header = builder.root.find_all("gl-msg")[-1].find_all("gl-role")[0].text()
@@ -420,8 +443,8 @@ def test_render_text_lists_messages_in_order():
     assert '→ get_weather({"city": "Paris", "unit": "C"})' in out
     assert '← get_weather: {"t": 18}' in out
     assert "✗ get_time [invalid_json]: arguments are not valid JSON" in out
-    assert out.rstrip().endswith("model time 0.75s · 2 tool calls")
-    assert "tokens: 132" in out
+    assert out.rstrip().endswith("model time 0.75s · 2 tool calls, 1 failed")
+    assert "132 tokens (120 prompt + 12 completion)" in out
 
 
 def test_render_text_colours_gens_only_when_asked():
