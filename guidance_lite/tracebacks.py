@@ -8,6 +8,10 @@ of parser internals, when the message already says what happened and what to cha
 user needs: every link of the chain stays reachable (``err.__cause__`` is still the tool's exception, the SDK's
 ``BadRequestError`` …) and keeps the frames of the user's own code (a helper or tool that raised). An unexpected
 exception raised inside this library (a bug, not one of its errors) keeps all its frames, for the bug report.
+
+In IPython the raising frame itself would still show (IPython never hides the last frame), so our errors render
+themselves there (``GuidanceLiteError._render_traceback_`` calls ``ipython_traceback``) with the user's frames only.
+This module imports nothing from the package, so ``errors`` can use it.
 """
 
 from __future__ import annotations
@@ -16,9 +20,7 @@ import os
 import sys
 import sysconfig
 from types import TracebackType
-from typing import Optional, TypeVar
-
-from .errors import GuidanceLiteError
+from typing import Any, Optional, TypeVar
 
 E = TypeVar("E", bound=BaseException)
 
@@ -61,9 +63,18 @@ def user_frames(tb: Optional[TracebackType]) -> Optional[TracebackType]:
     return rebuilt
 
 
+def is_ours(exc: BaseException) -> bool:
+    """One of the errors this library raises on purpose (every one inherits ``GuidanceLiteError``, defined in a
+    ``guidance_lite`` module; checked by module so that this module imports nothing)."""
+    return any(
+        klass.__name__ == "GuidanceLiteError" and klass.__module__.startswith("guidance_lite.")
+        for klass in type(exc).__mro__
+    )
+
+
 def _is_internal_bug(exc: BaseException) -> bool:
     """An exception that is not one of ours, raised by this package's own code: its frames are what a fix needs."""
-    if isinstance(exc, GuidanceLiteError):
+    if is_ours(exc):
         return False
     tb = exc.__traceback__
     if tb is None:
@@ -84,10 +95,28 @@ def for_user(exc: E) -> E:
         seen.add(id(link))
         if link is not exc and not _is_internal_bug(link):
             link.__traceback__ = user_frames(link.__traceback__)
-        if isinstance(link, GuidanceLiteError) and link.__cause__ is None:
+        if is_ours(link) and link.__cause__ is None:
             link.__suppress_context__ = True
         if link.__cause__ is not None:
             link = link.__cause__
         else:
             link = None if link.__suppress_context__ else link.__context__
     return exc
+
+
+def ipython_traceback(exc: BaseException) -> list[str]:
+    """IPython's rendering of ``exc`` (honouring ``%xmode``) from the user's frames only: the cell that called the API
+    and the user's own functions, not the frame of ours that raised nor IPython's own."""
+    shell = _running_shell()
+    tb = user_frames(exc.__traceback__)
+    if shell is None:
+        import traceback
+
+        return traceback.format_exception(type(exc), exc, tb)
+    return list(shell.InteractiveTB.structured_traceback(type(exc), exc, tb, tb_offset=0))
+
+
+def _running_shell() -> Any:
+    ipython = sys.modules.get("IPython")
+    get_ipython = getattr(ipython, "get_ipython", None)
+    return get_ipython() if get_ipython is not None else None

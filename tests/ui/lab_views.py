@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -111,8 +110,8 @@ server.push({"status": 400, "error_message": "This model's maximum context lengt
 failing = gl.Program("""{{#user~}}Hi{{~/user}}
 {{#assistant~}}{{gen 'answer'}}{{~/assistant}}""", model=gl.models.OpenAI("scripted-model", base_url=server.base_url))
 failing()''',
-    '''program(tools=[get_weather], model=model)  # forgot question=''',
-    '''gl.Program("{{#user}}Summarise {{text}}{{#if short}}briefly{{/user}}")''',
+    """program(tools=[get_weather], model=model)  # forgot question=""",
+    """gl.Program("{{#user}}Summarise {{text}}{{#if short}}briefly{{/user}}")""",
     '''capitals = gl.Program("""{{#user~}}Capital of {{country}}?{{~/user}}
 {{#assistant~}}{{gen 'capital'}}{{~/assistant}}""", model=gl.models.Mock("Paris"))
 results = capitals.map([{"country": "France"}] * 5, progress=True)''',
@@ -141,7 +140,10 @@ def build_notebooks(work: Path, env: dict) -> None:
     nbformat.write(notebook, work / "untrusted.ipynb")
     nbformat.write(notebook, work / "trusted.ipynb")
     subprocess.run(
-        [sys.executable, "-m", "jupyter", "trust", str(work / "trusted.ipynb")], env=env, check=True, capture_output=True
+        [sys.executable, "-m", "jupyter", "trust", str(work / "trusted.ipynb")],
+        env=env,
+        check=True,
+        capture_output=True,
     )
 
 
@@ -165,7 +167,8 @@ CONTRAST_JS = """
   const background = (el) => { const chain = []; for (let e = el; e; e = e.parentElement) chain.push(e);
     let bg = [255,255,255,1]; for (const e of chain.reverse()) { const c = parse(getComputedStyle(e).backgroundColor);
       if (c && c[3] > 0) bg = over(c, bg); } return bg; };
-  const opacity = (el) => { let o = 1; for (let e = el; e; e = e.parentElement) o *= parseFloat(getComputedStyle(e).opacity); return o; };
+  const opacity = (el) => { let o = 1;
+    for (let e = el; e; e = e.parentElement) o *= parseFloat(getComputedStyle(e).opacity); return o; };
   const out = [];
   for (const root of document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .gl-root')) {
     const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
@@ -213,10 +216,24 @@ def main() -> int:
         print(f"executed the demo notebook with nbclient in {time.perf_counter() - started:.1f}s")
         set_theme(settings, "JupyterLab Light")
         port, token = free_port(), "lab-views-token"
+        log = (out / "jupyterlab.log").open("w")
         server = subprocess.Popen(
-            [sys.executable, "-m", "jupyter", "lab", "--no-browser", f"--port={port}", "--ip=127.0.0.1",
-             f"--ServerApp.token={token}", f"--ServerApp.root_dir={work}", "--LabApp.expose_app_in_browser=True", "--allow-root"],
-            env=env, stdout=subprocess.DEVNULL, stderr=open(out / "jupyterlab.log", "w"),
+            [
+                sys.executable,
+                "-m",
+                "jupyter",
+                "lab",
+                "--no-browser",
+                f"--port={port}",
+                "--ip=127.0.0.1",
+                f"--ServerApp.token={token}",
+                f"--ServerApp.root_dir={work}",
+                "--LabApp.expose_app_in_browser=True",
+                "--allow-root",
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
         )
         try:
             base = f"http://127.0.0.1:{port}"
@@ -230,8 +247,11 @@ def main() -> int:
                     time.sleep(0.5)
             with sync_playwright() as pw:
                 browser = pw.chromium.launch_persistent_context(
-                    str(Path(tmp) / "chromium-profile"), executable_path=CHROMIUM, args=CHROMIUM_ARGS,
-                    headless=True, viewport={"width": 1100, "height": 1400},
+                    str(Path(tmp) / "chromium-profile"),
+                    executable_path=CHROMIUM,
+                    args=CHROMIUM_ARGS,
+                    headless=True,
+                    viewport={"width": 1100, "height": 1400},
                 )
                 page = browser.new_page()
                 failures += shoot_saved(page, base, token, "trusted", out, "light")
@@ -244,6 +264,7 @@ def main() -> int:
         finally:
             server.terminate()
             server.wait(timeout=20)
+            log.close()
     for failure in failures:
         print("FAIL:", failure)
     print("ok" if not failures else f"{len(failures)} failure(s)")
