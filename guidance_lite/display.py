@@ -65,13 +65,13 @@ INLINE = {
     "body": _MONO + ";font-size:12.5px",
     "gen": "background:rgba(16,185,129,.2);border-radius:3px",
     "label": "font-size:9.5px;font-weight:600;border-radius:3px;padding:0 3px;margin-left:2px;"
-    "background:rgba(16,185,129,.35)",
+    "background:rgba(16,185,129,.25)",
     "value": "background:rgba(59,130,246,.1);border-radius:3px",
     "call": "border:1px solid rgba(245,158,11,.45);border-radius:4px;padding:2px 6px;margin:3px 0;"
     "background:rgba(245,158,11,.06)",
     "failed_call": "border:1px solid rgba(220,38,38,.6);border-radius:4px;padding:2px 6px;margin:3px 0;"
     "background:rgba(220,38,38,.07)",
-    "badge": "font-size:11px;border-radius:3px;padding:0 4px;background:rgba(220,38,38,.15)",
+    "badge": "font-size:11px;border-radius:3px;padding:0 4px;background:rgba(220,38,38,.1)",
     "footer": "font-size:11.5px;border-top:1px solid rgba(128,128,128,.3);padding-top:3px;margin-top:4px",
     "program": _MONO + ";font-size:12.5px;background:rgba(128,128,128,.06);border-radius:4px;padding:6px 8px;margin:0",
 }
@@ -101,9 +101,8 @@ _CSS = """
  line-height:1}
 .gl-root .gl-tool-meta{color:var(--gl-muted);font-size:11px}
 .gl-root .gl-error{color:var(--gl-error)}
-.gl-root details.gl-hidden,.gl-root details.gl-hidden-inline{color:var(--gl-muted)}
 .gl-root details.gl-hidden-inline{display:inline}
-.gl-root details>summary{cursor:pointer;font-size:11px;font-style:italic;display:inline}
+.gl-root details>summary{cursor:pointer;font-size:11px;font-style:italic;display:inline;color:var(--gl-muted)}
 .gl-root .gl-open{border-left-style:dashed !important}
 .gl-root .gl-footer{color:var(--gl-muted)}
 .gl-root .gl-tag{color:var(--gl-user);background:rgba(59,130,246,.08);border-radius:3px}

@@ -448,3 +448,124 @@ def test_a_gen_streamed_as_many_spans_gets_one_highlight_and_one_label():
     assert gens[0].text() == "The answer is 4.answer" and "9 tokens" in gens[0].attrs["title"]
     assert gens[1].text() == "4answer" and "6 tokens" in gens[1].attrs["title"]
     assert render_text(state, color=True).count("⟨answer⟩") == 2
+
+
+# ---- themes: every text colour at WCAG AA contrast -------------------------------------------------------------
+
+
+def every_view() -> list[str]:
+    """One of each thing the views draw: all roles, gens, values, tool calls and results (ok and failed), hidden
+    parts, every status, an open block, an unknown role, the footer, and a highlighted template."""
+    state = weather_state()
+    role_block(state, "critic", [("Too short.", TEXT, None, None)])
+    role_block(state, "assistant", [("secret", GEN, "plan", None)], hidden=True)
+    opened = state.open_role("user", {"name": "bob"})
+    state.append("Then?")
+    scope = state.open_hidden_scope()
+    state.append("aside", GEN, "aside")
+    state.close_hidden_scope(scope)
+    state.streaming = ["draft", "streamed text"]
+    views = [render_html(state, title="weather", status=status) for status in (RUNNING, PAUSED, INTERRUPTED)]
+    views.append(render_html(state, error="ModelError: boom"))
+    state.streaming = None
+    state.close_role(opened, {"role": "user", "content": "Then?", "name": "bob"})
+    views.append(render_html(state))
+    views.append(render_program_html("{{!-- note --}}{{#user}}{{q}}{{/user}}{{#assistant}}{{gen 'a'}}{{/assistant}}"))
+    return views
+
+
+def test_every_text_reaches_wcag_aa_contrast_in_light_and_dark_themes():
+    from css_contrast import THEMES, text_contrasts
+
+    for theme in THEMES:
+        runs = [run for markup in every_view() for run in text_contrasts(markup, _CSS, theme)]
+        classes = {run.classes for run in runs}
+        for needed in ("gl-role-attr", "gl-tool-meta", "gl-error-type", "gl-label", "gl-footer", "gl-tag gl-tag-gen"):
+            assert any(needed in c for c in classes), (theme.name, needed)  # the sample covers it
+        low = [(round(run.ratio, 2), run.classes, run.text[:30]) for run in runs if run.ratio < 4.5]
+        assert not low, f"{theme.name}: {low}"
+
+
+def test_the_dark_palette_applies_only_under_a_dark_theme():
+    from css_contrast import THEMES, text_contrasts
+
+    state = ProgramState()
+    role_block(state, "system", [("rules", TEXT, None, None)])
+    markup = render_html(state)
+    light, dark = (min(r.ratio for r in text_contrasts(markup, _CSS, theme)) for theme in THEMES[:2])
+    assert light >= 4.5 and dark >= 4.5
+    # the light palette on the dark background (what a frontend without theme hooks would show) is not readable:
+    # proof that the dark rules are what makes the dark theme pass
+    no_hook = THEMES[1].__class__("dark, no hook", {}, "#111111", "#ffffff", {})
+    assert min(r.ratio for r in text_contrasts(markup, _CSS, no_hook)) < 4.5
+
+
+# ---- readable without the stylesheet (untrusted notebooks strip <style>) ---------------------------------------
+
+BLOCK_TAGS = {"div", "pre", "details", "summary"}
+
+
+def block_text(node) -> str:
+    """The text as a browser lays it out with no stylesheet: block elements on lines of their own, a <sup> raised
+    (written ^label here)."""
+    out: list[str] = []
+    for child in node.children:
+        if isinstance(child, str):
+            out.append(child)
+        elif child.tag == "style":
+            continue
+        elif child.tag == "sup":
+            out.append("^" + block_text(child))
+        elif child.tag in BLOCK_TAGS:
+            out.append("\n" + block_text(child) + "\n")
+        else:
+            out.append(block_text(child))
+    return "".join(out)
+
+
+def test_without_its_stylesheet_the_view_still_separates_roles_calls_arguments_and_labels():
+    import re
+
+    markup = render_html(weather_state())
+    stripped = re.sub(r"<style>.*?</style>", "", markup, flags=re.S)
+    assert "<style>" not in stripped
+    root = parse(stripped).root
+    lines = [line for line in block_text(root).split("\n") if line.strip()]
+    # each message: its role on a line of its own, in bold, then its content
+    for box in root.find_all("gl-msg"):
+        assert box.tag == "div" and "border-left:4px solid" in box.attrs["style"]
+        header = box.find_all("gl-role")[0]
+        assert header.tag == "div" and header.children[0].tag == "b"
+        assert "white-space:pre-wrap" in box.find_all("gl-body")[0].attrs["style"]
+    assert [line.split()[0] for line in lines if line.split()[0] in ("system", "user", "assistant", "tool")] == [
+        "system",
+        "user",
+        "assistant",
+        "tool",
+        "tool",
+        "assistant",
+    ]
+    # each tool call and result: a bordered block, the name on its own line, the arguments below it
+    calls = root.find_all("gl-tool-call") + root.find_all("gl-tool-result")
+    assert len(calls) == 4 and all(c.tag == "div" and "border:1px solid" in c.attrs["style"] for c in calls)
+    text = "\n".join(lines)
+    assert (
+        '→ get_weather\n{\n  "city": "Paris",\n  "unit": "C"\n}\n→ get_time invalid JSON arguments\n{"zone": ' in text
+    )
+    assert '← get_weather 0.01s\n{"t": 18}' in text
+    assert "← get_time invalid_json\narguments are not valid JSON" in text
+    # a gen's label is raised, not run into the text; the footer's parts are separated
+    assert "Let me check.^answer" in text and "It is 18°C.^final" in text
+    assert "132 tokens (120 prompt + 12 completion) · 2 model calls · model time 0.75s · 2 tool calls, 1 failed" in text
+
+
+def test_long_tool_call_ids_are_shortened_with_the_full_id_on_hover():
+    state = ProgramState()
+    long_id = "call_9bb7f4de17c942f7a8eea6c1"
+    role_block(state, "user", [("hi", TEXT, None, None)])
+    role_block(state, "assistant", [], calls=(ToolCall(long_id, "f", "{}"),))
+    tool_result(state, ToolCallRecord(long_id, "f", {}, "{}", 1, "1"))
+    header = parse(render_html(state)).root.find_all("gl-role-tool")[0].find_all("gl-role")[0]
+    attr = header.find_all("gl-role-attr")[0]
+    assert attr.text() == "id call_9bb7f…" and attr.attrs["title"] == f"tool_call_id={long_id}"
+    assert f"tool_call_id={long_id}" in render_text(state)  # the terminal view has no hover: the whole id
