@@ -436,13 +436,17 @@ def _footer_parts(state: ProgramState, status: str) -> list[tuple[str, str]]:
     """(text, tooltip) pieces of the footer, shared by the HTML and the text view."""
     log = state.gen_log
     in_flight = status == RUNNING and getattr(state, "streaming", None) is not None
-    if not log and not in_flight:
-        parts = [("no model calls yet" if status in (RUNNING, PAUSED) else "no model calls", "")]
+    if not log:
+        if in_flight:
+            parts = [("1 model call running", "the first model call is running")]
+        else:
+            none = {RUNNING: "no model calls yet", PAUSED: "no model calls yet", COMPLETED: "no model calls"}
+            parts = [(none.get(status, "no model call completed"), "")]
     else:
         lines = [_gen_summary(entry.get("variable"), entry) for entry in log[:_TOOLTIP_LIMIT]]
         if len(log) > _TOOLTIP_LIMIT:
             lines.append(f"… and {len(log) - _TOOLTIP_LIMIT} more")
-        tip = "\n".join(lines) if lines else "the first model call is running"
+        tip = "\n".join(lines)
         calls = _plural(len(log), "model call") + (", 1 running" if in_flight else "")
         total_time = sum(entry.get("duration") or 0.0 for entry in log)
         parts = [

@@ -91,6 +91,9 @@ interrupt_in(0.5)
 weather(question="Weather in Oslo?", tools=[get_weather],
         model=gl.models.OpenAI("scripted-model", base_url=slow.base_url, max_retries=0))""",
     "after_interrupt": "time.sleep(1.0)\nprint('quiet')",
+    "progress": """capitals = gl.Program('''{{#user~}}Capital of {{country}}?{{~/user}}
+{{#assistant~}}{{gen 'capital'}}{{~/assistant}}''', model=gl.models.Mock("Paris"))
+results = capitals.map([{"country": "France"}] * 3, progress=True)""",
 }
 
 
@@ -193,7 +196,7 @@ def test_messages_appear_before_the_first_token(cells: dict[str, Cell]) -> None:
     assert [role(b) for b in shown[:2]] == ["system", "user"] and "Weather in Paris and Rome?" in waiting
     for box in shown[2:]:  # the assistant block the model is about to write into
         assert role(box) == "assistant" and "writing" in box.text() and not box.find_all("gl-body")[0].text()
-    assert "no model calls yet" in footer(waiting) or "1 running" in footer(waiting)
+    assert footer(waiting) in ("no model calls yet", "1 model call running")
 
 
 def test_tool_boxes_appear_after_the_tools_ran(cells: dict[str, Cell]) -> None:
@@ -265,7 +268,7 @@ def test_resuming_shows_a_live_view_of_the_rest_of_the_run(cells: dict[str, Cell
 def test_a_failed_run_says_failed_and_no_block_is_still_writing(cells: dict[str, Cell]) -> None:
     final = cells["server_error"].renders()[-1]
     assert status_of(final).startswith("Failed: ") and "context window" in status_of(final)
-    assert "writing" not in final and "(unfinished)" in final
+    assert "writing" not in final and "(unfinished)" in final and "no model call completed" in footer(final)
 
 
 def test_an_interrupted_run_says_interrupted_and_nothing_lands_in_the_next_cell(cells: dict[str, Cell]) -> None:
@@ -308,3 +311,10 @@ def test_a_syntax_error_shows_the_line_and_the_caret(cells: dict[str, Cell]) -> 
     assert_short(text, 15)
     assert "TemplateSyntaxError" in text and "line 3" in text and "{{/if}}" in text
     assert "^" in text and "lark" not in text.lower()
+
+
+def test_progress_bars_are_widgets_not_stderr(cells: dict[str, Cell]) -> None:
+    cell = cells["progress"]
+    widgets = [o for o in cell.outputs if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+    assert len(widgets) == 1
+    assert not [o for o in cell.outputs if o.output_type == "stream" and o.name == "stderr"]

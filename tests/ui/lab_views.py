@@ -137,8 +137,10 @@ def build_notebooks(work: Path, env: dict) -> None:
     finally:
         os.environ.clear()
         os.environ.update(saved_env)
-    nbformat.write(notebook, work / "untrusted.ipynb")
     nbformat.write(notebook, work / "trusted.ipynb")
+    # trust is by content: a notebook with other content (as any shared one) is untrusted
+    notebook.cells.insert(0, nbformat.v4.new_markdown_cell("A shared notebook, opened untrusted."))
+    nbformat.write(notebook, work / "untrusted.ipynb")
     subprocess.run(
         [sys.executable, "-m", "jupyter", "trust", str(work / "trusted.ipynb")],
         env=env,
@@ -151,6 +153,8 @@ def set_theme(settings: Path, theme: str) -> None:
     folder = settings / "@jupyterlab" / "apputils-extension"
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "themes.jupyterlab-settings").write_text(json.dumps({"theme": theme}))
+    notification = {"fetchNews": "false", "checkForUpdates": False}
+    (folder / "notification.jupyterlab-settings").write_text(json.dumps(notification))
     tracker = settings / "@jupyterlab" / "notebook-extension"
     tracker.mkdir(parents=True, exist_ok=True)
     (tracker / "tracker.jupyterlab-settings").write_text(json.dumps({"windowingMode": "none"}))
@@ -278,11 +282,11 @@ def open_notebook(page, base: str, token: str, name: str) -> None:
 
 
 def shoot_saved(page, base: str, token: str, name: str, out: Path, label: str) -> list[str]:
+    failures: list[str] = []
     open_notebook(page, base, token, name)
     panel = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)")
     roots = panel.locator(".gl-root")
     count = roots.count()
-    failures = []
     print(f"[{label}] {count} guidance_lite views")
     for index in range(count):
         if roots.nth(index).is_visible():
@@ -296,48 +300,80 @@ def shoot_saved(page, base: str, token: str, name: str, out: Path, label: str) -
             if outputs.nth(index).is_visible():
                 outputs.nth(index).screenshot(path=str(out / f"{label}_error_{index}.png"), timeout=10_000)
     page.screenshot(path=str(out / f"{label}_page.png"), full_page=True)
+    styles = panel.locator(".gl-root style").count()
+    print(f"[{label}] <style> blocks kept in the page: {styles} of {count}")
+    if label == "untrusted" and styles:
+        failures.append("untrusted: expected JupyterLab to strip the stylesheet")
+    inline = panel.locator(".gl-root .gl-msg[style*='border-left']").count()
+    print(f"[{label}] message boxes with their inline border: {inline}")
+    if not inline:
+        failures.append(f"{label}: inline styles were stripped")
     ratios = page.evaluate(CONTRAST_JS)
     low = [r for r in ratios if r["ratio"] < 4.5]
+    (out / f"{label}_contrast.json").write_text(json.dumps(ratios, indent=1))
     worst = min((r["ratio"] for r in ratios), default=None)
     print(f"[{label}] {len(ratios)} text nodes, lowest contrast {worst}, {len(low)} below 4.5:1")
     for item in low[:40]:
         print(f"    {item['ratio']:5.2f}  {item['cls']!r:40} {item['text']!r}")
-    if low and label != "untrusted":
+    if low:
         failures.append(f"{label}: {len(low)} text nodes below 4.5:1")
     return failures
 
 
+OBSERVE_JS = """
+() => {
+  window.__glSamples = [];
+  const panel = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden)');
+  const record = () => {
+    const cell = panel.querySelectorAll('.jp-Cell')[1];
+    const root = cell && cell.querySelector('.gl-root');
+    if (!root) return;
+    const text = root.innerText;
+    const last = window.__glSamples[window.__glSamples.length - 1];
+    if (!last || last.text !== text) window.__glSamples.push({t: performance.now(), text: text, html: root.outerHTML});
+  };
+  new MutationObserver(record).observe(panel, {subtree: true, childList: true, characterData: true});
+}
+"""
+
+
 def shoot_live(page, base: str, token: str, out: Path) -> list[str]:
-    """Run the weather cell in the browser and sample the live output every 100 ms."""
+    """Run the notebook in the browser; a MutationObserver records every distinct state of the weather cell's view,
+    and each state is screenshotted afterwards (re-rendered from its recorded HTML)."""
     open_notebook(page, base, token, "live")
     page.wait_for_function("window.jupyterapp !== undefined", timeout=30_000)
     page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=60_000)
+    page.evaluate(OBSERVE_JS)
     page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
-    samples: list[str] = []
-    deadline = time.monotonic() + 40
-    shot = 0
-    while time.monotonic() < deadline:
-        roots = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Cell").nth(1).locator(".gl-root")
-        if roots.count():
-            text = roots.first.inner_text()
-            if not samples or samples[-1] != text:
-                samples.append(text)
-                if shot < 8 and roots.first.is_visible():
-                    roots.first.screenshot(path=str(out / f"live_{shot}.png"))
-                    shot += 1
-            if "Running" not in text and "1 model call" not in text and len(samples) > 1:
-                break
-        page.wait_for_timeout(100)
-    (out / "live_samples.json").write_text(json.dumps(samples, indent=1))
-    print(f"[live] {len(samples)} distinct states of the weather run sampled")
+    page.wait_for_function(
+        "window.__glSamples.length > 0 && !window.__glSamples[window.__glSamples.length - 1].text.includes('Running')",
+        timeout=60_000,
+    )
+    page.wait_for_timeout(6000)  # the rest of the notebook
+    samples = page.evaluate("window.__glSamples")
+    (out / "live_samples.json").write_text(json.dumps([{"t": s["t"], "text": s["text"]} for s in samples], indent=1))
+    start = samples[0]["t"]
+    print(f"[live] {len(samples)} distinct states of the weather run:")
+    for sample in samples:
+        lines = [line for line in sample["text"].splitlines() if line.strip()]
+        print(f"    +{(sample['t'] - start) / 1000:5.2f}s  {lines[0][:20]!r:24} ... {lines[-1][:70]!r}")
     failures = []
-    first_with_token = next((i for i, s in enumerate(samples) if "It is 21" in s or "get_weather" in s), None)
-    user_before = any("Weather in Paris and Rome?" in s for s in samples[: first_with_token or 0])
-    print(f"[live] user message shown before the first model output: {user_before}")
+    first_output = next((i for i, s in enumerate(samples) if "get_weather" in s["text"]), len(samples))
+    user_before = any("Weather in Paris and Rome?" in s["text"] for s in samples[:first_output])
+    tools_before_answer = any(s["text"].count("← get_weather") == 2 and "It is 21" not in s["text"] for s in samples)
+    streamed = [s for s in samples if "It is 21" in s["text"] and "Running" in s["text"]]
+    print(
+        f"[live] user message before the first model output: {user_before}; tool results before the answer: "
+        f"{tools_before_answer}; states with the answer streaming: {len(streamed)}"
+    )
     if not user_before:
         failures.append("live: the user message was not shown before the first model output")
-    page.wait_for_timeout(8000)
+    if not tools_before_answer:
+        failures.append("live: the tool results were not shown before the answer")
     page.screenshot(path=str(out / "live_page.png"), full_page=True)
+    for index, sample in enumerate(samples[:10]):
+        page.set_content(f"<body data-jp-theme-light='true' style='margin:8px;width:640px'>{sample['html']}</body>")
+        page.locator(".gl-root").screenshot(path=str(out / f"live_{index}.png"))
     return failures
 
 
