@@ -7,6 +7,12 @@ JavaScript and no external resources. Messages are drawn from span grouping (``s
 text, so role markers inside values cannot forge a message box. One walk over the spans (``_sections``) yields typed
 sections and items; the HTML and the text renderer only decide how each looks. Template source is highlighted from the
 parser's own pieces, and a tag is labelled as generating when its command's registration says so.
+
+Both views take the run's status (running, completed, paused, failed, interrupted): a status line, what an open block
+is doing, and the footer follow it; while running, the text of a gen still streaming is drawn inside the message it is
+written into. The HTML reads without its stylesheet (untrusted notebooks strip it): structure comes from elements
+(blocks for messages, tool calls and arguments, ``<b>`` role names, ``<sup>`` labels) and essential styling is inline
+(constant strings, theme-neutral); the stylesheet adds text colours that follow the light or dark theme.
 """
 
 from __future__ import annotations
