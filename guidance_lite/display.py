@@ -7,6 +7,12 @@ JavaScript and no external resources. Messages are drawn from span grouping (``s
 text, so role markers inside values cannot forge a message box. One walk over the spans (``_sections``) yields typed
 sections and items; the HTML and the text renderer only decide how each looks. Template source is highlighted from the
 parser's own pieces, and a tag is labelled as generating when its command's registration says so.
+
+Both views take the run's status (running, completed, paused, failed, interrupted): a status line, what an open block
+is doing, and the footer follow it; while running, the text of a gen still streaming is drawn inside the message it is
+written into. The HTML reads without its stylesheet (untrusted notebooks strip it): structure comes from elements
+(blocks for messages, tool calls and arguments, ``<b>`` role names, ``<sup>`` labels) and essential styling is inline
+(constant strings, theme-neutral); the stylesheet adds text colours that follow the light or dark theme.
 """
 
 from __future__ import annotations
@@ -25,57 +31,90 @@ from .state import GEN, MARKER, ROLE_START, TOOL_CALL, TOOL_RESULT, VALUE, Progr
 if TYPE_CHECKING:  # pragma: no cover
     from .models.base import ToolCall
 
-# The only CSS; every selector is scoped under ``.gl-root`` so it cannot restyle the rest of a notebook.
+# Run statuses a view can show (the live view while running, then how the run ended).
+RUNNING = "running"
+COMPLETED = "completed"
+PAUSED = "paused"
+FAILED = "failed"
+INTERRUPTED = "interrupted"
+STATUSES = (RUNNING, COMPLETED, PAUSED, FAILED, INTERRUPTED)
+
+# What an open role block is doing, by run status (a block still open when the run stopped is not "writing").
+_OPEN_BLOCK_NOTE = {RUNNING: "writing…", PAUSED: "waiting for input", FAILED: "unfinished", INTERRUPTED: "unfinished"}
+
+# Essential styling, inline: JupyterLab strips the <style> block of an untrusted notebook (any shared notebook with
+# saved outputs) but keeps inline styles. Only theme-neutral values go inline (layout and translucent tints that work
+# on light and dark backgrounds); text colours come from the stylesheet, which follows the theme. Constant strings:
+# no value from a template, variable, model or tool is ever placed in a style attribute.
+_TINTS = {
+    "system": ("rgba(139,92,246,.75)", "rgba(139,92,246,.07)"),
+    "user": ("rgba(59,130,246,.75)", "rgba(59,130,246,.07)"),
+    "assistant": ("rgba(16,185,129,.75)", "rgba(16,185,129,.07)"),
+    "tool": ("rgba(245,158,11,.75)", "rgba(245,158,11,.08)"),
+    "function": ("rgba(245,158,11,.75)", "rgba(245,158,11,.08)"),
+    "other": ("rgba(6,182,212,.75)", "rgba(6,182,212,.07)"),
+    "plain": ("rgba(128,128,128,.35)", "transparent"),
+}
+_STATUS_TINTS = {
+    RUNNING: "rgba(59,130,246,.12)",
+    PAUSED: "rgba(234,179,8,.15)",
+    FAILED: "rgba(220,38,38,.12)",
+    INTERRUPTED: "rgba(234,179,8,.15)",
+}
+_BOX = "border-radius:4px;margin:0 0 6px 0;padding:4px 8px;border-left:4px solid {};background:{}"
+_MONO = "white-space:pre-wrap;word-break:break-word;font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace"
+INLINE = {
+    "root": "font-size:13px;line-height:1.45;margin:4px 0;max-width:100%",
+    "title": "margin:0 0 6px 0",
+    "status": "padding:3px 8px;border-radius:4px;margin:0 0 6px 0;white-space:pre-wrap;background:{}",
+    "header": "font-size:11px;margin:0 0 2px 0",
+    "body": _MONO + ";font-size:12.5px",
+    "gen": "background:rgba(16,185,129,.2);border-radius:3px",
+    "label": "font-size:9.5px;font-weight:600;border-radius:3px;padding:0 3px;margin-left:2px;"
+    "background:rgba(16,185,129,.25)",
+    "value": "background:rgba(59,130,246,.1);border-radius:3px",
+    "call": "border:1px solid rgba(245,158,11,.45);border-radius:4px;padding:2px 6px;margin:3px 0;"
+    "background:rgba(245,158,11,.06)",
+    "failed_call": "border:1px solid rgba(220,38,38,.6);border-radius:4px;padding:2px 6px;margin:3px 0;"
+    "background:rgba(220,38,38,.07)",
+    "badge": "font-size:11px;border-radius:3px;padding:0 4px;background:rgba(220,38,38,.1)",
+    "footer": "font-size:11.5px;border-top:1px solid rgba(128,128,128,.3);padding-top:3px;margin-top:4px",
+    "program": _MONO + ";font-size:12.5px;background:rgba(128,128,128,.06);border-radius:4px;padding:6px 8px;margin:0",
+}
+
+# The stylesheet: text colours from a palette that follows the theme (JupyterLab's variables where they reach 4.5:1
+# contrast, with fallbacks for other frontends; a dark palette under JupyterLab's and VS Code's dark themes), fonts
+# and niceties. Every selector is scoped under ``.gl-root`` so it cannot restyle the rest of a notebook.
 _CSS = """
-.gl-root{font-family:ui-sans-serif,system-ui,-apple-system,"Segoe UI",sans-serif;font-size:13px;line-height:1.45;
- margin:4px 0;max-width:100%}
-.gl-root .gl-title{font-weight:600;margin:0 0 6px 0}
-.gl-root .gl-status{padding:3px 8px;border-radius:4px;margin:0 0 6px 0;font-size:12px}
-.gl-root .gl-status-running{background:rgba(59,130,246,.12);color:#2563eb}
-.gl-root .gl-status-paused{background:rgba(234,179,8,.15);color:#a16207}
-.gl-root .gl-status-error{background:rgba(220,38,38,.12);color:#dc2626;white-space:pre-wrap}
-.gl-root .gl-msg{border-left:4px solid rgba(128,128,128,.5);background:rgba(128,128,128,.06);border-radius:4px;
- margin:0 0 6px 0;padding:4px 8px}
-.gl-root .gl-plain{border-left-color:rgba(128,128,128,.25);background:transparent}
-.gl-root .gl-role{font-size:11px;font-weight:700;text-transform:uppercase;letter-spacing:.04em;opacity:.85;
- margin-bottom:2px}
-.gl-root .gl-role-attr{font-weight:400;text-transform:none;letter-spacing:0;opacity:.8}
-.gl-root .gl-role-system{border-left-color:#8b5cf6;background:rgba(139,92,246,.07)}
-.gl-root .gl-role-system .gl-role{color:#7c3aed}
-.gl-root .gl-role-user{border-left-color:#3b82f6;background:rgba(59,130,246,.07)}
-.gl-root .gl-role-user .gl-role{color:#2563eb}
-.gl-root .gl-role-assistant{border-left-color:#10b981;background:rgba(16,185,129,.07)}
-.gl-root .gl-role-assistant .gl-role{color:#059669}
-.gl-root .gl-role-tool,.gl-root .gl-role-function{border-left-color:#f59e0b;background:rgba(245,158,11,.08)}
-.gl-root .gl-role-tool .gl-role,.gl-root .gl-role-function .gl-role{color:#b45309}
-.gl-root .gl-body{white-space:pre-wrap;word-break:break-word;font-family:ui-monospace,SFMono-Regular,Menlo,monospace;
- font-size:12.5px}
-.gl-root .gl-gen{background:rgba(16,185,129,.2);border-radius:3px;padding:0 1px}
-.gl-root .gl-label{font-family:ui-sans-serif,system-ui,sans-serif;font-size:9.5px;font-weight:600;
- background:rgba(16,185,129,.35);border-radius:3px;padding:0 3px;margin-left:2px;vertical-align:super}
-.gl-root .gl-value{background:rgba(59,130,246,.1);border-radius:3px}
-.gl-root .gl-tool-call,.gl-root .gl-tool-result{display:block;border:1px solid rgba(245,158,11,.45);
- border-radius:4px;padding:2px 6px;margin:3px 0;background:rgba(245,158,11,.06)}
-.gl-root .gl-tool-name{font-weight:700}
-.gl-root .gl-tool-meta{opacity:.6;font-size:11px;margin-left:6px}
-.gl-root .gl-args{display:block;margin:2px 0 0 0;white-space:pre-wrap}
-.gl-root .gl-error{border-color:rgba(220,38,38,.6);background:rgba(220,38,38,.07);color:#dc2626}
-.gl-root .gl-error-type{font-weight:700;font-size:11px;border-radius:3px;padding:0 4px;margin-left:6px;
- background:rgba(220,38,38,.15)}
-.gl-root details.gl-hidden{opacity:.55;margin:0 0 6px 0}
-.gl-root details.gl-hidden-inline{display:inline;opacity:.55}
-.gl-root details.gl-hidden>summary,.gl-root details.gl-hidden-inline>summary{cursor:pointer;font-size:11px;
- font-style:italic;display:inline}
-.gl-root .gl-open{border-left-style:dashed}
-.gl-root .gl-footer{font-size:11.5px;opacity:.75;border-top:1px solid rgba(128,128,128,.3);padding-top:3px;
- margin-top:4px}
-.gl-root .gl-footer span{margin-right:12px}
-.gl-root .gl-program{white-space:pre-wrap;word-break:break-word;font-family:ui-monospace,SFMono-Regular,Menlo,monospace;
- font-size:12.5px;background:rgba(128,128,128,.06);border-radius:4px;padding:6px 8px;margin:0}
-.gl-root .gl-tag{color:#2563eb;background:rgba(59,130,246,.08);border-radius:3px}
-.gl-root .gl-tag-block{color:#7c3aed;background:rgba(139,92,246,.08)}
-.gl-root .gl-tag-gen{color:#059669;background:rgba(16,185,129,.1);font-weight:600}
-.gl-root .gl-tag-comment{color:#6b7280;background:transparent;font-style:italic}
+.gl-root{--gl-muted:#57606a;--gl-system:#6d28d9;--gl-user:#1d4ed8;--gl-assistant:#047857;--gl-tool:#92400e;
+ --gl-other:#0e7490;--gl-info:var(--jp-brand-color0,#1d4ed8);--gl-warn:#854d0e;--gl-error:var(--jp-error-color0,#b91c1c);
+ font-family:var(--jp-ui-font-family,ui-sans-serif,system-ui,-apple-system,"Segoe UI",sans-serif)}
+[data-jp-theme-light="false"] .gl-root,body.vscode-dark .gl-root,body.vscode-high-contrast .gl-root{--gl-muted:#a3acb5;
+ --gl-system:#c4b5fd;--gl-user:#93c5fd;--gl-assistant:#6ee7b7;--gl-tool:#fcd34d;--gl-other:#67e8f9;
+ --gl-info:var(--jp-brand-color2,#93c5fd);--gl-warn:#fde047;--gl-error:var(--jp-error-color2,#fca5a5)}
+.gl-root .gl-title{font-weight:600}
+.gl-root .gl-status-running{color:var(--gl-info)}
+.gl-root .gl-status-paused,.gl-root .gl-status-interrupted{color:var(--gl-warn)}
+.gl-root .gl-status-failed{color:var(--gl-error)}
+.gl-root .gl-role{text-transform:uppercase;letter-spacing:.04em}
+.gl-root .gl-role-attr{text-transform:none;letter-spacing:0;color:var(--gl-muted)}
+.gl-root .gl-role-system .gl-role{color:var(--gl-system)}
+.gl-root .gl-role-user .gl-role{color:var(--gl-user)}
+.gl-root .gl-role-assistant .gl-role{color:var(--gl-assistant)}
+.gl-root .gl-role-tool .gl-role,.gl-root .gl-role-function .gl-role{color:var(--gl-tool)}
+.gl-root .gl-role-other .gl-role{color:var(--gl-other)}
+.gl-root .gl-label{font-family:var(--jp-ui-font-family,ui-sans-serif,system-ui,sans-serif);vertical-align:super;
+ line-height:1}
+.gl-root .gl-tool-meta{color:var(--gl-muted);font-size:11px}
+.gl-root .gl-error{color:var(--gl-error)}
+.gl-root details.gl-hidden-inline{display:inline}
+.gl-root details>summary{cursor:pointer;font-size:11px;font-style:italic;display:inline;color:var(--gl-muted)}
+.gl-root .gl-open{border-left-style:dashed !important}
+.gl-root .gl-footer{color:var(--gl-muted)}
+.gl-root .gl-tag{color:var(--gl-user);background:rgba(59,130,246,.08);border-radius:3px}
+.gl-root .gl-tag-block{color:var(--gl-system);background:rgba(139,92,246,.08)}
+.gl-root .gl-tag-gen{color:var(--gl-assistant);background:rgba(16,185,129,.1);font-weight:600}
+.gl-root .gl-tag-comment{color:var(--gl-muted);background:transparent;font-style:italic}
 """
 
 _KNOWN_ROLES = {"system", "user", "assistant", "tool", "function"}
@@ -241,9 +280,10 @@ class _Section:
     items: list[_Item]
 
 
-def _sections(state: ProgramState) -> Iterator[_Section]:
-    """The one walk over the spans both renderers share: boxes in order, blank loose text skipped."""
-    spans = state.spans
+def _sections(state: ProgramState, spans: Optional[list[Span]] = None) -> Iterator[_Section]:
+    """The one walk over the spans both renderers share: boxes in order, blank loose text skipped. ``spans`` is the
+    state's own list, or that list plus a gen still streaming."""
+    spans = state.spans if spans is None else spans
     open_by_index = {opened.record_index: opened for opened in state.open_roles}
     for block in _blocks(spans):
         if block.message is None:
@@ -266,13 +306,13 @@ def _items(spans: list[Span], block: _Block, outer_scope: int) -> list[_Item]:
 def _html_span(span: Span) -> str:
     if span.kind == GEN:
         label = (span.variable or "gen") + _cut_note(span.meta)
-        tip = _gen_summary(span.variable, span.meta)
+        tip = _gen_summary(span.variable, span.meta) if span.meta is not _STREAMING else "generating…"
         return (
-            f'<span class="gl-gen" title="{_esc(tip)}">{_esc(span.text)}'
-            f'<span class="gl-label">{_esc(label)}</span></span>'
+            f'<span class="gl-gen" style="{INLINE["gen"]}" title="{_esc(tip)}">{_esc(span.text)}'
+            f'<sup class="gl-label" style="{INLINE["label"]}">{_esc(label)}</sup></span>'
         )
     if span.kind == VALUE:
-        return f'<span class="gl-value">{_esc(span.text)}</span>'
+        return f'<span class="gl-value" style="{INLINE["value"]}">{_esc(span.text)}</span>'
     if span.kind == TOOL_CALL:
         return _html_tool_call(span)
     if span.kind == TOOL_RESULT:
@@ -280,48 +320,50 @@ def _html_span(span: Span) -> str:
     return _esc(span.text)
 
 
+def _tool_box(kind: str, title: str, head: str, *rows: str, failed: bool = False) -> str:
+    """A tool call or result: a block of its own, the header line (bold name, badges) then one block per row."""
+    classes = f"gl-{kind} gl-error" if failed else f"gl-{kind}"
+    style = INLINE["failed_call" if failed else "call"]
+    body = "".join(f'<div class="gl-args">{row}</div>' for row in rows)
+    return (
+        f'<div class="{classes}" style="{style}" title="{_esc(title)}">'
+        f'<div class="gl-tool-head">{head}</div>{body}</div>'
+    )
+
+
+def _badge(text: str) -> str:
+    return f' <span class="gl-error-type" style="{INLINE["badge"]}">{_esc(text)}</span>'
+
+
 def _html_tool_call(span: Span) -> str:
     call = (span.meta or {}).get("call")
     if call is None:
-        return f'<span class="gl-tool-call">{_esc(span.text)}</span>'
+        return _tool_box("tool-call", "tool call", _esc(span.text))
     arguments, valid = _call_arguments(call)
-    note = "" if valid else '<span class="gl-error-type">invalid JSON arguments</span>'
+    note = "" if valid else _badge("invalid JSON arguments")
     source = f" · from {span.variable}" if span.variable else ""
-    return (
-        f'<span class="gl-tool-call" title="{_esc("tool call " + call.id + source)}">'
-        f'<span class="gl-tool-name">&#8594; {_esc(call.name)}</span>{note}'
-        f'<span class="gl-args">{_esc(arguments)}</span></span>'
-    )
+    head = f'<b class="gl-tool-name">&#8594; {_esc(call.name)}</b>{note}'
+    return _tool_box("tool-call", f"tool call {call.id}{source}", head, _esc(arguments))
 
 
 def _html_tool_result(span: Span) -> str:
     record = (span.meta or {}).get("record")
     if record is None:
-        return f'<span class="gl-tool-result">{_esc(span.text)}</span>'
+        return _tool_box("tool-result", "tool result", _esc(span.text))
     name = getattr(record, "name", "") or "tool"
     error = getattr(record, "error", None)
     tip = f"{name}({_record_arguments(record)}) · id {getattr(record, 'id', '')}"
     seconds = getattr(record, "duration", None)
     duration = _seconds(seconds) if seconds else ""
-    meta = f'<span class="gl-tool-meta">{_esc(duration)}</span>' if duration else ""
+    meta = f' <span class="gl-tool-meta">{_esc(duration)}</span>' if duration else ""
+    head = f'<b class="gl-tool-name">&#8592; {_esc(name)}</b>'
     if error:
         error_type = getattr(record, "error_type", None) or "error"
         content = getattr(record, "content", "") or ""
-        detail = "" if not content or str(error) in str(content) else f'<span class="gl-args">{_esc(content)}</span>'
-        return (
-            f'<span class="gl-tool-result gl-error" title="{_esc(tip)}">'
-            f'<span class="gl-tool-name">&#8592; {_esc(name)}</span>'
-            f'<span class="gl-error-type">{_esc(error_type)}</span>{meta}'
-            f'<span class="gl-args">{_esc(error)}</span>{detail}</span>'
-        )
+        rows = [_esc(error)] + ([] if not content or str(error) in str(content) else [_esc(content)])
+        return _tool_box("tool-result", tip, head + _badge(error_type) + meta, *rows, failed=True)
     content = getattr(record, "content", None)
-    if content is None:
-        content = span.text
-    return (
-        f'<span class="gl-tool-result" title="{_esc(tip)}">'
-        f'<span class="gl-tool-name">&#8592; {_esc(name)}</span>{meta}'
-        f'<span class="gl-args">{_esc(content)}</span></span>'
-    )
+    return _tool_box("tool-result", tip, head + meta, _esc(span.text if content is None else content))
 
 
 def _html_body(items: list[_Item]) -> str:
@@ -346,18 +388,31 @@ def _hidden_inline(pieces: list[str]) -> str:
     return f'<details class="gl-hidden-inline"><summary>hidden</summary>{"".join(pieces)}</details>'
 
 
-def _html_section(section: _Section) -> str:
-    body = _html_body(section.items)
+def _short_id(value: str) -> str:
+    """Tool-call ids are long random strings: the header shows the start, the tooltip the whole id."""
+    return value if len(value) <= 12 else value[:10] + "…"
+
+
+def _html_attr(key: str, value: Any) -> str:
+    text = str(value)
+    if key == "tool_call_id" and len(text) > 12:
+        return f' <span class="gl-role-attr" title="{_esc(key)}={_esc(text)}">id {_esc(_short_id(text))}</span>'
+    return f' <span class="gl-role-attr">{_esc(key)}={_esc(text)}</span>'
+
+
+def _html_section(section: _Section, status: str) -> str:
+    body = f'<div class="gl-body" style="{INLINE["body"]}">{_html_body(section.items)}</div>'
     info = section.info
     if info is None:
-        box = f'<div class="gl-msg gl-plain"><div class="gl-body">{body}</div></div>'
+        box = f'<div class="gl-msg gl-plain" style="{_BOX.format(*_TINTS["plain"])}">{body}</div>'
         return f'<details class="gl-hidden"><summary>hidden text</summary>{box}</details>' if section.hidden else box
-    attrs = "".join(f' <span class="gl-role-attr">{_esc(k)}={_esc(v)}</span>' for k, v in info.attrs.items())
-    status = "" if info.closed else ' <span class="gl-role-attr">(writing…)</span>'
+    attrs = "".join(_html_attr(k, v) for k, v in info.attrs.items())
+    note = "" if info.closed else f' <span class="gl-role-attr">({_OPEN_BLOCK_NOTE.get(status, "unfinished")})</span>'
+    role_key = info.role if info.role in _KNOWN_ROLES else "other"
     classes = f"gl-msg {_role_class(info.role)}" + ("" if info.closed else " gl-open")
     box = (
-        f'<div class="{classes}"><div class="gl-role">{_esc(info.role)}{attrs}{status}</div>'
-        f'<div class="gl-body">{body}</div></div>'
+        f'<div class="{classes}" style="{_BOX.format(*_TINTS[role_key])}">'
+        f'<div class="gl-role" style="{INLINE["header"]}"><b>{_esc(info.role)}</b>{attrs}{note}</div>{body}</div>'
     )
     if section.hidden:
         return f'<details class="gl-hidden"><summary>hidden {_esc(info.role)} message</summary>{box}</details>'
@@ -371,62 +426,107 @@ def _is_blank(spans: list[Span], block: _Block) -> bool:
     )
 
 
-def _footer_html(state: ProgramState) -> str:
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def _tokens_text(usage: Usage) -> str:
+    """``132 tokens (120 prompt + 12 completion)``; ``~15 tokens, estimated (…)`` when tiktoken counted them."""
+    mark, note = ("~", ", estimated") if usage.estimated else ("", "")
+    return (
+        f"{mark}{usage.total_tokens} tokens{note} ({usage.prompt_tokens} prompt + {usage.completion_tokens} completion)"
+    )
+
+
+def _footer_parts(state: ProgramState, status: str) -> list[tuple[str, str]]:
+    """(text, tooltip) pieces of the footer, shared by the HTML and the text view."""
     log = state.gen_log
-    total_time = sum(entry.get("duration") or 0.0 for entry in log)
-    usage = state.usage
-    lines = [_gen_summary(entry.get("variable"), entry) for entry in log[:_TOOLTIP_LIMIT]]
-    if len(log) > _TOOLTIP_LIMIT:
-        lines.append(f"… and {len(log) - _TOOLTIP_LIMIT} more")
-    calls_tip = "\n".join(lines) if lines else "no model calls"
-    estimated = " (estimated)" if usage.estimated else ""
-    parts = [
-        f'<span title="{_esc(_usage_text(usage))}">tokens: {usage.total_tokens}{estimated} '
-        f"({usage.prompt_tokens} prompt, {usage.completion_tokens} completion)</span>",
-        f'<span title="{_esc(calls_tip)}">{len(log)} model call{"" if len(log) == 1 else "s"}</span>',
-        f'<span title="{_esc(calls_tip)}">model time {total_time:.2f}s</span>',
-    ]
+    in_flight = status == RUNNING and getattr(state, "streaming", None) is not None
+    if not log:
+        if in_flight:
+            parts = [("1 model call running", "the first model call is running")]
+        else:
+            none = {RUNNING: "no model calls yet", PAUSED: "no model calls yet", COMPLETED: "no model calls"}
+            parts = [(none.get(status, "no model call completed"), "")]
+    else:
+        lines = [_gen_summary(entry.get("variable"), entry) for entry in log[:_TOOLTIP_LIMIT]]
+        if len(log) > _TOOLTIP_LIMIT:
+            lines.append(f"… and {len(log) - _TOOLTIP_LIMIT} more")
+        tip = "\n".join(lines)
+        calls = _plural(len(log), "model call") + (", 1 running" if in_flight else "")
+        total_time = sum(entry.get("duration") or 0.0 for entry in log)
+        parts = [
+            (_tokens_text(state.usage), _usage_text(state.usage)),
+            (calls, tip),
+            (f"model time {total_time:.2f}s", tip),
+        ]
     if state.tool_calls:
         failed = sum(1 for r in state.tool_calls if getattr(r, "error", None))
-        failed_text = f", {failed} failed" if failed else ""
-        parts.append(
-            f"<span>{len(state.tool_calls)} tool call{'' if len(state.tool_calls) == 1 else 's'}{failed_text}</span>"
-        )
-    return f'<div class="gl-footer">{"".join(parts)}</div>'
+        parts.append((_plural(len(state.tool_calls), "tool call") + (f", {failed} failed" if failed else ""), ""))
+    return parts
 
 
-def _status_html(completed: bool, running: bool, error: Optional[str]) -> str:
+def _footer_html(state: ProgramState, status: str) -> str:
+    pieces = [
+        f'<span title="{_esc(tip)}">{_esc(text)}</span>' if tip else f"<span>{_esc(text)}</span>"
+        for text, tip in _footer_parts(state, status)
+    ]
+    return f'<div class="gl-footer" style="{INLINE["footer"]}">{" · ".join(pieces)}</div>'
+
+
+def _status_text(status: str, error: Optional[str]) -> str:
+    if status == FAILED:
+        return f"Failed: {error}" if error else "Failed"
+    return {RUNNING: "Running…", PAUSED: "Paused: waiting for input", INTERRUPTED: "Interrupted"}.get(status, "")
+
+
+def _status_html(status: str, error: Optional[str]) -> str:
+    text = _status_text(status, error)
+    if not text:
+        return ""
+    style = INLINE["status"].format(_STATUS_TINTS[status])
+    return f'<div class="gl-status gl-status-{status}" style="{style}">{_esc(text)}</div>'
+
+
+def _check_status(status: str, error: Optional[str]) -> str:
     if error is not None:
-        return f'<div class="gl-status gl-status-error">Failed: {_esc(error)}</div>'
-    if running:
-        return '<div class="gl-status gl-status-running">Running…</div>'
-    if not completed:
-        return '<div class="gl-status gl-status-paused">Paused: waiting for input</div>'
-    return ""
+        return FAILED
+    if status not in STATUSES:
+        raise ValueError(f"status must be one of {', '.join(STATUSES)}, not {status!r}")
+    return status
+
+
+# A streamed gen's text lives in ``state.streaming`` until the call ends; the live view draws it as a span of the
+# message it is written into, marked with this meta (its tooltip says it is still being generated).
+_STREAMING: dict = {}
+
+
+def _with_stream(state: ProgramState, status: str) -> list[Span]:
+    """The spans, plus the text of the gen now streaming (while running) where it will land: in the open block."""
+    streaming = getattr(state, "streaming", None)
+    if status != RUNNING or not streaming or not streaming[1]:
+        return state.spans
+    role = state.open_roles[-1] if state.open_roles else None
+    message = role.record_index if role is not None and role.role not in ("function", "tool") else None
+    return [*state.spans, Span(streaming[1], GEN, streaming[0], state.current_scope, message, _STREAMING)]
 
 
 def render_html(
     state: ProgramState,
     *,
     title: str | None = None,
-    completed: bool = True,
-    running: bool = False,
+    status: str = COMPLETED,
     error: str | None = None,
 ) -> str:
-    """The whole run as one self-contained HTML fragment: a box per message, gens labelled, a usage footer."""
-    out: list[str] = ['<div class="gl-root"><style>', _CSS, "</style>"]
+    """The whole run as one self-contained HTML fragment: a status line unless completed, a box per message (gens
+    labelled, tool calls and results as blocks), a usage footer. Readable with its stylesheet stripped."""
+    status = _check_status(status, error)
+    out: list[str] = [f'<div class="gl-root" style="{INLINE["root"]}"><style>', _CSS, "</style>"]
     if title:
-        out.append(f'<div class="gl-title">{_esc(title)}</div>')
-    out.append(_status_html(completed, running, error))
-    out.extend(_html_section(section) for section in _sections(state))
-    streaming = getattr(state, "streaming", None)
-    if running and streaming and streaming[1]:
-        label = _esc(streaming[0] or "gen")
-        out.append(
-            f'<div class="gl-msg gl-plain"><div class="gl-body"><span class="gl-gen" title="generating">'
-            f'<span class="gl-label">{label}</span>{_esc(streaming[1])}</span></div></div>'
-        )
-    out.append(_footer_html(state))
+        out.append(f'<div class="gl-title" style="{INLINE["title"]}"><b>{_esc(title)}</b></div>')
+    out.append(_status_html(status, error))
+    out.extend(_html_section(section, status) for section in _sections(state, _with_stream(state, status)))
+    out.append(_footer_html(state, status))
     out.append("</div>")
     return "".join(out)
 
@@ -450,10 +550,10 @@ def _tag_class(piece: Piece) -> str:
 def render_program_html(source: str, name: str | None = None) -> str:
     """The template source, escaped, in a ``<pre>`` with its ``{{tags}}`` subtly highlighted. Invalid templates are
     shown too: a tag that does not parse gets the plain tag style, and from an unclosed ``{{`` on the text is plain."""
-    out: list[str] = ['<div class="gl-root"><style>', _CSS, "</style>"]
+    out: list[str] = [f'<div class="gl-root" style="{INLINE["root"]}"><style>', _CSS, "</style>"]
     if name:
-        out.append(f'<div class="gl-title">{_esc(name)}</div>')
-    out.append('<pre class="gl-program">')
+        out.append(f'<div class="gl-title" style="{INLINE["title"]}"><b>{_esc(name)}</b></div>')
+    out.append(f'<pre class="gl-program" style="{INLINE["program"]}">')
     for piece in source_pieces(source):
         text = source[piece.start : piece.end]
         out.append(
@@ -548,31 +648,26 @@ def _text_body(items: list[_Item], paint: _Painter) -> str:
     return "".join(out).strip("\n")
 
 
-def _text_section(section: _Section, paint: _Painter) -> str:
+def _text_section(section: _Section, paint: _Painter, status: str) -> str:
     body = _text_body(section.items, paint)
     info = section.info
     if info is None:
         header = paint("dim", "── text (hidden) ──" if section.hidden else "── text ──")
     else:
         extras = "".join(f" {_clean(k)}={_clean(v)}" for k, v in info.attrs.items())
-        flags = (" (hidden)" if section.hidden else "") + ("" if info.closed else " (writing…)")
+        note = "" if info.closed else f" ({_OPEN_BLOCK_NOTE.get(status, 'unfinished')})"
+        flags = (" (hidden)" if section.hidden else "") + note
         header = paint(info.role if info.role in _KNOWN_ROLES else "other", f"── {_clean(info.role)}{extras}{flags} ──")
     return header + "\n" + (paint("dim", body) if section.hidden else body)
 
 
-def render_text(state: ProgramState, *, color: bool = False) -> str:
-    """A readable terminal view: one section per message with its role, gens highlighted when ``color``."""
+def render_text(state: ProgramState, *, color: bool = False, status: str = COMPLETED, error: str | None = None) -> str:
+    """A readable terminal view: a status line unless completed, one section per message with its role, gens
+    highlighted when ``color``, a usage footer. Also the plain-text form of the notebook views."""
+    status = _check_status(status, error)
     paint = _Painter(color)
-    sections = [_text_section(section, paint) for section in _sections(state)]
-    usage = state.usage
-    total_time = sum(entry.get("duration") or 0.0 for entry in state.gen_log)
-    estimated = " (estimated)" if usage.estimated else ""
-    footer = (
-        f"tokens: {usage.total_tokens}{estimated} ({usage.prompt_tokens} prompt, "
-        f"{usage.completion_tokens} completion) · {len(state.gen_log)} model call"
-        f"{'' if len(state.gen_log) == 1 else 's'} · model time {total_time:.2f}s"
-    )
-    if state.tool_calls:
-        footer += f" · {len(state.tool_calls)} tool call{'' if len(state.tool_calls) == 1 else 's'}"
-    sections.append(paint("dim", footer))
+    headline = _status_text(status, error)
+    sections = [paint("error" if status == FAILED else "bold", _clean(headline))] if headline else []
+    sections.extend(_text_section(section, paint, status) for section in _sections(state, _with_stream(state, status)))
+    sections.append(paint("dim", " · ".join(text for text, _tip in _footer_parts(state, status))))
     return "\n".join(sections)

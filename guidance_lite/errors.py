@@ -1,13 +1,15 @@
 """Errors written for people: where (line, column, the source line with a caret), what, and what to do.
 
 Every exception class the package defines inherits from ``GuidanceLiteError`` (and from the builtin it resembles),
-so ``except gl.GuidanceLiteError`` catches all of them. This module imports nothing from the package: every other
-module may import it.
+so ``except gl.GuidanceLiteError`` catches all of them. This module imports only ``tracebacks`` (which imports nothing
+from the package): every other module may import it.
 """
 
 from __future__ import annotations
 
 from typing import Any, Optional, Protocol
+
+from .tracebacks import ipython_traceback
 
 
 def source_excerpt(source: str, line: int, col: int) -> str:
@@ -21,6 +23,10 @@ def source_excerpt(source: str, line: int, col: int) -> str:
 
 class GuidanceLiteError(Exception):
     """Base class of every error this library raises on purpose."""
+
+    def _render_traceback_(self) -> list[str]:
+        """IPython's hook for exceptions that render themselves: the message and the user's frames, not ours."""
+        return ipython_traceback(self)
 
 
 class PartialResult(Protocol):

@@ -18,8 +18,8 @@ from . import (
     batch,
     commands,  # noqa: F401 - registers the built-in commands and blocks before any template is parsed
 )
-from .display import render_program_html
-from .errors import TemplateRuntimeError
+from .display import COMPLETED, FAILED, INTERRUPTED, PAUSED, render_program_html
+from .errors import GuidanceLiteError, TemplateRuntimeError, TemplateSyntaxError
 from .events import Event, Finished, Paused
 from .interpreter import Interpreter
 from .live import LiveView, in_ipython
@@ -31,6 +31,7 @@ from .parser import parse
 from .result import Result
 from .runner import background_loop, run_sync
 from .state import ProgramState
+from .tracebacks import for_user
 
 
 class Execution:
@@ -108,8 +109,34 @@ class Execution:
             raise
         result = Result(self, completed=self.done, snapshot=not (self.done or self.error))
         if self.error is not None:
-            self.error.partial = Result(self, completed=False)
+            self.error.partial = Result(self, completed=False, error=self.error.message)
             raise self.error
+        return result
+
+    async def drive(self, new_variables: Optional[dict] = None) -> Result:
+        """``advance``, shown live in a notebook (unless the run is silent): a first run and every resume get a view
+        that updates while the run goes on and ends with its final status (completed, paused, failed, interrupted)."""
+        live = _live_view(self)
+        if live is None:
+            return await self.advance(new_variables)
+        listener = lambda event: live.update()  # noqa: E731
+        self.interp.listeners.append(listener)
+        live.update()
+        try:
+            result = await self.advance(new_variables)
+        except TemplateRuntimeError as exc:
+            live.close(FAILED, error=exc.message)
+            raise
+        except (asyncio.CancelledError, KeyboardInterrupt):
+            live.close(INTERRUPTED)
+            raise
+        except BaseException as exc:
+            live.close(FAILED, error=f"{type(exc).__name__}: {exc}")
+            raise
+        finally:
+            self.interp.listeners.remove(listener)
+        live.close(COMPLETED if result.completed else PAUSED)
+        result.live_cell = live.cell
         return result
 
     # ---- stopping ------------------------------------------------------------------------------------------------
@@ -163,7 +190,11 @@ class Program:
             template = template.source
         self.source: str = template
         self.template_name = template_name
-        self.template: Template = parse(template, name=template_name)
+        __tracebackhide__ = True  # IPython leaves this frame out of tracebacks
+        try:
+            self.template: Template = parse(template, name=template_name)
+        except TemplateSyntaxError as exc:
+            raise for_user(exc) from None
         self._model = pick_model({"model": model, "llm": llm})
         self.options = _checked_options(
             {
@@ -217,35 +248,30 @@ class Program:
     def __call__(self, **kwargs: Any) -> Result: ...
 
     def __call__(self, **kwargs: Any) -> Union[Result, Iterator[Event]]:
-        """Run to the end (or a pause) and return the Result; with ``stream=True`` (guidance 0.0.64's way to watch a
-        run) return the events as they happen instead, as ``program.stream(...)`` does."""
+        """Run to the end (or a pause) and return the Result, shown live in notebooks unless silent; with
+        ``stream=True`` (guidance 0.0.64's way to watch a run) return the events as they happen instead, as
+        ``program.stream(...)`` does."""
+        __tracebackhide__ = True
         check_no_retired(kwargs)  # now, not when the events are first asked for
         if self._streams(kwargs):
             kwargs.pop("stream", None)
             return self.stream(**kwargs)
-        return run_sync(self._drive(self._execution(kwargs)))
+        try:
+            return run_sync(self._execution(kwargs).drive())
+        except GuidanceLiteError as exc:
+            raise for_user(exc) from exc.__cause__
 
     async def arun(self, **kwargs: Any) -> Result:
+        __tracebackhide__ = True
         if self._streams(kwargs):
             raise ProgramArgumentError(
                 "stream=True makes a call return events: from async code iterate `async for event in "
                 "program.astream(...)` instead of awaiting arun"
             )
-        return await self._drive(self._execution(kwargs))
-
-    async def _drive(self, execution: Execution) -> Result:
-        """Run until the end or a pause, showing it live in notebooks (unless silent)."""
-        live = _live_view(execution)
         try:
-            result = await execution.advance()
-        except TemplateRuntimeError as exc:
-            if live is not None:
-                live.close(completed=False, error=exc.message)
-            raise
-        if live is not None:
-            live.close(completed=result.completed)
-            result.shown_live = True
-        return result
+            return await self._execution(kwargs).drive()
+        except GuidanceLiteError as exc:
+            raise for_user(exc) from exc.__cause__
 
     async def astream(self, **kwargs: Any) -> AsyncIterator[Event]:
         """Typed events in order, ending with ``Finished(result)`` (errors raise after the events so far)."""
@@ -263,7 +289,11 @@ class Program:
                 getter.cancel()
                 while not events.empty():
                     yield events.get_nowait()
-                result = runner.result()  # raises TemplateRuntimeError with .partial
+                try:
+                    result = runner.result()  # raises TemplateRuntimeError with .partial
+                except GuidanceLiteError as exc:
+                    __tracebackhide__ = True
+                    raise for_user(exc) from exc.__cause__
                 yield Finished(result)
                 return
         finally:
@@ -272,6 +302,7 @@ class Program:
 
     def stream(self, **kwargs: Any) -> Iterator[Event]:
         """Sync iterator over the same events as ``astream`` (runs on the background loop)."""
+        __tracebackhide__ = True
         box: queue.Queue[tuple[str, Any]] = queue.Queue()
         stop = threading.Event()
 
@@ -304,9 +335,15 @@ class Program:
         self, inputs: list, *, concurrency: int = 16, progress: bool = False, return_exceptions: bool = True
     ) -> list:
         """Run many instances concurrently on one event loop; results in input order."""
-        return run_sync(
-            batch.amap(self, inputs, concurrency=concurrency, progress=progress, return_exceptions=return_exceptions)
-        )
+        __tracebackhide__ = True
+        try:
+            return run_sync(
+                batch.amap(
+                    self, inputs, concurrency=concurrency, progress=progress, return_exceptions=return_exceptions
+                )
+            )
+        except GuidanceLiteError as exc:
+            raise for_user(exc) from exc.__cause__
 
     async def amap(
         self, inputs: list, *, concurrency: int = 16, progress: bool = False, return_exceptions: bool = True
@@ -336,11 +373,7 @@ def _checked_options(options: dict) -> dict:
 
 
 def _live_view(execution: Execution) -> Optional[LiveView]:
-    """A live notebook view of the run, updated on every event (None outside IPython or when silent)."""
-    if execution.options.get("silent"):
+    """A live notebook view of the run (None outside IPython or when silent)."""
+    if execution.options.get("silent") or not in_ipython():
         return None
-    if not in_ipython():
-        return None
-    view = LiveView(execution.state)
-    execution.interp.listeners.append(lambda event: view.update())
-    return view
+    return LiveView(execution.state)

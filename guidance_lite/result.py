@@ -9,10 +9,13 @@ from __future__ import annotations
 import weakref
 from typing import Any, Optional, Protocol
 
-from .display import render_html, render_text
+from .display import COMPLETED, FAILED, PAUSED, render_html, render_text
+from .errors import GuidanceLiteError
+from .live import current_cell
 from .models.base import Usage
 from .runner import run_sync
 from .state import ProgramState
+from .tracebacks import for_user
 
 
 class Run(Protocol):
@@ -22,7 +25,7 @@ class Run(Protocol):
     paused_on: Optional[str]
     pauses: int  # how many times the run has paused (identifies the current pause)
 
-    async def advance(self, new_variables: Optional[dict] = None) -> Result: ...
+    async def drive(self, new_variables: Optional[dict] = None) -> Result: ...
 
     def cancel(self) -> None: ...
 
@@ -35,10 +38,11 @@ class Result:
     ``completed`` is False when the program paused at an ``await`` (call the result with the missing values to
     resume)."""
 
-    def __init__(self, run: Run, *, completed: bool, snapshot: bool = False) -> None:
+    def __init__(self, run: Run, *, completed: bool, snapshot: bool = False, error: Optional[str] = None) -> None:
         self._run = run
         self._resumed = False
-        self.shown_live = False  # the notebook live view already shows this run (so displaying it adds no copy)
+        self.live_cell: Optional[int] = None  # the notebook cell whose live view already shows this result
+        self.error = error  # why the run stopped early (``err.partial`` of a failed run), else None
         state = run.state
         if not completed and run.paused_on is not None:
             # nobody can resume a paused run once its latest result is gone: end the suspended task cleanly
@@ -80,15 +84,23 @@ class Result:
     def __str__(self) -> str:
         return self.text
 
+    @property
+    def status(self) -> str:
+        """``completed``, ``paused`` (waiting at an ``await``) or ``failed`` (the partial result of an error)."""
+        if self.completed:
+            return COMPLETED
+        return FAILED if self.error is not None or self.paused_on is None else PAUSED
+
     def __repr__(self) -> str:
-        return render_text(self.state)
+        return render_text(self.state, status=self.status, error=self.error)
 
     def _repr_html_(self) -> str:
-        return render_html(self.state, completed=self.completed)
+        return render_html(self.state, status=self.status, error=self.error)
 
     def _ipython_display_(self) -> None:
-        """Show the result, unless the live view already shows this run (no second copy in the cell)."""
-        if self.shown_live:
+        """Show the result, except in the cell whose live view already shows it (no second copy there); a later
+        cell, or ``display(result)`` elsewhere, shows it again."""
+        if self.live_cell is not None and self.live_cell == current_cell():
             return
         from IPython.display import display  # optional extra: only reached inside a running IPython
 
@@ -111,12 +123,22 @@ class Result:
         self._run.cancel()
 
     def __call__(self, **variables: Any) -> Result:
-        """Resume a paused program with the missing variables (sync)."""
-        return run_sync(self._check_resumable().advance(variables))
+        """Resume a paused program with the missing variables (sync; shown live in notebooks unless silent)."""
+        __tracebackhide__ = True  # IPython leaves this frame out of tracebacks
+        run = self._check_resumable()
+        try:
+            return run_sync(run.drive(variables))
+        except GuidanceLiteError as exc:
+            raise for_user(exc) from exc.__cause__
 
     async def aresume(self, **variables: Any) -> Result:
         """Resume a paused program started with ``arun`` (async)."""
-        return await self._check_resumable().advance(variables)
+        __tracebackhide__ = True
+        run = self._check_resumable()
+        try:
+            return await run.drive(variables)
+        except GuidanceLiteError as exc:
+            raise for_user(exc) from exc.__cause__
 
 
 def _snapshot(value: Any) -> Any:

@@ -16,6 +16,7 @@ from typing import Optional, TypeVar
 
 T = TypeVar("T")
 
+CANCEL_GRACE = 2.0  # seconds an interrupted sync call waits for its run to finish cancelling
 _lock = threading.Lock()
 _loop: Optional[asyncio.AbstractEventLoop] = None
 
@@ -50,11 +51,23 @@ def run_sync(coro: Awaitable[T]) -> T:
             "a synchronous guidance_lite call was made from inside a running program "
             "(e.g. from an async helper): await program.arun(...) instead"
         )
-    future: concurrent.futures.Future[T] = asyncio.run_coroutine_threadsafe(coro, loop)  # type: ignore[arg-type]
+    __tracebackhide__ = True  # IPython leaves this frame out of tracebacks
+    finished = threading.Event()
+
+    async def tracked() -> T:
+        try:
+            return await coro
+        finally:
+            finished.set()
+
+    future: concurrent.futures.Future[T] = asyncio.run_coroutine_threadsafe(tracked(), loop)
     try:
         return future.result()
     except KeyboardInterrupt:
+        # Kernel > Interrupt: cancel the run and let it finish cancelling (its live view then says "Interrupted"
+        # and its connections close) before the cell ends, so nothing of it lands in the next cell.
         future.cancel()
+        finished.wait(timeout=CANCEL_GRACE)
         raise
 
 

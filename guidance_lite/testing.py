@@ -38,6 +38,7 @@ from __future__ import annotations
 import json
 import re
 import socket
+import sys
 import threading
 import time
 import uuid
@@ -155,6 +156,13 @@ class _HTTPServer(ThreadingHTTPServer):
     request_queue_size = 512  # listen backlog: benchmarks open 100+ connections at once
     allow_reuse_address = True
     scripted: ScriptedServer
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that went away mid-answer (an interrupted program) is normal, not a traceback on stderr (which
+        would land in the next notebook cell)."""
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -13,7 +13,7 @@ import pytest
 import guidance_lite as gl
 from guidance_lite import cli
 from guidance_lite.control import NOTHING
-from guidance_lite.display import render_program_html, render_text
+from guidance_lite.display import INLINE, render_program_html, render_text
 from guidance_lite.registry import BLOCKS, COMMANDS, CallSite, Effects, block, command, names_first_argument
 from guidance_lite.state import GEN
 
@@ -112,9 +112,11 @@ def test_display_shows_the_new_block_and_labels_the_generating_command() -> None
     assert tags["{{fortune &#x27;future&#x27;}}"] == "gl-tag gl-tag-gen" and tags["{{i}}"] == "gl-tag"
     result = gl.Program(TEMPLATE, model=gl.models.Mock(), silent=True)(rounds=2, i="x")
     html = result._repr_html_()
+    body, value, gen, label = (INLINE[key] for key in ("body", "value", "gen", "label"))
     assert (
-        '<div class="gl-body">[0][1] <span class="gl-value">[0][1]</span> <span class="gl-gen" title="future">'
-        'You will extend a language.<span class="gl-label">future</span></span> '
+        f'<div class="gl-body" style="{body}">[0][1] <span class="gl-value" style="{value}">[0][1]</span> '
+        f'<span class="gl-gen" style="{gen}" title="future">'
+        f'You will extend a language.<sup class="gl-label" style="{label}">future</sup></span> '
     ) in html
     assert repr(result).splitlines()[:2] == ["── text ──", "[0][1] [0][1] You will extend a language. x"]
     assert "\x1b[1;32mYou will extend a language.\x1b[0m\x1b[2;32m⟨future⟩\x1b[0m" in render_text(

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
 import warnings
 
 import pytest
 
 import guidance_lite.live as live
+from guidance_lite.display import FAILED, INTERRUPTED, PAUSED
 from guidance_lite.live import LiveView, in_ipython
 from guidance_lite.state import GEN, ProgramState
 
@@ -166,15 +168,72 @@ def test_close_without_any_earlier_update_displays_once(shell, clock):
     assert "done" in html_of(outputs(shell)[0])
 
 
-def test_close_shows_failure_or_pause(shell, clock):
+def test_close_shows_failure_pause_or_interruption_and_the_open_block_stops_writing(shell, clock):
     failed = LiveView(chat_state())
     failed.update()
-    failed.close(completed=False, error="ModelError: <b>boom</b>")
+    assert "(writing…)" in html_of(outputs(shell)[-1])
+    failed.close(FAILED, error="ModelError: <b>boom</b>")
     final = html_of(outputs(shell)[-1])
-    assert "gl-status-error" in final and "ModelError: &lt;b&gt;boom&lt;/b&gt;" in final
+    assert "gl-status-failed" in final and "Failed: ModelError: &lt;b&gt;boom&lt;/b&gt;" in final
+    assert "(unfinished)" in final and "writing" not in final and "Running" not in final
     paused = LiveView(chat_state())
-    paused.close(completed=False)
-    assert "gl-status-paused" in html_of(outputs(shell)[-1])
+    paused.close(PAUSED)
+    final = html_of(outputs(shell)[-1])
+    assert "gl-status-paused" in final and "(waiting for input)" in final and "no model calls yet" in final
+    interrupted = LiveView(chat_state())
+    interrupted.update()
+    interrupted.close(INTERRUPTED)
+    final = html_of(outputs(shell)[-1])
+    assert "gl-status-interrupted" in final and ">Interrupted<" in final and "writing" not in final
+    assert outputs(shell)[-1]["data"]["text/plain"].startswith("Interrupted\n")
+
+
+def test_the_plain_text_form_of_the_view_is_the_transcript(shell, clock):
+    state = chat_state()
+    state.append("4", GEN, "answer")
+    view = LiveView(state)
+    view.update()
+    running = outputs(shell)[-1]["data"]["text/plain"]
+    assert running.startswith("Running…\n") and "── user ──\nWhat is 2+2?" in running and "(writing…)" in running
+    view.close()
+    final = outputs(shell)[-1]["data"]["text/plain"]
+    assert "IPython" not in final and "── assistant" in final and "4" in final and "Running" not in final
+
+
+def test_a_throttled_update_is_drawn_later_by_a_trailing_render(shell):
+    """Never drop the last state: an update inside the throttle window arms one timer that draws it."""
+
+    async def scenario() -> list[str]:
+        state = chat_state()
+        view = LiveView(state, min_interval=0.05)
+        view.update()  # drawn at once
+        state.append("The answer", GEN, "answer")
+        view.update()  # too soon: not drawn now...
+        state.append(" is 4.", GEN, "answer")
+        view.update()  # ...nor this one, but a trailing render is armed for the latest state
+        assert view.renders == 1 and view.pending
+        await asyncio.sleep(0.2)  # the program waits (a slow model): nothing else calls update
+        assert not view.pending
+        return [html_of(o) for o in outputs(shell)]
+
+    rendered = asyncio.run(scenario())
+    assert len(rendered) == 2 and "The answer is 4." in rendered[-1] and "Running" in rendered[-1]
+
+
+def test_close_cancels_the_trailing_render(shell):
+    async def scenario() -> LiveView:
+        state = chat_state()
+        view = LiveView(state, min_interval=0.05)
+        view.update()
+        state.append("x", GEN, "answer")
+        view.update()
+        assert view.pending
+        view.close()
+        await asyncio.sleep(0.15)
+        return view
+
+    view = asyncio.run(scenario())
+    assert view.renders == 2 and not view.pending and "Running" not in html_of(outputs(shell)[-1])
 
 
 def test_a_broken_frontend_disables_the_view_with_a_warning(shell):
@@ -194,20 +253,24 @@ def test_a_broken_frontend_disables_the_view_with_a_warning(shell):
     assert view.renders == 0
 
 
-def test_a_run_shown_live_is_not_displayed_a_second_time(shell):
+def test_a_run_shown_live_is_not_displayed_twice_in_its_cell_but_again_in_a_later_one(shell):
     import guidance_lite as gl
 
     program = gl.Program("Hello {{name}}", model=gl.models.Mock())
     shown = program(name="you")
-    assert shown.shown_live is True
+    assert shown.live_cell == shell.execution_count
     live_outputs = len(outputs(shell))
     assert live_outputs >= 1 and "you" in html_of(outputs(shell)[-1])
     shown._ipython_display_()
-    assert len(outputs(shell)) == live_outputs  # the live view already shows this run
+    assert len(outputs(shell)) == live_outputs  # the live view already shows this run in this cell
     quiet = program(name="again", silent=True)
-    assert quiet.shown_live is False and len(outputs(shell)) == live_outputs
+    assert quiet.live_cell is None and len(outputs(shell)) == live_outputs
     quiet._ipython_display_()
     assert len(outputs(shell)) == live_outputs + 1 and "again" in html_of(outputs(shell)[-1])
+    shell.execution_count += 1  # the next cell: `result` or display(result) shows the run again
+    shown._ipython_display_()
+    assert len(outputs(shell)) == live_outputs + 2 and "you" in html_of(outputs(shell)[-1])
+    assert "Running" not in html_of(outputs(shell)[-1])
 
 
 def test_negative_interval_is_rejected():

@@ -88,7 +88,7 @@ def explain_error(
         "context_length" in everything or "maximum context length" in everything
     ):
         text = (
-            f"the conversation does not fit model {model!r}'s context window: shorten it or lower max_tokens. "
+            f"the conversation does not fit the context window of model {model!r}: shorten it or lower max_tokens. "
             f"Server said: {said}"
         )
     elif isinstance(err, openai_sdk.APIStatusError):
