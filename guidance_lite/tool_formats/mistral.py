@@ -13,7 +13,8 @@ Mistral 7B v0.3 / Large 2 template:
 Mistral call ids are 9 alphanumerics: ids from elsewhere (``call_…``) are mapped to such ids deterministically (same
 id in the call and its result), and parsed calls get fresh 9-character ids (an ``id`` the model writes is read but not
 used: a call's id must be known when its first delta streams).
-Parsing also accepts a single object instead of the list, and the newer ``[TOOL_CALLS]name[ARGS]{…}`` form.
+Parsing also accepts a single object instead of the list, the v11 tokenizer's ``[TOOL_CALLS]name{…}`` and the newer
+``[TOOL_CALLS]name[ARGS]{…}``, with text before the marker (kept as content) and several markers in a row.
 """
 
 from __future__ import annotations
@@ -146,18 +147,19 @@ class MistralFormat(ToolFormat):
 
     @staticmethod
     def _named_call(parser: ToolStreamParser, ch: Optional[str]) -> Reader:
-        """``name[ARGS]{…}`` (Mistral Small 3.2 and later)."""
+        """``name{…}`` (the v11 tokenizer, Mistral Small 3.1) or ``name[ARGS]{…}`` (Mistral Small 3.2 and later)."""
         name = ""
-        while ch is not None and (ch.isalnum() or ch in "_-."):
+        while ch is not None and (ch.isalnum() or ch in "_-.") and len(name) < 64:
             name += ch
             ch = yield
         if not name:
             raise Malformed(f"expected '[', '{{' or a function name after {TOOL_CALLS}")
-        for wanted in ARGS:
-            ch = yield from expect_char(ch, wanted, f"after the function name in {TOOL_CALLS}")
-        ch = yield from skip_whitespace(ch)
+        if ch == "[":
+            for wanted in ARGS:
+                ch = yield from expect_char(ch, wanted, f"after the function name in {TOOL_CALLS}")
+            ch = yield from skip_whitespace(ch)
         if ch != "{":
-            raise Malformed(f"expected a JSON object after {ARGS}")
+            raise Malformed(f"expected a JSON object of arguments after {TOOL_CALLS}{name}")
         call = parser.new_call()
         call.set_name(name)
         call.has_arguments = True
