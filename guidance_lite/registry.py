@@ -211,7 +211,8 @@ def partial(name: str, *, binds: Optional[Binder] = None) -> Callable[[Handler],
 
 
 def builtin_partial(name: str) -> BuiltinPartial:
-    """The built-in partial ``{{>@name}}`` names (``name`` with or without the ``@``); a clear error if there is none."""
+    """The built-in partial ``{{>@name}}`` names (``name`` with or without the ``@``); a clear error if there is
+    none."""
     found = PARTIALS.get(name.lstrip("@"))
     if found is None:
         known = ", ".join("@" + known for known in sorted(PARTIALS)) or "none"

@@ -201,7 +201,7 @@ def _enum_type(written: str) -> Any:
         node = ast.parse(written, mode="eval").body
     except SyntaxError:
         return None
-    if not isinstance(node, (ast.Set, ast.Dict)) or isinstance(node, ast.Dict) and node.keys:
+    if not isinstance(node, (ast.Set, ast.Dict)) or (isinstance(node, ast.Dict) and node.keys):
         return None
     try:
         values = [ast.literal_eval(element) for element in getattr(node, "elts", [])]
