@@ -35,7 +35,7 @@ from typing import Any, Optional
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # replay.py: the tests' replay server
 
-from replay import FINAL_TEXT, ReplayServer, strict_server_problems
+from replay import FINAL_TEXT, LOOP_TEMPLATE, QUESTION, ReplayServer, strict_server_problems
 
 import guidance_lite as gl
 from guidance_lite.tool_formats import get_tool_format
@@ -43,14 +43,6 @@ from guidance_lite.tool_formats import get_tool_format
 DATA = Path(__file__).resolve().parent.parent / "tests" / "data"
 TOOL_OUTPUTS = DATA / "tool_outputs"
 SERVER_SHAPES = DATA / "server_shapes"
-QUESTION = "What is the weather in Paris and Lyon?"
-LOOP_TEMPLATE = """{{#system~}}You are a helpful assistant.{{~/system}}
-{{#user~}}{{question}}{{~/user}}
-{{#each range(rounds)~}}
-{{#assistant~}}{{gen 'answer' tools=tools stream=streamed}}{{~/assistant}}
-{{~#if not callable(answer)}}{{break}}{{/if~}}
-{{#function~}}{{answer()}}{{~/function}}
-{{~/each}}"""
 
 
 # ---------------------------------------------------------------------------------------------------------------------

@@ -16,6 +16,15 @@ from typing import Any
 
 SERVER_SHAPES = Path(__file__).resolve().parent / "data" / "server_shapes"
 FINAL_TEXT = {"json": "openai_text.json", "sse": "openai_text_stream.sse"}  # the recorded answer that ends a loop
+QUESTION = "What is the weather in Paris and Lyon?"
+# the template tool loop run over each shape's recorded turns
+LOOP_TEMPLATE = """{{#system~}}You are a helpful assistant.{{~/system}}
+{{#user~}}{{question}}{{~/user}}
+{{#each range(rounds)~}}
+{{#assistant~}}{{gen 'answer' tools=tools stream=streamed}}{{~/assistant}}
+{{~#if not callable(answer)}}{{break}}{{/if~}}
+{{#function~}}{{answer()}}{{~/function}}
+{{~/each}}"""
 
 
 def load_shapes() -> list[dict]:

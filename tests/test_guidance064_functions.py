@@ -45,25 +45,7 @@ Get the current weather in New York City.
 {{/if}}
 {{~/each~}}"""
 
-WHILE_PROGRAM = """{{~#system~}}
-You are a helpful assistant.
-{{>@tool_def}}
-{{~/system~}}
-{{~#user~}}
-Get the current weather in New York City.
-{{~/user~}}
-{{~#while True~}}
-{{~#assistant~}}
-{{gen 'answer' temperature=1.0 max_tokens=50 function_call="auto"}}
-{{~/assistant~}}
-{{#if callable(answer)}}
-{{~#function name=answer.function_name~}}
-{{answer()}}
-{{~/function~}}
-{{else}}
-{{break}}
-{{/if}}
-{{~/while~}}"""
+WHILE_PROGRAM = PROGRAM.replace("{{~#each range(100)~}}", "{{~#while True~}}").replace("{{~/each~}}", "{{~/while~}}")
 
 FORMS = {"each": PROGRAM, "while": WHILE_PROGRAM}
 

@@ -17,20 +17,12 @@ from typing import Any
 
 import pytest
 from helpers import assert_every_call_answered
-from replay import FINAL_TEXT, ReplayServer, load_shapes, strict_server_problems
+from replay import FINAL_TEXT, LOOP_TEMPLATE, QUESTION, ReplayServer, load_shapes, strict_server_problems
 
 import guidance_lite as gl
 from guidance_lite.models.base import Completion, Delta, GenRequest
 
 SHAPES = load_shapes()
-QUESTION = "What is the weather in Paris and Lyon?"
-LOOP = """{{#system~}}You are a helpful assistant.{{~/system}}
-{{#user~}}{{question}}{{~/user}}
-{{#each range(rounds)~}}
-{{#assistant~}}{{gen 'answer' tools=tools stream=streamed}}{{~/assistant}}
-{{~#if not callable(answer)}}{{break}}{{/if~}}
-{{#function~}}{{answer()}}{{~/function}}
-{{~/each}}"""
 
 
 class CountingTools:
@@ -118,7 +110,7 @@ def test_a_template_tool_loop_sends_follow_ups_a_strict_server_accepts(shape: di
     has_calls = bool(expected["tool_calls"])
     bodies = [shape["body"], *shape["then"]] + ([FINAL_TEXT[shape["transport"]]] if has_calls else [])
     counting = CountingTools(shape["offered_tools"])
-    program = gl.Program(LOOP, silent=True)
+    program = gl.Program(LOOP_TEMPLATE, silent=True)
     with ReplayServer(bodies) as server:
         model = model_for(server)
 
@@ -175,7 +167,7 @@ def weather_counter() -> tuple[Counter, Any]:
 
 def test_duplicate_ids_from_llamacpp_functionary_each_call_runs_once_with_its_own_result() -> None:
     runs, get_weather = weather_counter()
-    program = gl.Program(LOOP, silent=True)
+    program = gl.Program(LOOP_TEMPLATE, silent=True)
     with ReplayServer(["llamacpp_functionary_duplicate_ids.json", "openai_text.json"]) as server:
         model = model_for(server)
         result = program(model=model, question=QUESTION, tools=[get_weather], rounds=3, streamed=False)
@@ -212,7 +204,7 @@ def test_a_mock_model_sending_bad_ids_still_gets_one_result_per_call(replies: li
     runs, get_weather = weather_counter()
     mock = gl.models.Mock(replies)
     template = (
-        LOOP
+        LOOP_TEMPLATE
         if loop == "explicit"
         else "{{#user}}{{question}}{{/user}}{{#assistant}}{{gen 'answer' tools=tools max_rounds=5}}{{/assistant}}"
     )

@@ -21,9 +21,9 @@ from ..constraints import ROOT, GrammarBuilder, separated_calls
 from ..tools import ToolChoice, ToolSpec
 from .base import ToolFormat
 from .history import HistoryItem, arguments_value
-from .json_reader import WHITESPACE, Malformed, Reader, read_json_value, skip_whitespace
+from .json_reader import WHITESPACE, Malformed, Reader, skip_whitespace
 from .registry import register_tool_format
-from .stream_parser import ToolStreamParser
+from .stream_parser import ToolStreamParser, read_named_call
 
 MARKER = ">>>"
 CODE_TOOL = "python"  # functionary writes raw code (not JSON) to a tool of this name
@@ -202,12 +202,7 @@ class FunctionaryV32Format(ToolFormat):
         try:
             if _takes_code(parser, name, ch):
                 return (yield from _code_call(parser, ch, name))
-            if ch != "{":
-                raise Malformed(f"expected a JSON object of arguments after {MARKER}{name}")
-            call = parser.new_call()
-            call.set_name(name)
-            call.has_arguments = True
-            _, ch = yield from read_json_value(ch, call.add_arguments)
+            call, ch = yield from read_named_call(parser, ch, name, MARKER + name)
             parser.complete(call)
             parser.end_attempt()
         except Malformed as error:

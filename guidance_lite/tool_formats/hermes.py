@@ -21,9 +21,9 @@ from ..constraints import GrammarBuilder, separated_calls
 from ..tools import ToolChoice, ToolSpec
 from .base import ToolFormat
 from .history import HistoryItem, arguments_value
-from .json_reader import WHITESPACE, Malformed, NotACall, Reader, expect_char, read_json_value, skip_whitespace
+from .json_reader import WHITESPACE, Malformed, NotACall, Reader, expect_char, skip_whitespace
 from .registry import register_tool_format
-from .stream_parser import ToolStreamParser, read_call_object
+from .stream_parser import ToolStreamParser, read_call_object, read_named_call
 
 TOOLS_PREAMBLE = (
     "# Tools\n\nYou may call one or more functions to assist with the user query.\n\n"
@@ -216,12 +216,8 @@ class HermesFormat(ToolFormat):
         if end == '"':
             ch = yield from expect_char(ch, ">", f"closing {opening}…")
         ch = yield from skip_whitespace(ch)
-        if ch != "{":
-            raise Malformed(f"expected a JSON object of arguments after {opening}{name}")
-        call = parser.new_call()
-        call.set_name(name)
-        call.has_arguments = True
-        _, ch = yield from read_json_value(ch, call.add_arguments)
+        written = opening + name + (">" if end == ">" else '">')
+        call, ch = yield from read_named_call(parser, ch, name, written)
         ch = yield from skip_whitespace(ch)
         ch = yield from _closing_tag(ch, FUNCTION_CLOSE)
         parser.complete(call)

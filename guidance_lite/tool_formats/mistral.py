@@ -30,9 +30,9 @@ from ..constraints import GrammarBuilder, json_call_objects
 from ..tools import ToolChoice, ToolSpec
 from .base import ToolFormat
 from .history import HistoryItem, arguments_value, result_value
-from .json_reader import Malformed, Reader, expect_char, read_json_value, skip_whitespace
+from .json_reader import Malformed, Reader, expect_char, skip_whitespace
 from .registry import register_tool_format
-from .stream_parser import ToolStreamParser, read_call_object
+from .stream_parser import ToolStreamParser, read_call_object, read_named_call
 
 TOOL_CALLS = "[TOOL_CALLS]"
 ARGS = "[ARGS]"
@@ -158,11 +158,6 @@ class MistralFormat(ToolFormat):
             for wanted in ARGS:
                 ch = yield from expect_char(ch, wanted, f"after the function name in {TOOL_CALLS}")
             ch = yield from skip_whitespace(ch)
-        if ch != "{":
-            raise Malformed(f"expected a JSON object of arguments after {TOOL_CALLS}{name}")
-        call = parser.new_call()
-        call.set_name(name)
-        call.has_arguments = True
-        _, ch = yield from read_json_value(ch, call.add_arguments)
+        call, ch = yield from read_named_call(parser, ch, name, TOOL_CALLS + name)
         parser.complete(call)
         return ch

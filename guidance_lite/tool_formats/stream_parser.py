@@ -189,6 +189,19 @@ def read_call_object(
         ch = yield from skip_whitespace(ch)
 
 
+def read_named_call(parser: ToolStreamParser, ch: Optional[str], name: str, where: str) -> Reader:
+    """A call whose name is written outside its arguments (``name{…}``, ``<function=name>{…}``, ``>>>name\n{…}``):
+    the arguments object from ``ch`` on. ``where`` names the syntax for the error. Returns ``(call, next
+    character)``; the caller completes the call once any closing syntax has been read."""
+    if ch != "{":
+        raise Malformed(f"expected a JSON object of arguments after {where}")
+    call = parser.new_call()
+    call.set_name(name)
+    call.has_arguments = True
+    _, ch = yield from read_json_value(ch, call.add_arguments)
+    return call, ch
+
+
 def longest_partial_suffix(text: str, triggers: Iterable[str]) -> int:
     """Length of the longest suffix of ``text`` that is a proper prefix of one of ``triggers``."""
     best = 0
