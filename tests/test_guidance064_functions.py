@@ -19,7 +19,7 @@ from typing import Any, Union
 
 import pytest
 from helpers import assert_every_call_answered
-from replay import strict_server_problems
+from replay import ReplayServer, strict_server_problems
 
 import guidance_lite as gl
 from guidance_lite.models.base import Completion, Delta, GenRequest, Model
@@ -153,6 +153,33 @@ def test_the_program_runs_on_the_completion_backend(form: str, scripted_server: 
     assert system.startswith("<|im_start|>system\nYou are a helpful assistant.")
     assert json.dumps({"type": "function", "function": FUNCTIONS[0]}) in system  # in the <tools> section
     assert "<tool_response>" in second
+
+
+def test_the_program_answers_the_duplicate_id_calls_of_llamacpp_functionary() -> None:
+    """The issue's report: llama.cpp (functionary) answers with two calls that both carry the id "get_weather" and
+    content null. Both calls run once, each result goes back under its own id, and the loop ends on the text answer."""
+    runs: list[str] = []
+
+    def get_weather(location):  # type: ignore[no-untyped-def]
+        """Weather.
+
+        Parameters
+        ----------
+        location : str
+            Where.
+        """
+        runs.append(location)
+        return f"sunny in {location}"
+
+    schema = {"name": "get_weather", "parameters": {"type": "object", "properties": {"location": {"type": "string"}}}}
+    with ReplayServer(["llamacpp_functionary_duplicate_ids_stream.sse", "openai_text_stream.sse"]) as server:
+        model = gl.models.OpenAI("functionary-small-v3.2", base_url=server.base_url, max_retries=0)
+        result = gl.Program(PROGRAM, model=model, silent=True)(functions=[schema], get_weather=get_weather)
+        follow_up = server.requests[1]["messages"]
+    assert sorted(runs) == ["Lyon", "Paris"]
+    assert strict_server_problems(follow_up) == []
+    assert [m["content"] for m in follow_up if m["role"] == "tool"] == ["sunny in Paris", "sunny in Lyon"]
+    assert [m["role"] for m in result.messages] == ["system", "user", "assistant", "tool", "tool", "assistant"]
 
 
 class FirstRequestForced(Model):

@@ -37,7 +37,8 @@ async def tool_def(interp: RunContext, node: Partial, *args: Any, functions: Any
         )
     declared = make_toolset(functions, resolve=interp.variable)
     interp.state.program_tools.update(declared)
-    interp.write(readable_line(list(declared.values())), TOOL_DEF, line=node.line)
+    if declared:
+        interp.write(readable_line(list(declared.values())), TOOL_DEF, line=node.line)
 
 
 def readable_line(tools: list[Tool]) -> str:
