@@ -6,7 +6,7 @@ Servers differ in how they send the same answer, and every shape below ends in t
 - calls streamed as a header (id, name) then argument fragments (OpenAI, vLLM), or each call whole in one chunk, with
   or without ``index`` (Ollama);
 - the legacy ``function_call`` field (the functions API) instead of ``tool_calls``, with
-  ``finish_reason: "function_call"``;
+  ``finish_reason: "function_call"`` (beside ``tool_calls``, as llama-cpp-python sends it, it is the same call);
 - ``arguments`` sent as a JSON object instead of a JSON string (pass-through proxies);
 - a final usage-only chunk (``choices: []``), or usage on the finish chunk;
 - duplicate, reused, empty or missing call ids: each call gets an id unique in the conversation, the server's own
@@ -59,6 +59,7 @@ class ChatReader:
         self.texts: dict[int, list[str]] = {}
         self.calls: dict[int, dict[int, dict]] = {}  # choice -> tool index -> {"id","server_id","name","arguments"}
         self.finish_reasons: dict[int, Optional[str]] = {}
+        self.native: set[int] = set()  # choices that sent tool_calls: a function_call beside them is the same call
         self.usage: Optional[Usage] = None
         self.model: Optional[str] = None
         self.characters = 0  # text + argument characters yielded so far
@@ -78,6 +79,7 @@ class ChatReader:
                 self.characters += len(content)
                 deltas.append(Delta(text=content, choice=i))
             for fragment in (_field(delta, "tool_calls") or []) if delta is not None else []:
+                self.native.add(i)
                 function = _field(fragment, "function")
                 deltas.append(
                     self._feed_call(
@@ -89,7 +91,7 @@ class ChatReader:
                     )
                 )
             legacy = _field(delta, "function_call") if delta is not None else None
-            if legacy is not None:  # the functions API: one call, no id, no index
+            if legacy is not None and i not in self.native:  # the functions API: one call, no id, no index
                 deltas.append(self._feed_call(i, None, None, _field(legacy, "name"), _field(legacy, "arguments")))
             if choice.finish_reason:
                 self.finish_reasons[i] = choice.finish_reason
@@ -142,7 +144,7 @@ class ChatReader:
             message = choice.message
             raw_calls = [(_field(call, "id"), _field(call, "function")) for call in _field(message, "tool_calls") or []]
             legacy = _field(message, "function_call")
-            if legacy is not None:
+            if legacy is not None and not raw_calls:  # some servers send both shapes of the same call
                 raw_calls.append((None, legacy))
             calls = []
             for server_id, function in raw_calls:
