@@ -270,7 +270,7 @@ def run_servers(verbose: bool) -> tuple[int, int, int]:
         f"\n== server shapes ({len(sidecars)} in {SERVER_SHAPES.relative_to(DATA.parent.parent)}), replayed through "
         f"the openai SDK into gl.models.OpenAI"
     )
-    print(f"{'shape':<46} {'transport':<9} {'model':<6} {'program':<7}")
+    print(f"{'shape':<56} {'transport':<9} {'model':<6} {'program':<7}")
     model_ok = program_ok = 0
     failures: list[tuple[str, str, str]] = []
     for path in sidecars:
@@ -280,13 +280,13 @@ def run_servers(verbose: bool) -> tuple[int, int, int]:
         model_ok += model_problem is None
         program_ok += program_problem is None
         print(
-            f"{shape['id']:<46} {shape['transport']:<9} {'ok' if model_problem is None else 'FAIL':<6} "
+            f"{shape['id']:<56} {shape['transport']:<9} {'ok' if model_problem is None else 'FAIL':<6} "
             f"{'ok' if program_problem is None else 'FAIL':<7}"
         )
         for level, problem in (("model", model_problem), ("program", program_problem)):
             if problem:
                 failures.append((shape["id"], level, problem))
-    print(f"{'total':<46} {'':<9} {model_ok}/{len(sidecars)}  {program_ok}/{len(sidecars)}")
+    print(f"{'total':<56} {'':<9} {model_ok}/{len(sidecars)}  {program_ok}/{len(sidecars)}")
     if failures and verbose:
         print("why:")
         for shape_id, level, problem in failures:
