@@ -1,15 +1,15 @@
-"""How much of the issue-8 corpus (``tests/data``) today's parsers and OpenAI backend already get right.
+"""How much of the issue-8 corpus (``tests/data``) the parsers and the OpenAI backend get right.
 
 Not a test: a measuring script whose numbers go in the issue's closing note. Two parts:
 
 1. ``tests/data/tool_outputs/*.json``: every case runs through its format's parser one-shot
    (``get_tool_format(name).parse(text)``) and streamed one character at a time (``stream_parser()``, ``feed``,
-   ``finish``), as ``tests/test_tool_formats.py`` does. A case passes when both give the expected content and calls
-   (names and parsed arguments) and the streamed text deltas add up to the content. When a parser's ``parse`` /
-   ``stream_parser`` accepts a ``tools`` keyword, the case's ``offered_tools`` are passed; today none does, so cases
-   that test "calls to tools that were not offered stay text" are expected to fail until the parsers learn that.
+   ``finish``), with the case's ``offered_tools`` passed as ``tools=``, as ``tests/test_tool_output_corpus.py`` does.
+   A case passes when both give the expected content and calls (names and parsed arguments) and the streamed text
+   deltas add up to the content.
 2. ``tests/data/server_shapes/*.expected.json``: each recorded body or SSE stream is served byte for byte by a raw
-   ``http.server`` on 127.0.0.1 to the real ``openai`` SDK inside ``gl.models.OpenAI``:
+   ``http.server`` on 127.0.0.1 (``tests/replay.py``) to the real ``openai`` SDK inside ``gl.models.OpenAI``, as
+   ``tests/test_server_shapes.py`` does:
    - model: one request; the final ``Completion`` must have the sidecar's content, tool calls (name, arguments, and
      the server's id when the sidecar names one), finish_reason and usage;
    - program: a template tool loop (``{{gen}}`` with tools, ``{{#function}}{{answer()}}{{/function}}``) replays the
@@ -24,18 +24,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import inspect
 import json
 import logging
 import sys
-import threading
 import warnings
 from collections import defaultdict
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # replay.py: the tests' replay server
+
+from replay import FINAL_TEXT, LOOP_TEMPLATE, QUESTION, ReplayServer, strict_server_problems
 
 import guidance_lite as gl
 from guidance_lite.tool_formats import get_tool_format
@@ -43,27 +43,11 @@ from guidance_lite.tool_formats import get_tool_format
 DATA = Path(__file__).resolve().parent.parent / "tests" / "data"
 TOOL_OUTPUTS = DATA / "tool_outputs"
 SERVER_SHAPES = DATA / "server_shapes"
-FINAL_TEXT = {"json": "openai_text.json", "sse": "openai_text_stream.sse"}  # the recorded answer that ends a loop
-QUESTION = "What is the weather in Paris and Lyon?"
-LOOP_TEMPLATE = """{{#system~}}You are a helpful assistant.{{~/system}}
-{{#user~}}{{question}}{{~/user}}
-{{#each range(rounds)~}}
-{{#assistant~}}{{gen 'answer' tools=tools stream=streamed}}{{~/assistant}}
-{{~#if not callable(answer)}}{{break}}{{/if~}}
-{{#function~}}{{answer()}}{{~/function}}
-{{~/each}}"""
 
 
 # ---------------------------------------------------------------------------------------------------------------------
 # Part 1: tool-format parsers
 # ---------------------------------------------------------------------------------------------------------------------
-def _accepts_tools(function: Any) -> bool:
-    try:
-        return "tools" in inspect.signature(function).parameters
-    except (TypeError, ValueError):
-        return False
-
-
 def _summary(content: str, calls: list) -> tuple[str, list]:
     summary = []
     for call in calls:
@@ -91,18 +75,16 @@ def _difference(label: str, got: tuple[str, list], want: tuple[str, list]) -> Op
 def run_format_case(case: dict) -> Optional[str]:
     """None when the case passes, else why it fails (first difference found)."""
     fmt = get_tool_format(case["format"])
-    offered = {"tools": case["offered_tools"]} if _accepts_tools(fmt.parse) else {}
     want = _expected(case)
     try:
-        one_shot = _summary(*fmt.parse(case["text"], **offered))
+        one_shot = _summary(*fmt.parse(case["text"], tools=case["offered_tools"]))
     except Exception as err:  # a parser must never raise on model output
         return f"one-shot raised {type(err).__name__}: {err}"
     problem = _difference("one-shot", one_shot, want)
     if problem or not case.get("streaming", True):
         return problem
     try:
-        stream_offered = {"tools": case["offered_tools"]} if _accepts_tools(fmt.stream_parser) else {}
-        parser = fmt.stream_parser(**stream_offered)
+        parser = fmt.stream_parser(tools=case["offered_tools"])
         deltas = []
         for character in case["text"]:
             deltas += parser.feed(character)
@@ -160,58 +142,6 @@ def run_formats(verbose: bool) -> tuple[int, int]:
 # ---------------------------------------------------------------------------------------------------------------------
 # Part 2: server shapes through the real SDK
 # ---------------------------------------------------------------------------------------------------------------------
-class ReplayServer:
-    """Serves recorded bodies byte for byte, one per request, in order (the last one again when they run out)."""
-
-    def __init__(self, bodies: list[str]) -> None:
-        self.bodies = list(bodies)
-        self.requests: list[dict] = []
-        replay = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return None
-
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                replay.requests.append(json.loads(self.rfile.read(length) or b"{}"))
-                name = replay.bodies[min(len(replay.requests), len(replay.bodies)) - 1]
-                data = (SERVER_SHAPES / name).read_bytes()
-                self.send_response(200)
-                if name.endswith(".sse"):
-                    self.send_header("Content-Type", "text/event-stream")
-                    self.send_header("Transfer-Encoding", "chunked")
-                    self.end_headers()
-                    for event in data.split(b"\n\n"):
-                        if event:
-                            piece = event + b"\n\n"
-                            self.wfile.write(f"{len(piece):X}\r\n".encode() + piece + b"\r\n")
-                    self.wfile.write(b"0\r\n\r\n")
-                else:
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(data)))
-                    self.end_headers()
-                    self.wfile.write(data)
-
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
-
-    def __enter__(self) -> ReplayServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}/v1"
-
-
 def _accept_anything(**arguments: Any) -> dict:
     return {"ok": True, "arguments": arguments}
 
@@ -291,39 +221,6 @@ def check_model_level(shape: dict) -> Optional[str]:
     return None
 
 
-def strict_server_problems(messages: list[dict]) -> list[str]:
-    """What a strict OpenAI-compatible server would reject in a request's messages."""
-    problems: list[str] = []
-    seen: set[str] = set()
-    pending: list[str] = []
-    for number, message in enumerate(messages):
-        role = message.get("role")
-        if role == "tool":
-            call_id = message.get("tool_call_id")
-            if call_id in pending:
-                pending.remove(call_id)
-            else:
-                problems.append(f"message {number}: tool result for {call_id!r}, which is not an unanswered call")
-            continue
-        if pending:
-            problems.append(f"message {number}: calls {pending} were never answered")
-            pending = []
-        for call in message.get("tool_calls") or []:
-            call_id = call.get("id")
-            if not call_id:
-                problems.append(f"message {number}: a call without id")
-            elif call_id in seen:
-                problems.append(f"message {number}: id {call_id!r} used twice")
-            else:
-                seen.add(call_id)
-                pending.append(call_id)
-            if not isinstance((call.get("function") or {}).get("arguments"), str):
-                problems.append(f"message {number}: arguments are not a JSON string")
-    if pending:
-        problems.append(f"calls {pending} were never answered")
-    return problems
-
-
 def check_program_level(shape: dict) -> Optional[str]:
     expected = shape["expected"]
     turns = [shape["body"], *shape.get("then", [])]
@@ -373,7 +270,7 @@ def run_servers(verbose: bool) -> tuple[int, int, int]:
         f"\n== server shapes ({len(sidecars)} in {SERVER_SHAPES.relative_to(DATA.parent.parent)}), replayed through "
         f"the openai SDK into gl.models.OpenAI"
     )
-    print(f"{'shape':<46} {'transport':<9} {'model':<6} {'program':<7}")
+    print(f"{'shape':<56} {'transport':<9} {'model':<6} {'program':<7}")
     model_ok = program_ok = 0
     failures: list[tuple[str, str, str]] = []
     for path in sidecars:
@@ -383,13 +280,13 @@ def run_servers(verbose: bool) -> tuple[int, int, int]:
         model_ok += model_problem is None
         program_ok += program_problem is None
         print(
-            f"{shape['id']:<46} {shape['transport']:<9} {'ok' if model_problem is None else 'FAIL':<6} "
+            f"{shape['id']:<56} {shape['transport']:<9} {'ok' if model_problem is None else 'FAIL':<6} "
             f"{'ok' if program_problem is None else 'FAIL':<7}"
         )
         for level, problem in (("model", model_problem), ("program", program_problem)):
             if problem:
                 failures.append((shape["id"], level, problem))
-    print(f"{'total':<46} {'':<9} {model_ok}/{len(sidecars)}  {program_ok}/{len(sidecars)}")
+    print(f"{'total':<56} {'':<9} {model_ok}/{len(sidecars)}  {program_ok}/{len(sidecars)}")
     if failures and verbose:
         print("why:")
         for shape_id, level, problem in failures:

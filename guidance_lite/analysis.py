@@ -14,7 +14,7 @@ from typing import Union
 
 from . import nodes as n
 from .parser import parse
-from .registry import BLOCKS, COMMANDS, NO_EFFECTS, CallSite, Effects
+from .registry import BLOCKS, COMMANDS, NO_EFFECTS, PARTIALS, CallSite, Effects
 
 
 @dataclass
@@ -93,6 +93,8 @@ class _Analyzer:
             self.call(node)
         elif isinstance(node, n.Block):
             self.block(node)
+        elif isinstance(node, n.Partial):
+            self.partial(node)
         else:
             self.visit_all(n.iter_child_nodes(node))
 
@@ -114,6 +116,20 @@ class _Analyzer:
         spec = COMMANDS.get(func) if func is not None and not self.is_bound(func) else None
         effects = spec.effects(CallSite(node.args, node.kwargs)) if spec is not None else NO_EFFECTS
         self.arguments(n.iter_child_nodes(node), effects)
+
+    def partial(self, node: n.Partial) -> None:
+        """``{{>@tool_def}}`` (and ``{{>tool_def}}`` when nothing binds that name) is a built-in partial: what it
+        reads comes from its registration; any other target is a template passed in, read like a variable."""
+        name = node.target.name if isinstance(node.target, n.Var) else None
+        builtin = None
+        if name is not None and (name.startswith("@") or not self.is_bound(name)):
+            builtin = PARTIALS.get(name.lstrip("@"))
+        if builtin is None:
+            self.visit_all(n.iter_child_nodes(node))
+            return
+        self.arguments(
+            (*node.args, *(value for _, value in node.kwargs)), builtin.effects(CallSite(node.args, node.kwargs))
+        )
 
     def block(self, node: n.Block) -> None:
         _add(self.report.blocks, node.name)

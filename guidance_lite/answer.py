@@ -49,6 +49,10 @@ class ToolCallAnswer:
 
     @property
     def function_name(self) -> str:
+        """The called function's name: of the one call, or of several calls to the same function (guidance 0.0.64's
+        ``{{#function name=answer.function_name}}`` then answers them all)."""
+        if self.tool_calls and len({c.name for c in self.tool_calls}) == 1:
+            return self.tool_calls[0].name
         return self._single().name
 
     @property

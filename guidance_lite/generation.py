@@ -12,7 +12,16 @@ from .errors import GuidanceLiteError
 from .events import TextDelta, ToolCallDelta
 from .models.base import Choice, Completion, Delta, GenParams, GenRequest, ModelError
 from .stopping import StopMatcher, apply_stops, as_list
-from .tools import Tool, ToolChoice, ToolChoiceError, ToolSpec, make_toolset, resolve_tool_choice, tool_specs
+from .tools import (
+    Tool,
+    ToolChoice,
+    ToolChoiceError,
+    ToolSpec,
+    make_call_ids_unique,
+    make_toolset,
+    resolve_tool_choice,
+    tool_specs,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from .context import RunContext as Interpreter
@@ -125,10 +134,12 @@ async def run_model(interp: Interpreter, request: GenRequest, variable: Optional
         tail = matcher.finish()
         if tail:
             interp.emit(TextDelta(tail, variable))
+    in_use = _call_ids_in_use(interp.state)
     for choice in final.choices:
         kept, hit = apply_stops(choice.text, stops, patterns)
         if hit is not None:
             choice.text, choice.stop_text, choice.finish_reason = kept, hit, "stop"
+        make_call_ids_unique(choice.tool_calls, set(in_use))  # before anything runs: one result per call
     _account(interp.state, final, variable, time.perf_counter() - started, model.name)
     return final
 
@@ -171,6 +182,11 @@ async def _consume(
         closer = getattr(stream, "aclose", None)
         if closer is not None:
             await closer()
+
+
+def _call_ids_in_use(state: ProgramState) -> set[str]:
+    """Every tool-call id the conversation already holds (answered, waiting, or in the open assistant block)."""
+    return {*state.pending_calls, *state.answered_calls, *(c.id for role in state.open_roles for c in role.tool_calls)}
 
 
 def _account(state: ProgramState, final: Completion, variable: Optional[str], duration: float, model_name: str) -> None:

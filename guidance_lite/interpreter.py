@@ -23,7 +23,7 @@ from .events import Event, TemplateText, VariableSet
 from .expressions import MissingVariable, SandboxError, maybe_await
 from .models.base import Model
 from .options import reserved_hint
-from .registry import BLOCKS, COMMANDS, Command
+from .registry import BLOCKS, COMMANDS, PARTIALS, BuiltinPartial, Command, builtin_partial
 from .state import TEXT, TOOL_RESULT, VALUE, ProgramState, Span
 from .tools import ToolError
 from .variables import OwnedValues, assign_path
@@ -244,13 +244,27 @@ class Interpreter:
         target = node.target
 
         async def target_value(interp: Interpreter) -> Any:
-            return interp.lookup(target.name) if isinstance(target, n.Var) else target.value  # type: ignore
+            if not isinstance(target, n.Var):
+                return target.value  # type: ignore[attr-defined]
+            return builtin_partial(target.name) if target.name.startswith("@") else interp.partial_value(target.name)
 
         value = await self.evaluate_at(node, target_value)
         args, kwargs = await self.evaluate_at(node, node.args_fn)
         with self.failures_at(node):
+            if isinstance(value, BuiltinPartial):
+                await value.fn(self, node, *args, **kwargs)
+                return
             template, defaults = self.load_template(value, "<partial>")
             await run_partial(self, node, template, {**defaults, **kwargs, "args": list(args)})
+
+    def partial_value(self, name: str) -> Any:
+        """What ``{{>name}}`` renders: the variable ``name``, else the built-in partial of that name."""
+        try:
+            return self.lookup(name)
+        except MissingVariable:
+            if name in PARTIALS:
+                return PARTIALS[name]
+            raise
 
     # ---- errors ------------------------------------------------------------------------------------------------------
     def failures_at(self, node: n.Node, *, retry_missing: bool = False) -> FailuresAt:

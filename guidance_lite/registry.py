@@ -1,5 +1,5 @@
-"""The registry of commands (``{{gen …}}``) and blocks (``{{#each …}}``): one registration per name, read by every
-stage that needs to know about them.
+"""The registry of commands (``{{gen …}}``), blocks (``{{#each …}}``) and built-in partials (``{{>@tool_def}}``): one
+registration per name, read by every stage that needs to know about them.
 
 Why one place: the parser checks a block's positional arity and separators, ``check`` (``analysis.py``) needs the
 variables a command or block writes, display labels the tags whose output is generated model text, and the
@@ -140,8 +140,23 @@ class Block:
         return self.fn(interp, node, *args, **kwargs)
 
 
+@dataclass(frozen=True)
+class BuiltinPartial:
+    """A partial the library provides: ``{{>@name args}}`` (or ``{{>name args}}`` when no variable is called
+    ``name``) calls ``fn(interp, node, *args, **kwargs)`` instead of rendering a template (``{{>@tool_def}}``).
+    ``binds`` as for ``Command``."""
+
+    name: str
+    fn: Handler
+    binds: Optional[Binder] = None
+
+    def effects(self, site: CallSite) -> Effects:
+        return self.binds(site) if self.binds is not None else NO_EFFECTS
+
+
 COMMANDS: dict[str, Command] = {}
 BLOCKS: dict[str, Block] = {}
+PARTIALS: dict[str, BuiltinPartial] = {}
 
 
 def command(name: str, *, binds: Optional[Binder] = None, generates: bool = False) -> Callable[[Handler], Handler]:
@@ -185,6 +200,26 @@ def block(
     return register
 
 
+def partial(name: str, *, binds: Optional[Binder] = None) -> Callable[[Handler], Handler]:
+    """Register ``fn`` as the built-in partial ``name`` (``{{>@name}}``; returns ``fn`` unchanged)."""
+
+    def register(fn: Handler) -> Handler:
+        PARTIALS[name] = BuiltinPartial(name, fn, binds)
+        return fn
+
+    return register
+
+
+def builtin_partial(name: str) -> BuiltinPartial:
+    """The built-in partial ``{{>@name}}`` names (``name`` with or without the ``@``); a clear error if there is
+    none."""
+    found = PARTIALS.get(name.lstrip("@"))
+    if found is None:
+        known = ", ".join("@" + known for known in sorted(PARTIALS)) or "none"
+        raise LookupError(f"there is no built-in partial {name!r} (built-in partials: {known})")
+    return found
+
+
 def positional_arity(fn: Handler) -> tuple[int, Optional[int]]:
     """(required, maximum) positional arguments ``fn`` takes after ``(interp, node)``; ``None``: any (``*args``)."""
     params = list(inspect.signature(fn).parameters.values())[2:]
@@ -202,10 +237,14 @@ __all__ = [
     "Binder",
     "Command",
     "Block",
+    "BuiltinPartial",
     "COMMANDS",
     "BLOCKS",
+    "PARTIALS",
     "command",
     "block",
+    "partial",
+    "builtin_partial",
     "positional_arity",
     "names_first_argument",
     "names_first_argument_after_body",

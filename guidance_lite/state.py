@@ -18,7 +18,7 @@ from .errors import GuidanceLiteError
 from .models.base import ToolCall, Usage
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .tools import ToolCallRecord
+    from .tools import Tool, ToolCallRecord
 
 # span kinds
 TEXT = "text"  # literal template text
@@ -27,6 +27,7 @@ GEN = "gen"  # model output
 MARKER = "marker"  # <|im_start|>role / <|im_end|>
 TOOL_CALL = "tool_call"  # an assistant tool call, rendered readably
 TOOL_RESULT = "tool_result"  # a tool's result inside a function block
+TOOL_DEF = "tool_def"  # {{>tool_def}}: a readable line naming the declared tools (in text, not in message content)
 
 ROLE_START = "<|im_start|>"
 ROLE_END = "<|im_end|>"
@@ -110,6 +111,7 @@ class ProgramState:
         self.tool_calls: list[ToolCallRecord] = []
         self.pending_calls: dict[str, ToolCall] = {}  # call id -> call still waiting for its result
         self.answered_calls: set[str] = set()
+        self.program_tools: dict[str, Tool] = {}  # {{>tool_def}}: the program's tools by name (gens pick from them)
         self.usage = Usage()
         self.gen_log: list[dict] = []  # one entry per model call: variable, usage, duration, finish_reason
         self._text_cache: tuple[int, str] = (0, "")
@@ -181,12 +183,13 @@ class ProgramState:
         return {0, *self.open_scopes}
 
     def content_of(self, opened: OpenRole) -> str:
-        """The block's text so far, without tool-call renderings and without hidden blocks that already closed."""
+        """The block's text so far, without tool-call and tool-definition renderings and without hidden blocks that
+        already closed."""
         visible = self.visible_scopes()
         return "".join(
             s.text
             for s in self.spans[opened.content_start :]
-            if s.kind != TOOL_CALL and s.message == opened.record_index and s.scope in visible
+            if s.kind not in (TOOL_CALL, TOOL_DEF) and s.message == opened.record_index and s.scope in visible
         )
 
     def visible_text_since(self, start: int) -> str:

@@ -4,4 +4,4 @@
 
 from __future__ import annotations
 
-from . import flow, gen, helpers, loops, roles, select, variables  # noqa: F401 - imported to register
+from . import flow, gen, helpers, loops, roles, select, tool_def, variables  # noqa: F401 - imported to register

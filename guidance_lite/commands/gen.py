@@ -71,12 +71,14 @@ async def gen(
     tool_errors: Optional[str] = None,
     tool_timeout: Optional[float] = None,
     stream: Any = None,
+    function_call: Any = None,
     **model_kwargs: Any,
 ) -> Any:
     if name is not None and not isinstance(name, str):
         raise TypeError(f"gen's name must be a string, got {type(name).__name__}")
     if not isinstance(n, int) or n < 1:
         raise ValueError("n must be a positive integer")
+    tools, tool_choice = _program_tools(interp, tools, tool_choice, function_call)
     loop_choice = "auto" if max_rounds is not None else None  # the automatic loop asks for tools explicitly
     toolset, specs, offered_choice = resolve_tools(tools, tool_choice, interp.variable, loop_choice)
     if stop is None and not toolset:  # a tool call's JSON is full of quotes: no stop is inferred next to tools
@@ -129,6 +131,29 @@ async def gen(
     if save_prompt:
         interp.assign(save_prompt if isinstance(save_prompt, str) else f"{name}_prompt", request.prompt)
     return NOTHING if top else value
+
+
+def _program_tools(interp: Interpreter, tools: Any, tool_choice: Any, function_call: Any) -> tuple[Any, Any]:
+    """``function_call=`` is guidance 0.0.64's spelling of ``tool_choice`` ('auto', 'none', a name, ``{"name": …}``);
+    with it and no ``tools=``, the gen offers the tools ``{{>tool_def}}`` declared. Names in ``tools=[…]`` pick
+    declared tools (a subset for this gen)."""
+    declared = interp.state.program_tools
+    if function_call is not None:
+        if tool_choice is not None:
+            raise ValueError("give tool_choice= or its guidance 0.0.64 spelling function_call=, not both")
+        tool_choice = function_call
+        if tools is None:
+            if not declared:
+                if function_call == "none":
+                    return None, None
+                raise ValueError(
+                    "function_call=… offers the program's tools, but none were declared: write {{>@tool_def}} "
+                    "(with functions=[…] passed to the program) before this gen, or pass tools=[…]"
+                )
+            tools = list(declared.values())
+    if declared and isinstance(tools, (list, tuple)):
+        tools = [declared.get(tool, tool) if isinstance(tool, str) else tool for tool in tools]
+    return tools, tool_choice
 
 
 def _store(interp: Interpreter, name: Optional[str], value: Any, append: bool) -> None:

@@ -1,4 +1,5 @@
-"""Loops: ``{{#each}}`` over lists and dicts, and ``{{#geneach}}``, which lets the model decide how many items.
+"""Loops: ``{{#each}}`` over lists and dicts, ``{{#while}}`` (guidance 0.0.64's ``{{#while True}}``), and
+``{{#geneach}}``, which lets the model decide how many items.
 
 Writes into the item (``{{gen 'this.y'}}``, ``{{set 'this.z' …}}``) copy the item rather than change the caller's
 data; when the loop runs over a variable (``{{#each xs}}``, ``{{#each obj.xs}}``) the copy is written back into the
@@ -13,6 +14,7 @@ from typing import Any, Optional
 
 from ..context import RunContext
 from ..control import BreakLoop, ContinueLoop
+from ..errors import TemplateRuntimeError
 from ..nodes import Block, Text, path_of
 from ..registry import CallSite, Effects, block
 from .select import choose
@@ -134,6 +136,31 @@ async def _each_parallel(interp: RunContext, node: Block, frames: list[dict], it
             interp.write(span.text, span.kind, span.variable, span.meta)
 
 
+@block("while", usage="{{#while condition max_iterations=100}}…{{/while}}")
+async def while_loop(interp: RunContext, node: Block, condition: Any, *, max_iterations: int = 100) -> None:
+    """Run the body while ``condition`` (evaluated again before each iteration) is true; ``{{break}}`` and
+    ``{{continue}}`` work as in ``each``. A runaway loop is an error, never a silent stop: when the condition is still
+    true after ``max_iterations`` iterations, a TemplateRuntimeError names the loop's line and the limit."""
+    if isinstance(max_iterations, bool) or not isinstance(max_iterations, int) or max_iterations < 0:
+        raise ValueError(f"max_iterations must be a whole number >= 0, got {max_iterations!r}")
+    for index in range(max_iterations + 1):
+        if index:
+            (condition,), _ = await interp.evaluate_at(node, node.args_fn)
+        if not condition:
+            return
+        if index == max_iterations:
+            raise TemplateRuntimeError(
+                f"{{{{#while}}}} ran {max_iterations} iterations and its condition is still true "
+                f"(max_iterations={max_iterations})",
+                line=node.line,
+                col=node.col,
+                source=interp.source,
+                hint="make the condition false or {{break}} out of the loop, or raise max_iterations=…",
+            )
+        if not await _render_item(interp, node, {"@index": index, "@first": index == 0}):
+            return
+
+
 @block("geneach", binds=_geneach_names, generates=True, usage="{{#geneach 'items' num_iterations=3}}…{{/geneach}}")
 async def geneach(
     interp: RunContext,
@@ -192,4 +219,4 @@ def _leading_text(node: Block) -> str:
     return ""
 
 
-__all__ = ["each", "geneach"]
+__all__ = ["each", "while_loop", "geneach"]

@@ -37,6 +37,7 @@ class CompletionPlan:
     options: dict  # SDK-only arguments (extra_headers, extra_query)
     tool_format: Optional[ToolFormat] = None  # set when the model was offered tools: its output is parsed for calls
     forced_prefix: str = ""  # call syntax already written at the end of the prompt (forced tool choice)
+    offered: tuple[str, ...] = ()  # the names a parsed call may have (calls to other names stay text)
 
 
 class CompletionReader:
@@ -58,7 +59,7 @@ class CompletionReader:
         priming produces, e.g. the call's name and id, wait in ``primed``)."""
         parser = self.parsers.get(choice)
         if parser is None and self.plan.tool_format is not None:
-            parser = self.parsers[choice] = self.plan.tool_format.stream_parser()
+            parser = self.parsers[choice] = self.plan.tool_format.stream_parser(self.plan.offered)
             if self.plan.forced_prefix:
                 self.primed[choice] = parser.feed(self.plan.forced_prefix)
         return parser
@@ -219,7 +220,8 @@ class OpenAICompletion(RemoteModel):
         if grammar is not None:
             body["grammar"] = grammar
         body.update(extra_body)
-        return CompletionPlan(body, options, tool_format, forced_prefix)
+        offered = tuple(spec.name for spec in request.tools or ())
+        return CompletionPlan(body, options, tool_format, forced_prefix, offered)
 
     def _tool_syntax(self, request: GenRequest) -> tuple[Optional[ToolFormat], str, Optional[str]]:
         """The request's tools and tool choice in the tool format: (the format the output is parsed with, the call

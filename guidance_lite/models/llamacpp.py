@@ -654,7 +654,7 @@ class LlamaCpp(Model):
         base_seed = request.seed if request.seed is not None else self.seed
         for index in range(max(1, request.n)):
             seed = (base_seed + index) % RANDOM_SEED if base_seed is not None else RANDOM_SEED
-            parser = plan.parser_format.stream_parser() if plan.parser_format is not None else None
+            parser = plan.parser_format.stream_parser(request.tools) if plan.parser_format is not None else None
 
             def on_text(chunk: str, index: int = index, parser: Any = parser) -> None:
                 deltas = parser.feed(chunk) if parser is not None else [Delta(text=chunk)]

@@ -14,7 +14,7 @@ constrained generation needs (call prefix/suffix, extra triggers, the GBNF of se
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Optional
 
 from ..chat_templates import ZERO_WIDTH_SPACE
@@ -84,15 +84,17 @@ class ToolFormat(ABC):
         return text
 
     # ---- output side --------------------------------------------------------------------------------------------
-    def parse(self, text: str) -> tuple[str, list[ToolCall]]:
-        """One-shot: (content text, calls with generated ids)."""
-        parser = self.stream_parser()
+    def parse(self, text: str, tools: Optional[Iterable[Any]] = None) -> tuple[str, list[ToolCall]]:
+        """One-shot: (content text, calls with generated ids). ``tools``: the offered tools (names, specs or Tools);
+        calls to any other name stay text (None: any name is a call)."""
+        parser = self.stream_parser(tools)
         parser.feed(text)
         content, calls, _ = parser.finish()
         return content, calls
 
-    def stream_parser(self) -> ToolStreamParser:
-        return ToolStreamParser(self)
+    def stream_parser(self, tools: Optional[Iterable[Any]] = None) -> ToolStreamParser:
+        """A parser fed the output piece by piece (``tools`` as for ``parse``)."""
+        return ToolStreamParser(self, tools)
 
     @abstractmethod
     def read_output(self, parser: ToolStreamParser) -> Reader:

@@ -7,7 +7,9 @@ llama3 chat template).
 
 Parsing: segments start with ``>>>``; the very first segment may lack it (the real template ends the generation prompt
 with ``>>>``): output starting with ``all\\n`` is text, output starting with ``name\\n{`` is a call. Text without any
-``>>>`` is plain text. Raw code for a ``python`` tool (not JSON) is not supported and stays text (with a warning).
+``>>>`` is plain text. Raw code for the ``python`` tool (not JSON, up to the next ``>>>``) is a call with
+``{"code": …}`` when the offered tools are known and include ``python`` (as llama.cpp reads it); otherwise it stays
+text (with a warning).
 """
 
 from __future__ import annotations
@@ -19,11 +21,12 @@ from ..constraints import ROOT, GrammarBuilder, separated_calls
 from ..tools import ToolChoice, ToolSpec
 from .base import ToolFormat
 from .history import HistoryItem, arguments_value
-from .json_reader import WHITESPACE, Malformed, Reader, read_json_value, skip_whitespace
+from .json_reader import WHITESPACE, Malformed, Reader, skip_whitespace
 from .registry import register_tool_format
-from .stream_parser import ToolStreamParser
+from .stream_parser import ToolStreamParser, read_named_call
 
 MARKER = ">>>"
+CODE_TOOL = "python"  # functionary writes raw code (not JSON) to a tool of this name
 PROTOCOL = (
     "You are capable of executing available function(s) if required.\n"
     "Only execute function(s) when absolutely necessary.\n"
@@ -139,6 +142,7 @@ class FunctionaryV32Format(ToolFormat):
         ch = yield
         pending = ""
         word = ""
+        marker_read = False  # a segment ended at the next ">>>" (raw code): its recipient comes next
         while _is_name_char(ch):
             word += ch
             ch = yield
@@ -151,15 +155,18 @@ class FunctionaryV32Format(ToolFormat):
                 while ch is not None and ch in WHITESPACE:
                     gap += ch
                     ch = yield
-                if ch == "{":
-                    ch = yield from self._call(parser, ch, word, 0)
+                if ch == "{" or _takes_code(parser, word, ch):
+                    ch, marker_read = yield from self._call(parser, ch, word, 0)
                 else:
                     pending = word + gap
         else:
             pending = word
         while True:
-            trigger, lead = yield from parser.read_text(ch, (MARKER,), pending)
-            pending = ""
+            if marker_read:
+                trigger, lead = MARKER, ""
+            else:
+                trigger, lead = yield from parser.read_text(ch, (MARKER,), pending)
+                pending = ""
             if trigger is None:
                 return
             parser.begin_attempt(parser.offset(len(trigger)), lead)
@@ -174,37 +181,61 @@ class FunctionaryV32Format(ToolFormat):
                 ch = yield from _expect_newline(ch)
             except Malformed as error:
                 parser.give_back(error)
+                marker_read = False
                 if parser.at_end:
                     return
                 ch = yield
                 continue
             if name == "all":
                 parser.end_attempt()
+                marker_read = False
                 continue
             ch = yield from skip_whitespace(ch)
-            ch = yield from self._call(parser, ch, name, None)
+            ch, marker_read = yield from self._call(parser, ch, name, None)
 
     @staticmethod
     def _call(parser: ToolStreamParser, ch: Optional[str], name: str, start: Optional[int]) -> Reader:
-        """Arguments of the call to ``name`` from ``ch`` on; returns the next character after it (and whitespace)."""
+        """The call to ``name`` from ``ch`` on: JSON arguments, or raw code for an offered ``python`` tool (which runs
+        to the next ``>>>`` or the end). Returns (the next character, whether a ``>>>`` ending the code was read)."""
         if start is not None:
             parser.begin_attempt(start)
         try:
-            if ch != "{":
-                raise Malformed(f"expected a JSON object of arguments after {MARKER}{name}")
-            call = parser.new_call()
-            call.set_name(name)
-            call.has_arguments = True
-            _, ch = yield from read_json_value(ch, call.add_arguments)
+            if _takes_code(parser, name, ch):
+                return (yield from _code_call(parser, ch, name))
+            call, ch = yield from read_named_call(parser, ch, name, MARKER + name)
             parser.complete(call)
             parser.end_attempt()
         except Malformed as error:
             parser.give_back(error)
             if parser.at_end:
-                return None
-            ch = yield
-            return ch
-        return (yield from parser.after_call(ch))
+                return None, False
+            return (yield), False
+        return (yield from parser.after_call(ch)), False
+
+
+def _takes_code(parser: ToolStreamParser, name: str, ch: Optional[str]) -> bool:
+    """Whether the segment is raw code: for the offered ``python`` tool, arguments that are not a JSON object."""
+    return name == CODE_TOOL and ch != "{" and parser.offered is not None and parser.accepts(name)
+
+
+def _code_call(parser: ToolStreamParser, ch: Optional[str], name: str) -> Reader:
+    """Raw code up to the next ``>>>`` (consumed) or the end, as a call with ``{"code": …}``."""
+    code = ""
+    while ch is not None:
+        code += ch
+        if code.endswith(MARKER):
+            code = code[: -len(MARKER)]
+            break
+        ch = yield
+    code = code.strip(WHITESPACE)
+    if not code:
+        raise Malformed(f"no code after {MARKER}{name}")
+    call = parser.new_call()
+    call.set_name(name)
+    call.set_arguments_value({"code": code})
+    parser.complete(call)
+    parser.end_attempt()
+    return None, ch is not None
 
 
 def _expect_newline(ch: Optional[str]) -> Reader:

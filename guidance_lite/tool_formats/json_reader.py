@@ -30,6 +30,10 @@ class NotACall(Malformed):
     """Text that only might have started a call (e.g. a JSON answer whose first key is not "name"): text, no warning."""
 
 
+class NotOffered(Malformed):
+    """A well-formed call to a tool that was not offered to this generation: given back as text, with a warning."""
+
+
 _SIMPLE_ESCAPES = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
 _NUMBER = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?\Z")
 _NUMBER_CHARS = frozenset("+-0123456789.eE")

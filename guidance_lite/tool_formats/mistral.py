@@ -13,7 +13,8 @@ Mistral 7B v0.3 / Large 2 template:
 Mistral call ids are 9 alphanumerics: ids from elsewhere (``call_…``) are mapped to such ids deterministically (same
 id in the call and its result), and parsed calls get fresh 9-character ids (an ``id`` the model writes is read but not
 used: a call's id must be known when its first delta streams).
-Parsing also accepts a single object instead of the list, and the newer ``[TOOL_CALLS]name[ARGS]{…}`` form.
+Parsing also accepts a single object instead of the list, the v11 tokenizer's ``[TOOL_CALLS]name{…}`` and the newer
+``[TOOL_CALLS]name[ARGS]{…}``, with text before the marker (kept as content) and several markers in a row.
 """
 
 from __future__ import annotations
@@ -29,9 +30,9 @@ from ..constraints import GrammarBuilder, json_call_objects
 from ..tools import ToolChoice, ToolSpec
 from .base import ToolFormat
 from .history import HistoryItem, arguments_value, result_value
-from .json_reader import Malformed, Reader, expect_char, read_json_value, skip_whitespace
+from .json_reader import Malformed, Reader, expect_char, skip_whitespace
 from .registry import register_tool_format
-from .stream_parser import ToolStreamParser, read_call_object
+from .stream_parser import ToolStreamParser, read_call_object, read_named_call
 
 TOOL_CALLS = "[TOOL_CALLS]"
 ARGS = "[ARGS]"
@@ -146,21 +147,17 @@ class MistralFormat(ToolFormat):
 
     @staticmethod
     def _named_call(parser: ToolStreamParser, ch: Optional[str]) -> Reader:
-        """``name[ARGS]{…}`` (Mistral Small 3.2 and later)."""
+        """``name{…}`` (the v11 tokenizer, Mistral Small 3.1) or ``name[ARGS]{…}`` (Mistral Small 3.2 and later)."""
         name = ""
-        while ch is not None and (ch.isalnum() or ch in "_-."):
+        while ch is not None and (ch.isalnum() or ch in "_-.") and len(name) < 64:
             name += ch
             ch = yield
         if not name:
             raise Malformed(f"expected '[', '{{' or a function name after {TOOL_CALLS}")
-        for wanted in ARGS:
-            ch = yield from expect_char(ch, wanted, f"after the function name in {TOOL_CALLS}")
-        ch = yield from skip_whitespace(ch)
-        if ch != "{":
-            raise Malformed(f"expected a JSON object after {ARGS}")
-        call = parser.new_call()
-        call.set_name(name)
-        call.has_arguments = True
-        _, ch = yield from read_json_value(ch, call.add_arguments)
+        if ch == "[":
+            for wanted in ARGS:
+                ch = yield from expect_char(ch, wanted, f"after the function name in {TOOL_CALLS}")
+            ch = yield from skip_whitespace(ch)
+        call, ch = yield from read_named_call(parser, ch, name, TOOL_CALLS + name)
         parser.complete(call)
         return ch

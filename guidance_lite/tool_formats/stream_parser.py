@@ -14,6 +14,10 @@ Rules shared by every format:
   arguments are re-serialised while they stream into canonical JSON (``json.dumps(args, ensure_ascii=False)`` form),
   so the fragments concatenate to exactly the final ``ToolCall.arguments_json``. Arguments written as a JSON string
   holding an object are decoded; missing or ``null`` arguments become ``"{}"``.
+- Offered tools only: a parser made with ``tools=`` (names, or objects with a ``name``) turns text into a call only
+  when it names one of them; a call to any other name is given back as text, with a warning. Without ``tools`` any
+  name is accepted, and the forms that are only unambiguous when the offered tools are known (a bare JSON object in
+  the middle of prose, built-in call syntax, raw code) stay text.
 - Malformed output (bad JSON, unknown shape, unterminated call) never raises: the attempted call is given back as
   plain text and a warning goes to ``logging.getLogger("guidance_lite")``. If the attempt had already produced calls
   or text (several calls in one array, a streamed ``response``) those are kept and the rest of the output is dropped,
@@ -28,7 +32,7 @@ import json
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Optional, Protocol
+from typing import Any, Optional, Protocol
 
 from ..models.base import Delta
 from ..tools import ToolCall
@@ -36,6 +40,7 @@ from .json_reader import (
     WHITESPACE,
     Malformed,
     NotACall,
+    NotOffered,
     Reader,
     expect_char,
     read_json_string,
@@ -58,7 +63,14 @@ class OutputSyntax(Protocol):
 
 NAME_KEYS = ("name",)
 ARGUMENT_KEYS = ("arguments", "parameters")
-_FIRST_CALL_KEYS = ("name", "type", "function")
+_FIRST_CALL_KEYS = ("name", "type", "function", *ARGUMENT_KEYS)
+
+
+def offered_names(tools: Optional[Iterable[Any]]) -> Optional[frozenset[str]]:
+    """The names of the offered tools (strings, or objects with a ``name``: ToolSpec, Tool); None when not known."""
+    if tools is None:
+        return None
+    return frozenset(tool if isinstance(tool, str) else str(getattr(tool, "name", tool)) for tool in tools)
 
 
 class PendingCall:
@@ -78,6 +90,7 @@ class PendingCall:
         name = name.strip()
         if not name:
             raise Malformed("a tool call has an empty function name")
+        self._parser.check_offered(name)
         self.name = name
         self.index, self.id = self._parser._announce(name)
         if self._arguments:
@@ -103,6 +116,11 @@ class PendingCall:
             canonical = json.dumps(value, ensure_ascii=False)
         self.add_arguments(canonical)
 
+    def set_arguments_value(self, value: dict) -> None:
+        """Arguments built by the format itself (built-in call syntax, raw code)."""
+        self.has_arguments = True
+        self.add_arguments(json.dumps(value, ensure_ascii=False))
+
     def to_call(self) -> ToolCall:
         if self.name is None or self.id is None:
             raise Malformed("a tool call has no function name")
@@ -119,8 +137,9 @@ def read_call_object(
     argument_keys: Iterable[str] = ARGUMENT_KEYS,
 ) -> Reader:
     """Read ``{"name": …, "arguments": {…}}`` (key order free; also the OpenAI ``{"type": "function", "function":
-    {…}}`` shape). Unknown keys are read and ignored. ``first_key_decides``: a first key other than name/type/function
-    means this JSON was never a call (``NotACall``). Returns the next character (the call is not completed here)."""
+    {…}}`` shape). Unknown keys are read and ignored. ``first_key_decides``: a first key other than name, type,
+    function or the arguments, or an object without a name, means this JSON was never a call (``NotACall``).
+    Returns the next character (the call is not completed here)."""
     argument_keys = tuple(argument_keys)
     if ch != "{":
         raise Malformed(f"expected '{{' to start a tool call, found {ch!r}")
@@ -163,9 +182,24 @@ def read_call_object(
             _, ch = yield from read_json_value(ch)
         ch = yield from skip_whitespace(ch)
         if ch == "}":
+            if first_key_decides and call.name is None:
+                raise NotACall("a JSON object without a function name is not a tool call")
             return (yield)
         ch = yield from expect_char(ch, ",", "or '}' in a tool call")
         ch = yield from skip_whitespace(ch)
+
+
+def read_named_call(parser: ToolStreamParser, ch: Optional[str], name: str, where: str) -> Reader:
+    """A call whose name is written outside its arguments (``name{…}``, ``<function=name>{…}``, ``>>>name\n{…}``):
+    the arguments object from ``ch`` on. ``where`` names the syntax for the error. Returns ``(call, next
+    character)``; the caller completes the call once any closing syntax has been read."""
+    if ch != "{":
+        raise Malformed(f"expected a JSON object of arguments after {where}")
+    call = parser.new_call()
+    call.set_name(name)
+    call.has_arguments = True
+    _, ch = yield from read_json_value(ch, call.add_arguments)
+    return call, ch
 
 
 def longest_partial_suffix(text: str, triggers: Iterable[str]) -> int:
@@ -190,8 +224,9 @@ class _Attempt:
 class ToolStreamParser:
     """Parses one generation incrementally. ``feed`` returns the deltas that became certain; ``finish`` the result."""
 
-    def __init__(self, fmt: OutputSyntax) -> None:
+    def __init__(self, fmt: OutputSyntax, tools: Optional[Iterable[Any]] = None) -> None:
         self.format = fmt
+        self.offered = offered_names(tools)  # None: any name is accepted
         self._seen: list[str] = []
         self._deltas: list[Delta] = []
         self._content: list[str] = []
@@ -253,6 +288,16 @@ class ToolStreamParser:
 
     def new_call(self) -> PendingCall:
         return PendingCall(self)
+
+    def accepts(self, name: str) -> bool:
+        """Whether a call to ``name`` may become a call (it was offered, or the offered tools are not known)."""
+        return self.offered is None or name in self.offered
+
+    def check_offered(self, name: str) -> None:
+        """Raise NotOffered unless a call to ``name`` may become a call."""
+        if not self.accepts(name):
+            offered = ", ".join(sorted(self.offered or ())) or "none"
+            raise NotOffered(f"a call to {name!r}, which was not offered to this gen (offered: {offered})")
 
     def complete(self, call: PendingCall) -> None:
         self._calls.append(call.to_call())

@@ -7,7 +7,7 @@ data handling, and every fault a call can have becomes a tool result the model c
 
 from __future__ import annotations
 
-from .call import ToolCall, new_call_id
+from .call import ToolCall, make_call_ids_unique, new_call_id, unique_call_id
 from .dispatch import DENIED_MESSAGE, ERROR_MODES, HookResult, dispatch
 from .errors import (
     MissingImplementation,
@@ -47,6 +47,8 @@ __all__ = [
     # the tool model backends see, and the rest of the package's public names
     "ToolCall",
     "new_call_id",
+    "unique_call_id",
+    "make_call_ids_unique",
     "ToolSpec",
     "ToolChoice",
     "tool_specs",

@@ -6,9 +6,12 @@ other to name one.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Optional
 
 
 def new_call_id() -> str:
@@ -44,3 +47,32 @@ class ToolCall:
             "type": "function",
             "function": {"name": self.name, "arguments": self.arguments_json or "{}"},
         }
+
+
+def unique_call_id(call_id: Optional[str], taken: set[str]) -> str:
+    """``call_id`` if it is non-empty and not in ``taken``, else an id derived from it that is; added to ``taken``.
+
+    Why: servers send duplicate ids in one message (llama.cpp with functionary uses the function name), reuse ids
+    across turns (Command R7B writes "0" every time) or send none, while a strict server rejects a follow-up request
+    whose ids are not unique or not each answered once. Ids are made unique here before any call runs, so each call is
+    bound to exactly one result, and a server's own id is kept wherever it is usable. Derived ids depend only on the
+    original id and how many ids were taken before it, so a conversation replays to the same request bodies (cache
+    keys stay stable).
+    """
+    if call_id and call_id not in taken:
+        taken.add(call_id)
+        return call_id
+    attempt = 0
+    while True:
+        digest = hashlib.sha256(f"{call_id or ''}:{len(taken)}:{attempt}".encode()).hexdigest()
+        candidate = "call_" + digest[:24]
+        if candidate not in taken:
+            taken.add(candidate)
+            return candidate
+        attempt += 1
+
+
+def make_call_ids_unique(calls: Iterable[ToolCall], taken: set[str]) -> None:
+    """Give each call an id unique among ``calls`` and ``taken`` (kept where it already is), in call order."""
+    for call in calls:
+        call.id = unique_call_id(call.id, taken)

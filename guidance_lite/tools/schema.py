@@ -1,19 +1,23 @@
 """What a tool looks like as JSON schema: read from a Python callable's signature and docstring, or from an OpenAI
 tool schema dict.
 
+A parameter's type is its annotation; without one, the type its docstring writes (Google, NumPy or reST style:
+``str``/``string``, ``int``/``integer``, ``list of X``, ``{'a', 'b'}`` …), else the type of its default value.
+
 Why one pydantic model per callable: the schema the model is told and the validation of what it sends back come from
 the same place, so they can never drift apart. Specs are built once per callable and cached.
 """
 
 from __future__ import annotations
 
+import ast
 import functools
 import inspect
 import re
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any, Optional, get_origin
+from typing import Annotated, Any, Literal, Optional, Union, get_origin
 
 import docstring_parser
 import pydantic
@@ -108,6 +112,132 @@ def _docstring(fn: Any) -> docstring_parser.Docstring:
         return docstring_parser.parse("")
 
 
+# docstring type words -> Python types (what ``list of X`` and ``list[X]`` hold is read with the same table)
+_DOC_TYPES: dict[str, Any] = {
+    "str": str,
+    "string": str,
+    "text": str,
+    "int": int,
+    "integer": int,
+    "float": float,
+    "number": float,
+    "bool": bool,
+    "boolean": bool,
+    "dict": dict,
+    "mapping": dict,
+    "object": dict,
+    "list": list,
+    "array": list,
+    "sequence": list,
+    "tuple": list,
+    "none": type(None),
+    "any": Any,
+}
+_SEQUENCE_WORDS = ("list", "array", "sequence", "tuple", "iterable", "set")
+_OF = re.compile(rf"(?:{'|'.join(_SEQUENCE_WORDS)}) of (.+)", re.IGNORECASE)
+_SUBSCRIPT = re.compile(r"([A-Za-z_.]+)\[(.+)\]")
+_NOT_A_TYPE = re.compile(r"optional|default\b.*|defaults\b.*", re.IGNORECASE)
+
+
+def _top_level_split(text: str, separator: str) -> list[str]:
+    """``text`` split at ``separator`` outside brackets, braces and quotes."""
+    parts, depth, quote, start = [], 0, "", 0
+    for index, ch in enumerate(text):
+        if quote:
+            quote = "" if ch == quote else quote
+        elif ch in "'\"":
+            quote = ch
+        elif ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+        elif depth == 0 and text.startswith(separator, index) and index >= start:
+            parts.append(text[start:index])
+            start = index + len(separator)
+    parts.append(text[start:])
+    return parts
+
+
+def docstring_type(text: Optional[str]) -> Any:
+    """The Python type a docstring writes as text (``str``/``string``, ``int``/``integer``, ``float``/``number``,
+    ``bool``/``boolean``, ``list of X``/``list[X]``, ``dict``, ``X or Y``, ``{'a', 'b'}`` for an enum,
+    ``X, optional``), or None when the text names no type this knows."""
+    if not text or not text.strip():
+        return None
+    parts = [p.strip() for p in _top_level_split(text.strip(), ",")]
+    kept = [p for p in parts if p and not _NOT_A_TYPE.fullmatch(p)]
+    if len(kept) != 1:
+        return None
+    written = kept[0].strip("`").strip()
+    if written.startswith("{") and written.endswith("}"):
+        return _enum_type(written)
+    alternatives = [a.strip() for a in _top_level_split(written, " or ")]
+    if len(alternatives) == 1:
+        alternatives = [a.strip() for a in _top_level_split(written, "|")]
+    if len(alternatives) > 1:
+        members = [docstring_type(a) for a in alternatives]
+        return None if any(m is None for m in members) else Union[tuple(members)]
+    match = _OF.fullmatch(written)
+    if match:
+        item = docstring_type(match.group(1)) or docstring_type(match.group(1).removesuffix("s"))
+        return None if item is None else list[item]  # type: ignore[valid-type]
+    match = _SUBSCRIPT.fullmatch(written)
+    if match:
+        outer = match.group(1).rsplit(".", 1)[-1].lower()
+        inner = [docstring_type(i) for i in _top_level_split(match.group(2), ",")]
+        if outer == "optional" and len(inner) == 1 and inner[0] is not None:
+            return Optional[inner[0]]
+        if outer in _SEQUENCE_WORDS and len(inner) == 1 and inner[0] is not None:
+            return list[inner[0]]  # type: ignore[valid-type]
+        if outer in ("dict", "mapping") and len(inner) == 2 and inner[1] is not None:
+            return dict[str, inner[1]]  # type: ignore[valid-type]
+        return None
+    return _DOC_TYPES.get(written.lower())
+
+
+def _enum_type(written: str) -> Any:
+    """``{'a', 'b'}`` (NumPy's way of listing the allowed values) as ``Literal['a', 'b']``, in the order written."""
+    try:
+        node = ast.parse(written, mode="eval").body
+    except SyntaxError:
+        return None
+    if not isinstance(node, (ast.Set, ast.Dict)) or (isinstance(node, ast.Dict) and node.keys):
+        return None
+    try:
+        values = [ast.literal_eval(element) for element in getattr(node, "elts", [])]
+    except ValueError:
+        return None
+    if not values or not all(isinstance(v, (str, int, float, bool)) for v in values):
+        return None
+    return Literal[tuple(values)]
+
+
+def _default_type(default: Any) -> Any:
+    """The type a parameter's default value implies (None: it implies none)."""
+    for kind in (bool, int, float, str):  # bool before int: True is an int too
+        if type(default) is kind:
+            return kind
+    if isinstance(default, (list, tuple)):
+        return list
+    if isinstance(default, dict):
+        return dict
+    return None
+
+
+def _unannotated_type(param: inspect.Parameter, written: Optional[str]) -> Any:
+    """The type of a parameter without an annotation: from its docstring, else from its default (an annotation
+    always wins and never reaches here). A None default makes the type optional."""
+    has_default = param.default is not inspect.Parameter.empty
+    kind = docstring_type(written)
+    if kind is None and has_default:
+        kind = _default_type(param.default)
+    if kind is None or kind is Any:
+        return Any
+    if has_default and param.default is None:
+        return Optional[kind]
+    return kind
+
+
 def _description_of(doc: docstring_parser.Docstring) -> str:
     parts = [p.strip() for p in (doc.short_description, doc.long_description) if p and p.strip()]
     return "\n\n".join(parts)
@@ -159,6 +289,7 @@ def _build_function_spec(fn: Any) -> FunctionSpec:
     signature = _resolved_signature(fn, name)
     doc = _docstring(fn)
     doc_params = {p.arg_name: p.description for p in doc.params if p.description}
+    doc_types = {p.arg_name: p.type_name for p in doc.params if p.type_name}
     fields: dict[str, Any] = {}
     params: list[Param] = []
     accepts_extra = False
@@ -168,7 +299,10 @@ def _build_function_spec(fn: Any) -> FunctionSpec:
             continue
         if p.kind is inspect.Parameter.VAR_POSITIONAL:
             continue  # the model sends named arguments only
-        annotation = Any if p.annotation is inspect.Parameter.empty else p.annotation
+        if p.annotation is inspect.Parameter.empty:
+            annotation = _unannotated_type(p, doc_types.get(p.name))
+        else:
+            annotation = p.annotation
         text, has_field_description = _annotation_description(annotation)
         field_default = isinstance(p.default, FieldInfo)  # def f(x: int = Field(3, description=...))
         if field_default:

@@ -19,7 +19,7 @@ from .params import MAX_STOP_SEQUENCES, check_context, check_forced_calls, sampl
 from .remote import RemoteModel
 from .select_as_tool import options_as_text, select_params
 from .streaming import ChatReader
-from .translation import max_tokens_key, normalize_messages, tool_params
+from .translation import call_ids_in, max_tokens_key, normalize_messages, tool_params
 from .transport import CHAT
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -126,10 +126,11 @@ class OpenAI(RemoteModel):
         body, options = self._prepare(request)
         check_context(body, self.prompt_tokens, self.model, self.context_window)
         n = int(body.get("n", 1))
+        taken = call_ids_in(body["messages"])  # ids of earlier calls: a server reusing one gets a fresh id
         answer = self.transport.serve(
             body,
             lambda: self.transport.exchange(
-                CHAT, body, options, stream=request.stream, new_reader=lambda: ChatReader(n)
+                CHAT, body, options, stream=request.stream, new_reader=lambda: ChatReader(n, taken)
             ),
             lambda sent: tokens.count_message_tokens(sent["messages"], self.model),
             caching=request.caching,

@@ -69,6 +69,11 @@ def normalize_messages(messages: list[dict]) -> list[dict]:
     return out
 
 
+def call_ids_in(messages: list[dict]) -> set[str]:
+    """The tool-call ids the conversation already uses (a new call must not reuse one)."""
+    return {call["id"] for message in messages for call in message.get("tool_calls") or () if call.get("id")}
+
+
 def tool_params(request: GenRequest) -> dict:
     """The offered tools, the tool choice and ``parallel_tool_calls`` as Chat Completions parameters ({} without
     tools). 'required' with a single tool is sent as that tool's name, which every server understands (llama.cpp's
