@@ -24,10 +24,13 @@ def excerpt(sent: Any) -> str:
     return repr(text[:EXCERPT_CHARACTERS]) + cut
 
 
-def not_json(where: str, err: ValueError, part: str = "a body") -> ModelError:
-    """The SDK could not decode what the server sent (``json.JSONDecodeError`` / ``UnicodeDecodeError``)."""
+def not_json(where: str, err: Exception, part: str = "a body") -> ModelError:
+    """The SDK could not decode what the server sent (``json.JSONDecodeError``, ``UnicodeDecodeError``, or a
+    ``RecursionError`` from JSON nested too deeply to decode)."""
     if isinstance(err, json.JSONDecodeError):
         return ModelError(f"{where} sent {part} that is not JSON ({err.msg}); it starts: {excerpt(err.doc)}")
+    if isinstance(err, RecursionError):
+        return ModelError(f"{where} sent {part} of JSON nested too deeply to decode")
     sent = getattr(err, "object", b"")
     return ModelError(f"{where} sent {part} that is not UTF-8 text ({err}); it starts: {excerpt(sent)}")
 
@@ -90,10 +93,27 @@ def check_finished(where: str, completion: Completion, received: int) -> None:
     )
 
 
+def check_calls(where: str, completion: Completion) -> None:
+    """Every choice read must be text and tool calls of the right kinds: a name, an id and arguments that are strings
+    (the readers pass on what the SDK built, and the SDK builds objects from any JSON)."""
+    for position, choice in enumerate(completion.choices):
+        if not isinstance(choice.text, str):
+            raise ModelError(
+                f"{where} sent choice #{position} with content of the wrong kind ({type(choice.text).__name__})"
+            )
+        for index, call in enumerate(choice.tool_calls):
+            for field, value in (("name", call.name), ("id", call.id), ("arguments", call.arguments_json)):
+                if not isinstance(value, str) or (field == "name" and not value):
+                    raise ModelError(
+                        f"{where} sent tool call #{index} of choice #{position} with a {field} of the wrong kind: "
+                        f"{excerpt(value)}"
+                    )
+
+
 def unreadable(where: str, err: Exception, part: str, sent: Optional[Any] = None) -> ModelError:
     """A reader failed on data of the wrong shape (a string where an object belongs, a bad index ...)."""
     shown = f"; it starts: {excerpt(sent)}" if sent is not None else ""
     return ModelError(f"{where} sent {part} guidance_lite can't read ({type(err).__name__}: {err}){shown}")
 
 
-__all__ = ["check_body", "check_event_stream", "check_finished", "excerpt", "not_json", "unreadable"]
+__all__ = ["check_body", "check_calls", "check_event_stream", "check_finished", "excerpt", "not_json", "unreadable"]

@@ -31,7 +31,7 @@ from ..base import Completion, Delta, ModelError, Usage
 from ..timeouts import Deadline, Timeout
 from .errors import LOCAL_API_KEY, explain_error, scrub_chain
 from .http import DEFAULT_MAX_RESPONSE_BYTES, capped_http_client, check_max_response_bytes, sdk_timeout
-from .malformed import check_body, check_event_stream, check_finished, not_json, unreadable
+from .malformed import check_body, check_calls, check_event_stream, check_finished, not_json, unreadable
 
 if TYPE_CHECKING:  # pragma: no cover
     import openai as openai_sdk
@@ -39,8 +39,9 @@ if TYPE_CHECKING:  # pragma: no cover
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 TRANSPORT_KEYS = ("stream", "stream_options")  # left out of cache keys: streamed and plain calls share entries
 Item = Union[Delta, Completion]
-READER_FAULTS = (AttributeError, TypeError, KeyError, IndexError, ValueError)  # a reader meeting a shape it can't read
-UNDECODABLE = (json.JSONDecodeError, UnicodeDecodeError)  # the SDK could not decode what the server sent
+# a reader meeting a shape it can't read
+READER_FAULTS = (AttributeError, TypeError, KeyError, IndexError, ValueError, ArithmeticError)
+UNDECODABLE = (json.JSONDecodeError, UnicodeDecodeError, RecursionError)  # the SDK could not decode what was sent
 
 
 @dataclass(frozen=True)
@@ -75,11 +76,19 @@ class ResponseReader(Protocol):
         """A non-streamed answer."""
 
 
+def _token_count(value: Any) -> int:
+    """A count the server reported, or 0 for one that is not a finite, non-negative number."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < math.inf:
+        return 0
+    return int(value)
+
+
 def usage_from_api(usage: Any) -> Usage:
-    """The SDK's usage object as our Usage (total filled in when the server left it out)."""
-    prompt = int(getattr(usage, "prompt_tokens", 0) or 0)
-    completion = int(getattr(usage, "completion_tokens", 0) or 0)
-    total = int(getattr(usage, "total_tokens", 0) or 0) or prompt + completion
+    """The SDK's usage object as our Usage (total filled in when the server left it out; counts that are not
+    numbers read as 0)."""
+    prompt = _token_count(getattr(usage, "prompt_tokens", 0))
+    completion = _token_count(getattr(usage, "completion_tokens", 0))
+    total = _token_count(getattr(usage, "total_tokens", 0)) or prompt + completion
     return Usage(prompt, completion, total)
 
 
@@ -316,6 +325,7 @@ class OpenAITransport:
             check_body(self.where, response, endpoint.answer_key)
             reader = new_reader()
             completion = self._read(reader.read, response, "an answer", response)
+            check_calls(self.where, completion)
             for delta in deltas_of(completion):
                 yield delta
             yield completion
@@ -357,6 +367,7 @@ class OpenAITransport:
                 yield delta
             completion = self._read(reader.completion, None, "a stream")
             check_finished(self.where, completion, reader.characters)
+            check_calls(self.where, completion)
             yield completion
             return
 
