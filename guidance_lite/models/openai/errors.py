@@ -91,24 +91,24 @@ def _server_message(err: Any) -> str:
     return getattr(err, "message", None) or str(err)
 
 
-def explain_timeout(err: BaseException, *, base_url: str, timeout: Timeout, max_retries: int, received: int) -> str:
+def explain_timeout(err: BaseException, *, base_url: str, timeout: Timeout, attempts: int, received: int) -> str:
     """Which of the SDK's timeouts fired (httpx names it in the chained cause), and what to raise."""
     cause = type(err.__cause__ or err.__context__).__name__
-    attempts = f" ({max_retries + 1} attempts)" if max_retries and not received else ""
+    tries = f" ({attempts} attempts)" if attempts > 1 else ""
     if cause == "ConnectTimeout":
         return (
-            f"could not connect to {base_url} within the connect timeout ({timeout.connect:g}s){attempts}: is the "
+            f"could not connect to {base_url} within the connect timeout ({timeout.connect:g}s){tries}: is the "
             f"server up and is base_url right? To wait longer pass timeout=gl.models.Timeout(connect=...)"
         )
     if cause in ("ReadTimeout", "WriteTimeout", "PoolTimeout"):
         phase = {"ReadTimeout": "read", "WriteTimeout": "write", "PoolTimeout": "pool"}[cause]
         after = f" after {received} characters of the answer" if received else ""
         return (
-            f"the server at {base_url} sent nothing for {timeout.read:g}s{after} (the {phase} timeout){attempts}: "
+            f"the server at {base_url} sent nothing for {timeout.read:g}s{after} (the {phase} timeout){tries}: "
             f"it is overloaded or stuck; for a model that thinks longer before answering pass "
             f"timeout=gl.models.Timeout(read=...)"
         )
-    return f"the request to {base_url} timed out{attempts} ({timeout.describe()}): raise timeout= or lower max_tokens"
+    return f"the request to {base_url} timed out{tries} ({timeout.describe()}): raise timeout= or lower max_tokens"
 
 
 def explain_error(
@@ -120,9 +120,11 @@ def explain_error(
     max_retries: int,
     timeout: Optional[Timeout] = None,
     received: int = 0,
+    retried: bool = True,
 ) -> ModelError:
     """Turn an ``openai`` SDK error into a ModelError that says what to change. API keys are never included, and
-    are removed from ``err`` and its chain too (the ModelError is raised from it)."""
+    are removed from ``err`` and its chain too (the ModelError is raised from it). ``received``: characters of the
+    answer that had arrived; ``retried``: whether the SDK retried the request (it does not retry a broken stream)."""
     import openai as openai_sdk
 
     scrub_chain(err, api_key)
@@ -169,8 +171,9 @@ def explain_error(
             f"raise max_retries. Server said: {said}"
         )
     elif isinstance(err, openai_sdk.APITimeoutError):
+        attempts = max_retries + 1 if retried else 1
         text = explain_timeout(
-            err, base_url=base_url, timeout=timeout or Timeout(), max_retries=max_retries, received=received
+            err, base_url=base_url, timeout=timeout or Timeout(), attempts=attempts, received=received
         )
     elif isinstance(err, openai_sdk.APIConnectionError):
         cause = err.__cause__ or err.__context__

@@ -242,9 +242,9 @@ class OpenAITransport:
         """The server and model, as errors about their answers name them."""
         return f"the server at {self.base_url} (model {self.model!r})"
 
-    def explain(self, err: BaseException, received: int = 0) -> ModelError:
+    def explain(self, err: BaseException, received: int = 0, retried: bool = True) -> ModelError:
         """An SDK error as a ModelError that says what to change, caused by ``err`` with the API key scrubbed from
-        its whole chain."""
+        its whole chain (``received``, ``retried``: see ``explain_error``)."""
         explained = explain_error(
             err,
             model=self.model,
@@ -253,6 +253,7 @@ class OpenAITransport:
             max_retries=self.max_retries,
             timeout=self.timeout,
             received=received,
+            retried=retried,
         )
         return self.caused(explained, err)
 
@@ -347,8 +348,8 @@ class OpenAITransport:
                         if deadline.passed:
                             failure = self._total_timeout()
                             break
-            except openai_sdk.APITimeoutError as err:
-                failure = self.explain(err, reader.characters)
+            except openai_sdk.APITimeoutError as err:  # mid-stream: not retried (the answer may have begun)
+                failure = self.explain(err, reader.characters, retried=False)
             except openai_sdk.APIConnectionError as err:
                 if deadline.passed:
                     failure = self._total_timeout()
@@ -358,7 +359,7 @@ class OpenAITransport:
                     await asyncio.sleep(min(delay, deadline.remaining()))
                     continue
             except openai_sdk.OpenAIError as err:
-                failure = self.explain(err, reader.characters)
+                failure = self.explain(err, reader.characters, retried=False)
             except UNDECODABLE as err:
                 failure = self.caused(not_json(self.where, err, "a stream event"), err)
             if failure is not None:
