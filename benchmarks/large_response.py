@@ -6,7 +6,8 @@ stream (1,000-character chunks), with no ``usage``, so the client estimates it; 
 are printed (CPU time is the steadier figure on a busy machine). Works on any checkout (it only uses ScriptedServer
 features older than the fix), so the same command measures before and after.
 
-Usage: ``python benchmarks/large_response.py [--mb 20] [--max-response-bytes N]``.
+Usage: ``python benchmarks/large_response.py [--mb 20] [--letters] [--max-response-bytes N]`` (``--letters``: one
+letter repeated, the text tiktoken is slowest on, instead of words).
 """
 
 from __future__ import annotations
@@ -36,10 +37,10 @@ async def one_answer(model: object, stream: bool) -> tuple[float, float, int, ob
     return time.perf_counter() - start, time.process_time() - cpu, len(final.choices[0].text), final.usage
 
 
-def serve(megabytes: float) -> None:
+def serve(megabytes: float, letters: bool) -> None:
     """The child process: a ScriptedServer answering the long content to every request until stdin closes."""
     size = int(megabytes * 1_000_000)
-    content = (WORDS * (size // len(WORDS) + 1))[:size]
+    content = "x" * size if letters else (WORDS * (size // len(WORDS) + 1))[:size]
     with ScriptedServer(lambda body: {"content": content, "usage": False, "chunk_size": 1000}) as server:
         print(server.base_url, flush=True)
         sys.stdin.read()
@@ -49,13 +50,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mb", type=float, default=20.0, help="megabytes of content (default 20)")
     parser.add_argument("--max-response-bytes", type=int, default=None, help="the model's cap (default: its own)")
+    parser.add_argument("--letters", action="store_true", help="one letter repeated instead of words")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
-        serve(args.mb)
+        serve(args.mb, args.letters)
         return
     kwargs = {} if args.max_response_bytes is None else {"max_response_bytes": args.max_response_bytes}
-    command = [sys.executable, __file__, "--serve", "--mb", str(args.mb)]
+    command = [sys.executable, __file__, "--serve", "--mb", str(args.mb), *(["--letters"] if args.letters else [])]
     with subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) as server:
         assert server.stdout is not None and server.stdin is not None
         base_url = server.stdout.readline().strip()
