@@ -137,7 +137,7 @@ def _normalize_one(reply: Any) -> dict:
 
 
 def _as_bytes(piece: Union[str, bytes]) -> bytes:
-    return piece if isinstance(piece, bytes) else piece.encode()
+    return piece if isinstance(piece, bytes) else piece.encode("utf-8", "surrogatepass")  # lone surrogates too
 
 
 def _pieces(text: str, size: Optional[int]) -> list[str]:

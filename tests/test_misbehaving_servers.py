@@ -200,7 +200,7 @@ async def test_a_server_that_never_answers_ends_at_the_read_timeout(scripted_ser
     start = time.monotonic()
     error = await failure(model, user())
     assert time.monotonic() - start < 20
-    assert "sent nothing for 0.4s (the read timeout) (3 attempts)" in str(error)
+    assert "sent nothing for 0.4s (the read timeout, 3 attempts)" in str(error)
     assert "Timeout(read=...)" in str(error)
 
 

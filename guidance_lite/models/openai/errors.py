@@ -94,21 +94,21 @@ def _server_message(err: Any) -> str:
 def explain_timeout(err: BaseException, *, base_url: str, timeout: Timeout, attempts: int, received: int) -> str:
     """Which of the SDK's timeouts fired (httpx names it in the chained cause), and what to raise."""
     cause = type(err.__cause__ or err.__context__).__name__
-    tries = f" ({attempts} attempts)" if attempts > 1 else ""
+    tries = f", {attempts} attempts" if attempts > 1 else ""
     if cause == "ConnectTimeout":
         return (
-            f"could not connect to {base_url} within the connect timeout ({timeout.connect:g}s){tries}: is the "
+            f"could not connect to {base_url} within the connect timeout ({timeout.connect:g}s{tries}): is the "
             f"server up and is base_url right? To wait longer pass timeout=gl.models.Timeout(connect=...)"
         )
     if cause in ("ReadTimeout", "WriteTimeout", "PoolTimeout"):
         phase = {"ReadTimeout": "read", "WriteTimeout": "write", "PoolTimeout": "pool"}[cause]
         after = f" after {received} characters of the answer" if received else ""
         return (
-            f"the server at {base_url} sent nothing for {timeout.read:g}s{after} (the {phase} timeout){tries}: "
+            f"the server at {base_url} sent nothing for {timeout.read:g}s{after} (the {phase} timeout{tries}): "
             f"it is overloaded or stuck; for a model that thinks longer before answering pass "
             f"timeout=gl.models.Timeout(read=...)"
         )
-    return f"the request to {base_url} timed out{tries} ({timeout.describe()}): raise timeout= or lower max_tokens"
+    return f"the request to {base_url} timed out ({timeout.describe()}{tries}): raise timeout= or lower max_tokens"
 
 
 def explain_error(
