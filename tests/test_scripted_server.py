@@ -278,3 +278,73 @@ def test_stop_is_idempotent_and_really_stops() -> None:
         socket_conn.request("GET", "/v1/models")
     with pytest.raises(RuntimeError, match="not running"):
         server.base_url
+
+
+# ---- misbehaving on purpose ------------------------------------------------------------------------------------------
+def test_raw_body_is_sent_verbatim_with_its_status_and_type(scripted_server: ScriptedServer) -> None:
+    scripted_server.push(
+        {"raw_body": "<html>502</html>", "content_type": "text/html"}, {"raw_body": b"\xff", "status": 503}
+    )
+    status, headers, data = raw_post(scripted_server, "/v1/chat/completions", {"model": "m", "messages": MESSAGES})
+    assert (status, headers["Content-Type"], data) == (200, "text/html", b"<html>502</html>")
+    body = {"model": "m", "messages": MESSAGES, "stream": True}  # streamed requests get the raw body too
+    status, headers, data = raw_post(scripted_server, "/v1/chat/completions", body)
+    assert (status, headers["Content-Type"], data) == (503, "application/json", b"\xff")
+
+
+def raw_chunks(server: ScriptedServer, body: dict, timeout: float = 10) -> tuple[list[tuple[float, bytes]], bool]:
+    """The chunks of a chunked answer with their arrival times, and whether the body ended (False: the read timed
+    out with the connection still open)."""
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=timeout)
+    conn.request("POST", "/v1/chat/completions", json.dumps(body), {"Content-Type": "application/json"})
+    response = conn.getresponse()
+    start, chunks = time.monotonic(), []
+    try:
+        while True:
+            size = int(response.fp.readline().strip(), 16)
+            if size == 0:
+                return chunks, True
+            chunks.append((time.monotonic() - start, response.fp.read(size)))
+            response.fp.readline()
+    except TimeoutError:
+        return chunks, False
+    finally:
+        conn.close()
+
+
+def test_raw_stream_sends_each_piece_as_one_chunk(scripted_server: ScriptedServer) -> None:
+    scripted_server.push({"raw_stream": ["data: {not json\n\n", b"", "data: [DONE]"]})
+    chunks, ended = raw_chunks(scripted_server, {"model": "m", "messages": MESSAGES, "stream": True})
+    assert [data for _, data in chunks] == [b"data: {not json\n\n", b"data: [DONE]"] and ended
+
+
+def test_chunk_delay_and_stall_after_chunks(scripted_server: ScriptedServer) -> None:
+    scripted_server.push({"content": "a b c", "chunk_delay": 0.1, "stall_after_chunks": 2})
+    chunks, ended = raw_chunks(scripted_server, {"model": "m", "messages": MESSAGES, "stream": True}, timeout=1.0)
+    assert not ended and len(chunks) == 2  # the role chunk and "a", then silence with the connection open
+    assert chunks[0][0] >= 0.1 and chunks[1][0] - chunks[0][0] >= 0.1
+
+
+def test_hang_holds_the_request_until_the_client_leaves_or_the_server_stops() -> None:
+    server = ScriptedServer().start()
+    server.push({"hang": True}, {"hang": True})
+    with pytest.raises(openai.APITimeoutError):
+        openai.OpenAI(base_url=server.base_url, api_key="k", max_retries=0, timeout=0.3).chat.completions.create(
+            model="m", messages=MESSAGES
+        )
+    held = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    held.request("POST", "/v1/chat/completions", json.dumps({"model": "m", "messages": MESSAGES}))
+    time.sleep(0.2)
+    start = time.monotonic()
+    server.stop()  # releases the held request: stop() does not wait for it to time out
+    assert time.monotonic() - start < 5
+    with pytest.raises((http.client.RemoteDisconnected, ConnectionError)):
+        held.getresponse()
+
+
+def test_push_checks_raw_replies() -> None:
+    server = ScriptedServer()
+    with pytest.raises(ScriptError, match="raw_body must be str or bytes"):
+        server.push({"raw_body": {"choices": []}})
+    with pytest.raises(ScriptError, match="raw_stream must be a list of str or bytes"):
+        server.push({"raw_stream": "data: x"})

@@ -10,6 +10,7 @@ from importlib import import_module
 from typing import Any
 
 from .base import Choice, Completion, Delta, GenParams, GenRequest, Model, ModelError, ToolCall, Usage
+from .timeouts import Timeout
 
 BACKENDS: dict[str, str] = {  # name -> module (relative to this package, or absolute), imported on first use
     "Mock": ".mock",
@@ -30,6 +31,7 @@ __all__ = [
     "Completion",
     "ToolCall",
     "Usage",
+    "Timeout",
     *BACKENDS,
 ]
 

@@ -18,9 +18,11 @@ from .. import constraints, tokens
 from ..chat_templates import TEMPLATES, render_chat, stop_sequences
 from ..tool_formats import ToolFormat, ToolStreamParser, detect_tool_format, get_tool_format
 from .base import Choice, Completion, Delta, GenRequest, ModelError, Usage
+from .openai.http import DEFAULT_MAX_RESPONSE_BYTES
 from .openai.params import MAX_STOP_SEQUENCES, check_context, check_forced_calls, sampling_fields, split_params
 from .openai.remote import RemoteModel
 from .openai.transport import COMPLETIONS, DEFAULT_BASE_URL, usage_from_api
+from .timeouts import Timeout
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..cache import RequestCache
@@ -70,7 +72,7 @@ class CompletionReader:
             self.usage = usage_from_api(chunk.usage)
         deltas: list[Delta] = []
         for choice in chunk.choices or []:
-            index = choice.index or 0
+            index = self._index(choice.index or 0)
             piece = choice.text or ""
             self.texts[index] = self.texts.get(index, "") + piece
             self.characters += len(piece)
@@ -85,6 +87,13 @@ class CompletionReader:
                 deltas.append(delta)
         return deltas
 
+    def _index(self, index: Any) -> int:
+        """A choice index the server sent, checked against the choices asked for (a huge one would be looped to)."""
+        asked = int(self.plan.body.get("n") or 1)
+        if not isinstance(index, int) or not 0 <= index < asked:
+            raise ValueError(f"choice index {index!r} is outside the {asked} choice(s) asked for")
+        return index
+
     def finish(self) -> list[Delta]:
         """Text the parsers held back at the very end (their ``finish`` is idempotent)."""
         deltas = []
@@ -96,7 +105,7 @@ class CompletionReader:
 
     def read(self, response: Any) -> Completion:
         for position, choice in enumerate(response.choices or []):
-            index = choice.index if getattr(choice, "index", None) is not None else position
+            index = self._index(choice.index if getattr(choice, "index", None) is not None else position)
             self.texts[index] = choice.text or ""
             self.finish_reasons[index] = choice.finish_reason
         for index, text in self.texts.items():
@@ -130,7 +139,8 @@ class OpenAICompletion(RemoteModel):
     detected from the template and model name, else generic_json). ``tool_choice`` 'required' or a tool name ends the
     prompt with the start of a call in the tool format, so the model must complete one; with ``constrain='llama.cpp'``
     GBNF grammars (llama.cpp's server ``grammar`` field) constrain select, pattern and forced calls instead. Other
-    keyword arguments are sent with every request; ``cache=``/``context_window=`` work as for ``OpenAI``.
+    keyword arguments are sent with every request; ``cache=``, ``context_window=``, ``timeout=`` and
+    ``max_response_bytes=`` work as for ``OpenAI``.
     """
 
     chat = True
@@ -147,13 +157,14 @@ class OpenAICompletion(RemoteModel):
         chat_template: str = "chatml",
         tool_format: Union[str, ToolFormat, None] = None,
         client: Any = None,
-        timeout: Optional[float] = None,
+        timeout: Union[Timeout, float, None] = None,
         max_retries: int = 2,
         bos_token: str = "",
         eos_token: str = "",
         constrain: Optional[str] = None,
         cache: Union[bool, str, Path, RequestCache] = False,
         context_window: Optional[int] = None,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         **default_params: Any,
     ) -> None:
         if constrain not in (None, "llama.cpp"):
@@ -174,6 +185,7 @@ class OpenAICompletion(RemoteModel):
             max_retries=max_retries,
             cache=cache,
             context_window=context_window,
+            max_response_bytes=max_response_bytes,
             default_params=default_params,
             reserved=RESERVED_PARAMS,
             backend="OpenAICompletion",

@@ -7,8 +7,8 @@ data handling, and every fault a call can have becomes a tool result the model c
 
 from __future__ import annotations
 
-from .call import ToolCall, make_call_ids_unique, new_call_id, unique_call_id
-from .dispatch import DENIED_MESSAGE, ERROR_MODES, HookResult, dispatch
+from .call import MAX_ARGUMENT_DEPTH, ToolCall, make_call_ids_unique, new_call_id, unique_call_id
+from .dispatch import DEFAULT_TOOL_TIMEOUT, DENIED_MESSAGE, ERROR_MODES, HookResult, dispatch
 from .errors import (
     MissingImplementation,
     ToolArgumentError,
@@ -59,6 +59,8 @@ __all__ = [
     "HookResult",
     "ERROR_MODES",
     "DENIED_MESSAGE",
+    "DEFAULT_TOOL_TIMEOUT",
+    "MAX_ARGUMENT_DEPTH",
     "TOOL_NAME_PATTERN",
     "UNKNOWN_TOOL",
     "INVALID_JSON",

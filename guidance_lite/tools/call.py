@@ -13,6 +13,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Optional
 
+# arguments nested deeper are refused as invalid JSON: no tool needs them, and they would otherwise end a run with
+# RecursionError where they are parsed, shown or validated
+MAX_ARGUMENT_DEPTH = 100
+
 
 def new_call_id() -> str:
     """A fresh tool-call id in OpenAI's shape, for calls whose id is empty or missing."""
@@ -33,9 +37,15 @@ class ToolCall:
 
     @property
     def arguments(self) -> dict:
-        """Parsed arguments; raises ``ValueError`` when the model sent something that is not a JSON object."""
+        """Parsed arguments; raises ``ValueError`` when the model sent something that is not a JSON object
+        (``json.JSONDecodeError`` for text that is not JSON or nests deeper than ``MAX_ARGUMENT_DEPTH``)."""
         text = self.arguments_json.strip() or "{}"
-        value = json.loads(text)
+        try:
+            value = json.loads(text)
+        except RecursionError:
+            raise json.JSONDecodeError(f"arguments nest deeper than {MAX_ARGUMENT_DEPTH} levels", text, 0) from None
+        if text.count("[") + text.count("{") > MAX_ARGUMENT_DEPTH and nesting_depth(value) > MAX_ARGUMENT_DEPTH:
+            raise json.JSONDecodeError(f"arguments nest deeper than {MAX_ARGUMENT_DEPTH} levels", text, 0)
         if not isinstance(value, dict):
             raise ValueError(f"tool arguments must be a JSON object, got {type(value).__name__}")
         return value
@@ -76,3 +86,15 @@ def make_call_ids_unique(calls: Iterable[ToolCall], taken: set[str]) -> None:
     """Give each call an id unique among ``calls`` and ``taken`` (kept where it already is), in call order."""
     for call in calls:
         call.id = unique_call_id(call.id, taken)
+
+
+def nesting_depth(value: object) -> int:
+    """How deeply lists and dicts nest in a parsed JSON value (walked without recursion)."""
+    deepest = 0
+    stack = [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, (dict, list)):
+            deepest = max(deepest, level)
+            stack.extend((child, level + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest

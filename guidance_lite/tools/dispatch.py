@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
+import math
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Optional
@@ -25,6 +26,7 @@ from .records import (
 from .tool import Tool, make_toolset
 
 ERROR_MODES = ("feedback", "raise")
+DEFAULT_TOOL_TIMEOUT = 120.0  # seconds a call may run when no tool_timeout= is given; math.inf waits forever
 DENIED_MESSAGE = "the user denied this call"
 
 HookResult = Any  # True / None (run), False (deny), dict (replacement arguments)
@@ -77,15 +79,17 @@ async def _run_call(
         arguments = {**arguments, **overrides}
     record.arguments = arguments
     record.started_at = time.perf_counter()
+    limit = DEFAULT_TOOL_TIMEOUT if timeout is None else timeout
     try:
-        if timeout is None:
+        if math.isinf(limit):
             value = await chosen.invoke(arguments)
         else:
-            value = await asyncio.wait_for(chosen.invoke(arguments), timeout)
+            value = await asyncio.wait_for(chosen.invoke(arguments), limit)
     except ToolArgumentError as exc:
         return _finish(record).fail(INVALID_ARGUMENTS, str(exc), exc)
     except asyncio.TimeoutError as exc:
-        return _finish(record).fail(TIMEOUT, f"timed out after {timeout:g}s", exc)
+        hint = " (the default tool_timeout; pass tool_timeout=seconds to allow more)" if timeout is None else ""
+        return _finish(record).fail(TIMEOUT, f"timed out after {limit:g}s{hint}", exc)
     except MissingImplementation as exc:
         return _finish(record).fail(EXCEPTION, str(exc), exc)
     except Exception as exc:  # the tool's own failure is reported to the model, not raised
@@ -120,15 +124,19 @@ async def dispatch(
     all calls have finished. ``on_tool_call(call)`` (sync or async; asked only about calls to an offered tool
     whose arguments parse) may approve (True/None), deny (False) or replace the arguments (dict); ``overrides``
     replace/add argument keys of every call (after the hook, before validation). ``timeout`` bounds each call's
-    validation + run, not the hook (a person may take a while to answer).
+    validation + run, not the hook (a person may take a while to answer); None means ``DEFAULT_TOOL_TIMEOUT``
+    (read when the calls run), ``math.inf`` no limit.
     """
     if errors not in ERROR_MODES:
         raise ValueError(
             f"errors={errors!r} is not supported; use 'feedback' (faults go back to the model as "
             f"tool results) or 'raise'"
         )
-    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0):
-        raise ValueError(f"timeout must be a positive number of seconds or None, got {timeout!r}")
+    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0):
+        raise ValueError(
+            f"timeout must be a positive number of seconds (math.inf: no limit) or None (the default, "
+            f"{DEFAULT_TOOL_TIMEOUT:g}s), got {timeout!r}"
+        )
     if not isinstance(tools, Mapping):
         tools = make_toolset(tools)
     bad = [name for name, value in tools.items() if not isinstance(value, Tool)]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -28,8 +29,40 @@ def _json_default(value: Any) -> Any:
     return str(value)
 
 
+def _finite(value: Any, open_containers: set[int]) -> Any:
+    """``value`` with NaN and ±Infinity replaced by None (JSON has no such numbers)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if not isinstance(value, (dict, list, tuple)):
+        return value
+    if id(value) in open_containers:
+        raise ValueError("Circular reference detected")
+    open_containers.add(id(value))
+    try:
+        if isinstance(value, dict):
+            return {key: _finite(item, open_containers) for key, item in value.items()}
+        return [_finite(item, open_containers) for item in value]
+    finally:
+        open_containers.discard(id(value))
+
+
+def _dumps(value: Any) -> str:
+    """JSON text that every JSON parser reads: NaN and ±Infinity become ``null`` (as pydantic and JavaScript
+    write them), never the bare ``NaN`` Python's json module would emit."""
+    try:
+        return json.dumps(value, default=_json_default, ensure_ascii=False, allow_nan=False)
+    except ValueError:
+        return json.dumps(
+            _finite(value, set()),
+            default=lambda item: _finite(_json_default(item), set()),
+            ensure_ascii=False,
+            allow_nan=False,
+        )
+
+
 def format_result(value: Any) -> str:
-    """The text a tool's return value becomes in the tool message sent back to the model."""
+    """The text a tool's return value becomes in the tool message sent back to the model (always valid JSON for
+    dicts, lists and numbers: NaN and ±Infinity become null)."""
     if isinstance(value, str):
         return str.__str__(value)  # a str-based Enum gives its value, not "Color.RED"
     if value is None:
@@ -37,7 +70,7 @@ def format_result(value: Any) -> str:
     if isinstance(value, pydantic.BaseModel):
         return value.model_dump_json()
     if isinstance(value, (dict, list, tuple, int, float, bool)):
-        return json.dumps(value, default=_json_default, ensure_ascii=False)
+        return _dumps(value)
     return str(value)
 
 

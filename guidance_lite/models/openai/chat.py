@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any, Optional, Union
 
 from ... import tokens
 from ..base import Completion, Delta, GenRequest, ModelError
+from ..timeouts import Timeout
+from .http import DEFAULT_MAX_RESPONSE_BYTES
 from .params import MAX_STOP_SEQUENCES, check_context, check_forced_calls, sampling_fields, split_params
 from .remote import RemoteModel
 from .select_as_tool import options_as_text, select_params
@@ -42,8 +44,10 @@ class OpenAI(RemoteModel):
     ``OpenAI("gpt-4o-mini")`` uses ``OPENAI_API_KEY``; ``OpenAI("qwen", base_url="http://127.0.0.1:8000/v1")`` talks to
     a local server (no key needed). ``cache=True`` (or a path / RequestCache) replays deterministic requests
     (temperature 0 or a seed, n == 1) from a sqlite cache. ``select_with_tools=False`` sends ``select`` as a plain
-    request instead of a forced call. Other keyword arguments are sent with every request (``extra_body={...}``,
-    ``extra_headers={...}`` go to the SDK as such).
+    request instead of a forced call. ``timeout=`` is a ``gl.models.Timeout`` (connect, read, total) or a number of
+    seconds for all three (None: 10 s, 120 s, 600 s); ``max_response_bytes`` caps one response (64 MiB). Other
+    keyword arguments are sent with every request (``extra_body={...}``, ``extra_headers={...}`` go to the SDK as
+    such).
     """
 
     chat = True
@@ -58,10 +62,11 @@ class OpenAI(RemoteModel):
         base_url: Optional[str] = None,
         api_key: Optional[str] = None,
         client: Any = None,
-        timeout: Optional[float] = None,
+        timeout: Union[Timeout, float, None] = None,
         max_retries: int = 2,
         cache: Union[bool, str, Path, RequestCache] = False,
         context_window: Optional[int] = None,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         select_with_tools: bool = True,
         **default_params: Any,
     ) -> None:
@@ -74,6 +79,7 @@ class OpenAI(RemoteModel):
             max_retries=max_retries,
             cache=cache,
             context_window=context_window,
+            max_response_bytes=max_response_bytes,
             default_params=default_params,
             reserved=RESERVED_PARAMS,
             backend="OpenAI",

@@ -6,10 +6,11 @@ The chat backend and the completion backend differ in what they send and how the
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 from ... import tokens
 from ..base import Model
+from ..timeouts import Timeout
 from .transport import OpenAITransport
 
 
@@ -23,10 +24,11 @@ class RemoteModel(Model):
         base_url: Optional[str],
         api_key: Optional[str],
         client: Any,
-        timeout: Optional[float],
+        timeout: Union[Timeout, float, None],
         max_retries: int,
         cache: Any,
         context_window: Optional[int],
+        max_response_bytes: int,
         default_params: dict,
         reserved: tuple[str, ...],
         backend: str,
@@ -51,6 +53,7 @@ class RemoteModel(Model):
             max_retries=max_retries,
             cache=cache,
             owner=backend,
+            max_response_bytes=max_response_bytes,
         )
 
     @property
@@ -62,8 +65,12 @@ class RemoteModel(Model):
         return self.transport.max_retries
 
     @property
-    def timeout(self) -> Optional[float]:
+    def timeout(self) -> Timeout:
         return self.transport.timeout
+
+    @property
+    def max_response_bytes(self) -> int:
+        return self.transport.max_response_bytes
 
     async def aclose(self) -> None:
         """Close this model's clients for the running loop (see ``OpenAITransport.aclose``); it stays usable."""

@@ -72,6 +72,8 @@ class ChatReader:
         deltas: list[Delta] = []
         for choice in getattr(chunk, "choices", None) or []:
             i = choice.index or 0
+            if not isinstance(i, int) or not 0 <= i < max(self.n, 1):
+                raise ValueError(f"choice index {i!r} is outside the {self.n} choice(s) asked for")
             delta = choice.delta
             content = _field(delta, "content") if delta is not None else None
             if content:

@@ -6,13 +6,17 @@ as on a notebook's loop (``await program.arun()``), so one client is kept per ru
 
 The chat backend (``chat.OpenAI``) and the completion backend (``models.completion.OpenAICompletion``) each own one
 :class:`OpenAITransport` and hand it a request body plus a :class:`ResponseReader` that turns the endpoint's answer
-into Deltas and a Completion; everything about getting that answer (and replaying it from the cache) is here.
+into Deltas and a Completion; everything about getting that answer (and replaying it from the cache) is here,
+including what keeps a misbehaving server from hanging or crashing a run: finite timeouts (``models.timeouts``), a
+cap on response bytes (``http``), and checks of what came back (``malformed``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import json
+import math
 import os
 import threading
 import weakref
@@ -24,7 +28,10 @@ from typing import TYPE_CHECKING, Any, Optional, Protocol, Union
 from ... import tokens
 from ...cache import RequestCache, completion_from_record, completion_to_record
 from ..base import Completion, Delta, ModelError, Usage
-from .errors import LOCAL_API_KEY, explain_error
+from ..timeouts import Deadline, Timeout
+from .errors import LOCAL_API_KEY, explain_error, scrub_chain
+from .http import DEFAULT_MAX_RESPONSE_BYTES, capped_http_client, check_max_response_bytes, sdk_timeout
+from .malformed import check_body, check_calls, check_event_stream, check_finished, not_json, unreadable
 
 if TYPE_CHECKING:  # pragma: no cover
     import openai as openai_sdk
@@ -32,18 +39,23 @@ if TYPE_CHECKING:  # pragma: no cover
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 TRANSPORT_KEYS = ("stream", "stream_options")  # left out of cache keys: streamed and plain calls share entries
 Item = Union[Delta, Completion]
+# a reader meeting a shape it can't read
+READER_FAULTS = (AttributeError, TypeError, KeyError, IndexError, ValueError, ArithmeticError)
+UNDECODABLE = (json.JSONDecodeError, UnicodeDecodeError, RecursionError)  # the SDK could not decode what was sent
 
 
 @dataclass(frozen=True)
 class Endpoint:
-    """An SDK resource (``client.chat.completions``) and the body key that carries its input."""
+    """An SDK resource (``client.chat.completions``), the body key that carries its input and the choice key that
+    carries its answer."""
 
     resource: str
     input_key: str
+    answer_key: str
 
 
-CHAT = Endpoint("chat.completions", "messages")
-COMPLETIONS = Endpoint("completions", "prompt")
+CHAT = Endpoint("chat.completions", "messages", "message")
+COMPLETIONS = Endpoint("completions", "prompt", "text")
 
 
 class ResponseReader(Protocol):
@@ -64,11 +76,19 @@ class ResponseReader(Protocol):
         """A non-streamed answer."""
 
 
+def _token_count(value: Any) -> int:
+    """A count the server reported, or 0 for one that is not a finite, non-negative number."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < math.inf:
+        return 0
+    return int(value)
+
+
 def usage_from_api(usage: Any) -> Usage:
-    """The SDK's usage object as our Usage (total filled in when the server left it out)."""
-    prompt = int(getattr(usage, "prompt_tokens", 0) or 0)
-    completion = int(getattr(usage, "completion_tokens", 0) or 0)
-    total = int(getattr(usage, "total_tokens", 0) or 0) or prompt + completion
+    """The SDK's usage object as our Usage (total filled in when the server left it out; counts that are not
+    numbers read as 0)."""
+    prompt = _token_count(getattr(usage, "prompt_tokens", 0))
+    completion = _token_count(getattr(usage, "completion_tokens", 0))
+    total = _token_count(getattr(usage, "total_tokens", 0)) or prompt + completion
     return Usage(prompt, completion, total)
 
 
@@ -105,7 +125,10 @@ class OpenAITransport:
 
     ``client=`` (an ``openai.OpenAI`` or ``AsyncOpenAI``) or ``base_url=``/``api_key=`` (defaults from
     ``OPENAI_BASE_URL`` / ``OPENAI_API_KEY``; local servers need no key). The API key is kept name-mangled and never
-    appears in repr, logs, errors or cache keys. ``owner`` names the backend in configuration errors.
+    appears in repr, logs, errors (nor the exceptions chained to them) or cache keys. ``owner`` names the backend in
+    configuration errors. ``timeout`` (a ``Timeout`` or a number of seconds; None: the defaults) and
+    ``max_response_bytes`` bound every request; an ``AsyncOpenAI`` passed as ``client=`` keeps its own HTTP
+    settings, so there only ``total`` applies (and a sync client's numeric timeout is adopted).
     """
 
     def __init__(
@@ -115,14 +138,17 @@ class OpenAITransport:
         base_url: Optional[str] = None,
         api_key: Optional[str] = None,
         client: Any = None,
-        timeout: Optional[float] = None,
+        timeout: Union[Timeout, float, None] = None,
         max_retries: int = 2,
         cache: Any = False,
         owner: str = "OpenAI",
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
         self.model = model
         self.max_retries = max_retries
-        self.timeout = timeout
+        self.timeout = Timeout.of(timeout)
+        self._timeout_given = timeout is not None
+        self.max_response_bytes = check_max_response_bytes(max_response_bytes)
         self._given_client: Any = None  # an AsyncOpenAI passed in: used as is on the first loop that runs it
         self._given_loop: Optional[weakref.ref] = None
         self._organization: Optional[str] = None
@@ -158,8 +184,8 @@ class OpenAITransport:
             self._given_client = client
         self._organization = client.organization
         self._project = client.project
-        if self.timeout is None and isinstance(client.timeout, (int, float)):
-            self.timeout = float(client.timeout)
+        if not self._timeout_given and isinstance(client.timeout, (int, float)):
+            self.timeout = Timeout.of(float(client.timeout))
         self.max_retries = client.max_retries
         return str(client.base_url), client.api_key if isinstance(client.api_key, str) else None
 
@@ -192,11 +218,11 @@ class OpenAITransport:
             "max_retries": self.max_retries,
             "organization": self._organization,
             "project": self._project,
+            "timeout": sdk_timeout(self.timeout),
+            "http_client": capped_http_client(self.where, self.max_response_bytes),
         }
         if self._base_url is not None:
             kwargs["base_url"] = self._base_url
-        if self.timeout is not None:
-            kwargs["timeout"] = self.timeout
         return openai_sdk.AsyncOpenAI(**kwargs)
 
     async def aclose(self) -> None:
@@ -212,10 +238,37 @@ class OpenAITransport:
         if client is not None:
             await client.close()
 
-    def explain(self, err: BaseException) -> ModelError:
-        """An SDK error as a ModelError that says what to change."""
-        return explain_error(
-            err, model=self.model, base_url=self.base_url, api_key=self.__api_key, max_retries=self.max_retries
+    @property
+    def where(self) -> str:
+        """The server and model, as errors about their answers name them."""
+        return f"the server at {self.base_url} (model {self.model!r})"
+
+    def explain(self, err: BaseException, received: int = 0, retried: bool = True) -> ModelError:
+        """An SDK error as a ModelError that says what to change, caused by ``err`` with the API key scrubbed from
+        its whole chain (``received``, ``retried``: see ``explain_error``)."""
+        explained = explain_error(
+            err,
+            model=self.model,
+            base_url=self.base_url,
+            api_key=self.__api_key,
+            max_retries=self.max_retries,
+            timeout=self.timeout,
+            received=received,
+            retried=retried,
+        )
+        return self.caused(explained, err)
+
+    def caused(self, failure: ModelError, cause: BaseException) -> ModelError:
+        """``failure`` with ``cause`` chained to it, the API key scrubbed from the cause's whole chain. Raise the
+        result outside the ``except`` block that caught ``cause``, so nothing unscrubbed is chained implicitly."""
+        failure.__cause__ = scrub_chain(cause, self.__api_key)
+        return failure
+
+    def _total_timeout(self) -> ModelError:
+        return ModelError(
+            f"the request to {self.base_url} took longer than its total timeout ({self.timeout.total:g}s, retries "
+            f"and streaming included): the server is too slow or keeps sending; pass "
+            f"timeout=gl.models.Timeout(total=...) to allow more, or lower max_tokens"
         )
 
     # ---- one exchange -------------------------------------------------------------------------------------------
@@ -232,7 +285,7 @@ class OpenAITransport:
         Deterministic requests (temperature 0 or a seed, one choice) are cached, keyed by the body without its
         streaming keys and by the server; ``caching`` is the program's choice (None: this transport's ``cache=``).
         When the server reports no usage it is estimated with tiktoken: ``prompt_tokens(body)`` plus the generated
-        text and calls."""
+        text and calls. Every ModelError leaves without the API key."""
         cache = self._cache_for(caching)
         cache_key = None
         if (
@@ -248,13 +301,17 @@ class OpenAITransport:
                     yield delta
                 yield completion
                 return
-        async for item in exchange():
-            if isinstance(item, Completion):
-                if item.usage is None:
-                    item.usage = self._estimated_usage(prompt_tokens(body), item)
-                if cache is not None and cache_key is not None:  # stored before yielding: callers may stop
-                    cache.put(cache_key, completion_to_record(item))
-            yield item
+        try:
+            async for item in exchange():
+                if isinstance(item, Completion):
+                    if item.usage is None:
+                        item.usage = self._estimated_usage(prompt_tokens(body), item)
+                    if cache is not None and cache_key is not None:  # stored before yielding: callers may stop
+                        cache.put(cache_key, completion_to_record(item))
+                yield item
+        except ModelError as err:  # its message may quote the server, which may have echoed the key
+            scrub_chain(err, self.__api_key)
+            raise
 
     def _cache_for(self, caching: Optional[bool]) -> Optional[RequestCache]:
         """The cache a request uses: none when the program says ``caching=False``; with ``caching=True`` this
@@ -279,10 +336,17 @@ class OpenAITransport:
         self, endpoint: Endpoint, body: dict, options: dict, *, stream: bool, new_reader: Callable[[], ResponseReader]
     ) -> AsyncIterator[Item]:
         """Send ``body`` to ``endpoint`` (``options``: SDK-only arguments such as extra_headers) and yield the answer
-        read by a ``new_reader()``; a stream that breaks before any output is sent again (up to ``max_retries``)."""
+        read by a ``new_reader()``; a stream that breaks before any output is sent again (up to ``max_retries``).
+        The whole exchange ends within ``timeout.total``; an answer that is not one (no choices, not JSON, a stream
+        cut off or of the wrong content type) is a ModelError naming the server."""
         rest = {k: v for k, v in body.items() if k not in ("model", endpoint.input_key)}
+        deadline = Deadline(self.timeout.total)
         if not stream:
-            completion = new_reader().read(await self._create(endpoint, body, rest, False, options))
+            response = await self._create(endpoint, body, rest, False, options, deadline)
+            check_body(self.where, response, endpoint.answer_key)
+            reader = new_reader()
+            completion = self._read(reader.read, response, "an answer", response)
+            check_calls(self.where, completion)
             for delta in deltas_of(completion):
                 yield delta
             yield completion
@@ -293,42 +357,82 @@ class OpenAITransport:
         drops = 0
         while True:
             reader = new_reader()
-            chunks = await self._create(endpoint, body, rest, True, options)
+            chunks = await self._create(endpoint, body, rest, True, options, deadline)
+            failure: Optional[BaseException] = None
             try:
                 async with chunks:
+                    await check_event_stream(self.where, chunks)
                     async for chunk in chunks:
-                        for delta in reader.feed(chunk):
+                        for delta in self._read(reader.feed, chunk, "a stream chunk", chunk):
                             yield delta
+                        if deadline.passed:
+                            failure = self._total_timeout()
+                            break
+            except openai_sdk.APITimeoutError as err:  # mid-stream: not retried (the answer may have begun)
+                failure = self.explain(err, reader.characters, retried=False)
             except openai_sdk.APIConnectionError as err:
-                delay = self._stream_dropped(err, reader.characters, drops)
-                drops += 1
-                await asyncio.sleep(delay)
-                continue
+                if deadline.passed:
+                    failure = self._total_timeout()
+                else:
+                    delay = self._stream_dropped(err, reader.characters, drops)
+                    drops += 1
+                    await asyncio.sleep(min(delay, deadline.remaining()))
+                    continue
             except openai_sdk.OpenAIError as err:
-                raise self.explain(err) from err
-            for delta in reader.finish():
+                failure = self.explain(err, reader.characters, retried=False)
+            except UNDECODABLE as err:
+                failure = self.caused(not_json(self.where, err, "a stream event"), err)
+            if failure is not None:
+                raise failure  # outside the except blocks: nothing but the scrubbed cause is chained
+            for delta in self._read(reader.finish, None, "a stream"):
                 yield delta
-            yield reader.completion()
+            completion = self._read(reader.completion, None, "a stream")
+            check_finished(self.where, completion, reader.characters)
+            check_calls(self.where, completion)
+            yield completion
             return
 
-    async def _create(self, endpoint: Endpoint, body: dict, rest: dict, stream: bool, options: dict) -> Any:
+    def _read(self, step: Callable[..., Any], argument: Any, part: str, sent: Any = None) -> Any:
+        """One reader step (``step(argument)``, or ``step()`` when ``argument`` is None); data of a shape the reader
+        can't handle is a ModelError naming the server, never an AttributeError from deep inside (a reader's own
+        ModelError gets the server's name too: readers don't know it)."""
+        try:
+            return step() if argument is None else step(argument)
+        except ModelError as err:
+            failure = self.caused(ModelError(f"{self.where}: {err}"), err)
+        except READER_FAULTS as err:
+            failure = self.caused(unreadable(self.where, err, part, sent), err)
+        raise failure
+
+    async def _create(
+        self, endpoint: Endpoint, body: dict, rest: dict, stream: bool, options: dict, deadline: Deadline
+    ) -> Any:
         import openai as openai_sdk
 
         resource: Any = functools.reduce(getattr, endpoint.resource.split("."), self.client())
+        call = resource.create(
+            model=body["model"],
+            stream=stream,
+            extra_body=rest,
+            **options,
+            **{endpoint.input_key: body[endpoint.input_key]},
+        )
+        failure: BaseException
         try:
-            return await resource.create(
-                model=body["model"],
-                stream=stream,
-                extra_body=rest,
-                **options,
-                **{endpoint.input_key: body[endpoint.input_key]},
-            )
+            remaining = deadline.remaining()
+            return await (call if math.isinf(remaining) else asyncio.wait_for(call, remaining))
+        except asyncio.TimeoutError:
+            failure = self._total_timeout()
         except openai_sdk.OpenAIError as err:
-            raise self.explain(err) from err
+            failure = self.explain(err)
+        except UNDECODABLE as err:
+            failure = self.caused(not_json(self.where, err), err)
+        raise failure  # outside the except blocks: nothing but the scrubbed cause is chained
 
     def _stream_dropped(self, err: BaseException, received: int, drops: int) -> float:
         """After a stream broke: raise when output had already arrived (it can't be taken back) or retries are used
         up; otherwise return how long to wait before sending the request again."""
+        scrub_chain(err, self.__api_key)
         if received:
             raise ModelError(
                 f"the server closed the stream after {received} characters "
