@@ -167,6 +167,7 @@ async def _consume(
             if item.tool_index is not None:
                 if listening:
                     emit(ToolCallDelta(item.tool_index, item.tool_id, item.tool_name, item.tool_arguments, variable))
+                    await interp.deliver()
                 continue
             if not item.text:
                 continue
@@ -174,6 +175,7 @@ async def _consume(
             if listening and shown:
                 state.streaming[1] += shown  # type: ignore[index]
                 emit(TextDelta(shown, variable))
+                await interp.deliver()
             if matcher.hit is not None and n == 1:
                 return None
         return None

@@ -18,6 +18,7 @@ from . import (
     batch,
     commands,  # noqa: F401 - registers the built-in commands and blocks before any template is parsed
 )
+from .delivery import EventChannel
 from .display import COMPLETED, FAILED, INTERRUPTED, PAUSED, render_program_html
 from .errors import GuidanceLiteError, TemplateRuntimeError, TemplateSyntaxError
 from .events import Event, Finished, Paused
@@ -276,26 +277,25 @@ class Program:
     async def astream(self, **kwargs: Any) -> AsyncIterator[Event]:
         """Typed events in order, ending with ``Finished(result)`` (errors raise after the events so far)."""
         execution = self._execution(kwargs)
-        events: asyncio.Queue = asyncio.Queue()
-        execution.interp.listeners.append(events.put_nowait)
+        channel = EventChannel()
+        execution.interp.listeners.append(channel.put)
+        execution.interp.channel = channel
         runner = asyncio.ensure_future(execution.advance())
         try:
             while True:
-                getter = asyncio.ensure_future(events.get())
-                done, _ = await asyncio.wait({getter, runner}, return_when=asyncio.FIRST_COMPLETED)
-                if getter in done:
-                    yield getter.result()
-                    continue
-                getter.cancel()
-                while not events.empty():
-                    yield events.get_nowait()
-                try:
-                    result = runner.result()  # raises TemplateRuntimeError with .partial
-                except GuidanceLiteError as exc:
-                    __tracebackhide__ = True
-                    raise for_user(exc) from exc.__cause__
-                yield Finished(result)
-                return
+                event = channel.take()
+                if event is not None:
+                    yield event
+                elif runner.done():
+                    break
+                else:
+                    await channel.wait(runner)
+            try:
+                result = runner.result()  # raises TemplateRuntimeError with .partial
+            except GuidanceLiteError as exc:
+                __tracebackhide__ = True
+                raise for_user(exc) from exc.__cause__
+            yield Finished(result)
         finally:
             if not runner.done():
                 runner.cancel()
