@@ -17,8 +17,8 @@ from typing import Any, Optional
 from . import nodes as n
 from .answer import ToolResults
 from .commands.partials import run_partial
-from .delivery import EventChannel
 from .control import NOTHING, BreakLoop, LoopControl
+from .delivery import Channel
 from .errors import TemplateRuntimeError
 from .events import Event, TemplateText, VariableSet
 from .expressions import MissingVariable, SandboxError, maybe_await
@@ -56,7 +56,7 @@ class Interpreter:
         self.scopes: list[dict[str, Any]] = []
         self.captures: list[list[Span]] = []
         self.listeners: list[Callable[[Event], None]] = []
-        self.channel: Optional[EventChannel] = None  # an astream()/stream() consumer's channel (also a listener)
+        self.channel: Optional[Channel] = None  # an astream()/stream() consumer's channel (also a listener)
         self.owned = OwnedValues()  # containers this interpreter made or copied (copy-on-write writes)
         self._top_output: Optional[n.Output] = None  # the {{tag}} being rendered
         self._visit: dict[type, Callable] = {
@@ -93,11 +93,11 @@ class Interpreter:
         for listener in self.listeners:
             listener(event)
 
-    async def deliver(self) -> None:
-        """After emitting a streaming event: yield to a consumer waiting for it, so it gets each event as it is
-        decided rather than after the whole burst of chunks (``delivery.py``)."""
-        if self.channel is not None and self.channel.woken:
-            await self.channel.hand_over()
+    async def deliver(self, first: bool = False) -> None:
+        """After emitting a streaming event (``first``: a reply's first): yield to a consumer waiting for it, so it
+        gets each event as it is decided rather than after the whole burst of chunks (``delivery.py``)."""
+        if self.channel is not None and self.channel.needs_hand_over:
+            await self.channel.hand_over(first)
 
     # ---- names -------------------------------------------------------------------------------------------------
     def lookup(self, name: str) -> Any:

@@ -8,8 +8,6 @@ continues from the saved position (nothing is parsed or rendered again). What a 
 from __future__ import annotations
 
 import asyncio
-import queue
-import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any, Literal, Optional, Union, overload
@@ -18,7 +16,7 @@ from . import (
     batch,
     commands,  # noqa: F401 - registers the built-in commands and blocks before any template is parsed
 )
-from .delivery import EventChannel
+from .delivery import EventChannel, ThreadChannel
 from .display import COMPLETED, FAILED, INTERRUPTED, PAUSED, render_program_html
 from .errors import GuidanceLiteError, TemplateRuntimeError, TemplateSyntaxError
 from .events import Event, Finished, Paused
@@ -303,24 +301,28 @@ class Program:
     def stream(self, **kwargs: Any) -> Iterator[Event]:
         """Sync iterator over the same events as ``astream`` (runs on the background loop)."""
         __tracebackhide__ = True
-        box: queue.Queue[tuple[str, Any]] = queue.Queue()
-        stop = threading.Event()
+        loop = background_loop()
+        channel = ThreadChannel(loop)
 
-        async def pump() -> None:
+        async def run() -> None:
             try:
-                async for event in self.astream(**kwargs):
-                    box.put(("event", event))
-                    if stop.is_set():
-                        return
+                execution = self._execution(kwargs)
+                execution.interp.listeners.append(channel.put)
+                execution.interp.channel = channel
+                try:
+                    result = await execution.advance()
+                except GuidanceLiteError as exc:
+                    raise for_user(exc) from exc.__cause__
+                channel.put(Finished(result))
             except BaseException as exc:
-                box.put(("error", exc))
+                channel.end(exc)
             else:
-                box.put(("end", None))
+                channel.end()
 
-        future = asyncio.run_coroutine_threadsafe(pump(), background_loop())
+        future = asyncio.run_coroutine_threadsafe(run(), loop)
         try:
             while True:
-                kind, value = box.get()
+                kind, value = channel.get()
                 if kind == "event":
                     yield value
                 elif kind == "error":
@@ -328,7 +330,6 @@ class Program:
                 else:
                     return
         finally:
-            stop.set()
             future.cancel()
 
     def map(
