@@ -7,15 +7,36 @@ from __future__ import annotations
 
 import sys
 import types
-from typing import Optional
+from importlib import import_module
+from typing import TYPE_CHECKING, Any, Optional
 
-from . import models
-from .analysis import TemplateReport, analyze
-from .answer import ToolCallAnswer, ToolResults
 from .errors import GuidanceLiteError, TemplateRuntimeError, TemplateSyntaxError
-from .models.base import ModelError
-from .program import Program, Result
-from .tools import Tool, ToolCallRecord, ToolError, ToolExecutionError, tool
+
+if TYPE_CHECKING:  # pragma: no cover - what the names below are, for type checkers and editors
+    from . import models
+    from .analysis import TemplateReport, analyze
+    from .answer import ToolCallAnswer, ToolResults
+    from .models.base import ModelError
+    from .program import Program, Result
+    from .tools import Tool, ToolCallRecord, ToolError, ToolExecutionError, tool
+
+# public name -> the module that defines it, imported when the name is first used: ``import guidance_lite`` then
+# costs a few milliseconds, and the parser (lark), asyncio and the tools (pydantic) load with the first Program or tool
+_LAZY = {
+    "Program": ".program",
+    "Result": ".program",
+    "analyze": ".analysis",
+    "TemplateReport": ".analysis",
+    "models": ".models",
+    "tool": ".tools",
+    "Tool": ".tools",
+    "ToolCallRecord": ".tools",
+    "ToolError": ".tools",
+    "ToolExecutionError": ".tools",
+    "ToolCallAnswer": ".answer",
+    "ToolResults": ".answer",
+    "ModelError": ".models.base",
+}
 
 __version__ = "0.1.0"
 
@@ -38,6 +59,20 @@ __all__ = [
     "ToolExecutionError",
     "__version__",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    where = _LAZY.get(name)
+    if where is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module = import_module(where, __name__)
+    value = module if name == "models" else getattr(module, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
 
 
 class _Package(types.ModuleType):

@@ -6,12 +6,14 @@ be the start of a stop sequence is held back instead of being shown and then tak
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Optional, Union
+from typing import TYPE_CHECKING, Optional, Union
 
-import regex
+if TYPE_CHECKING:  # pragma: no cover
+    import regex
 
 
 def as_list(value: Union[str, Iterable[str], None]) -> list[str]:
@@ -24,7 +26,7 @@ def as_list(value: Union[str, Iterable[str], None]) -> list[str]:
 
 # Quotes a gen may sit between, longest first (guidance 0.0.64's list and order).
 QUOTES = ("'''", '"""', "```", '"', "'", "`")
-_CLOSING_TAG = regex.compile(r"</[A-Za-z_][\w.:-]*\s*>")
+_CLOSING_TAG = re.compile(r"</[A-Za-z_][\w.:-]*\s*>")
 
 
 def infer_stop(before: str, after: str) -> Optional[str]:
@@ -41,7 +43,10 @@ def infer_stop(before: str, after: str) -> Optional[str]:
 
 
 @lru_cache(maxsize=256)
-def _compile(pattern: str) -> regex.Pattern[str]:
+def compile_pattern(pattern: str) -> regex.Pattern[str]:
+    """A stop regex or gen ``pattern`` compiled with the ``regex`` module (partial matching), imported on first use."""
+    import regex
+
     return regex.compile(pattern)
 
 
@@ -59,7 +64,7 @@ def find_stop(text: str, stops: Sequence[str], patterns: Sequence[str]) -> Optio
         if i != -1 and (best is None or i < best.start):
             best = StopHit(i, s)
     for p in patterns:
-        m = _compile(p).search(text)
+        m = compile_pattern(p).search(text)
         if m is not None and (best is None or m.start() < best.start):
             best = StopHit(m.start(), m.group(0))
     return best
@@ -74,7 +79,7 @@ def _holdback_start(text: str, stops: Sequence[str], patterns: Sequence[str]) ->
                 start = min(start, len(text) - k)
                 break
     for p in patterns:
-        m = _compile(p).search(text, partial=True)
+        m = compile_pattern(p).search(text, partial=True)
         if m is not None and m.partial:
             start = min(start, m.start())
     return start

@@ -8,8 +8,6 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Optional
 
-import regex
-
 from ..answer import ToolCallAnswer, ToolResults
 from ..control import NOTHING
 from ..events import MessageAdded, ToolCallReady, ToolResult
@@ -18,7 +16,7 @@ from ..models.base import Choice, GenParams, ToolCall
 from ..nodes import Const, ListLit, string_value
 from ..registry import CallSite, Effects, command
 from ..state import GEN, TOOL_CALL, render_tool_call
-from ..stopping import infer_stop
+from ..stopping import compile_pattern, infer_stop
 from ..tools import Tool, ToolChoice, ToolExecutionError, dispatch
 from .roles import add_tool_message
 
@@ -165,7 +163,7 @@ def _store(interp: Interpreter, name: Optional[str], value: Any, append: bool) -
 def _check_pattern(interp: Interpreter, pattern: Optional[str], texts: Sequence[str]) -> None:
     if pattern is None:
         return
-    compiled = regex.compile(pattern)
+    compiled = compile_pattern(pattern)
     for text in texts:
         if compiled.fullmatch(text) is None:
             raise GenerationError(
