@@ -16,7 +16,7 @@ from . import (
     batch,
     commands,  # noqa: F401 - registers the built-in commands and blocks before any template is parsed
 )
-from .delivery import EventChannel, ThreadChannel
+from .delivery import Channel, EventChannel, ThreadChannel
 from .display import COMPLETED, FAILED, INTERRUPTED, PAUSED, render_program_html
 from .errors import GuidanceLiteError, TemplateRuntimeError, TemplateSyntaxError
 from .events import Event, Finished, Paused
@@ -137,6 +137,20 @@ class Execution:
         live.close(COMPLETED if result.completed else PAUSED)
         result.live_cell = live.cell
         return result
+
+    # ---- consumers of events ---------------------------------------------------------------------------------------
+    def attach(self, channel: Channel) -> None:
+        """Send this run's events to ``channel`` (a ``stream()``/``astream()`` consumer) until ``detach``."""
+        self.interp.listeners.append(channel.put)
+        self.interp.channel = channel
+
+    def detach(self, channel: Channel) -> None:
+        """Stop sending events to ``channel``: its consumer is gone (a paused run resumed later must not wait for
+        it to take anything)."""
+        if channel.put in self.interp.listeners:
+            self.interp.listeners.remove(channel.put)
+        if self.interp.channel is channel:
+            self.interp.channel = None
 
     # ---- stopping ------------------------------------------------------------------------------------------------
     def cancel(self) -> None:
@@ -276,8 +290,7 @@ class Program:
         """Typed events in order, ending with ``Finished(result)`` (errors raise after the events so far)."""
         execution = self._execution(kwargs)
         channel = EventChannel()
-        execution.interp.listeners.append(channel.put)
-        execution.interp.channel = channel
+        execution.attach(channel)
         runner = asyncio.ensure_future(execution.advance())
         try:
             while True:
@@ -288,6 +301,7 @@ class Program:
                     break
                 else:
                     await channel.wait(runner)
+            execution.detach(channel)
             try:
                 result = runner.result()  # raises TemplateRuntimeError with .partial
             except GuidanceLiteError as exc:
@@ -295,6 +309,7 @@ class Program:
                 raise for_user(exc) from exc.__cause__
             yield Finished(result)
         finally:
+            execution.detach(channel)
             if not runner.done():
                 runner.cancel()
 
@@ -307,12 +322,13 @@ class Program:
         async def run() -> None:
             try:
                 execution = self._execution(kwargs)
-                execution.interp.listeners.append(channel.put)
-                execution.interp.channel = channel
+                execution.attach(channel)
                 try:
                     result = await execution.advance()
                 except GuidanceLiteError as exc:
                     raise for_user(exc) from exc.__cause__
+                finally:
+                    execution.detach(channel)
                 channel.put(Finished(result))
             except BaseException as exc:
                 channel.end(exc)

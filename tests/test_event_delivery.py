@@ -110,3 +110,23 @@ async def test_a_consumer_busy_elsewhere_still_gets_every_event_in_order(scripte
             texts.append(event.text)
     assert "".join(texts) == "".join(WORDS)
     assert kinds[-1] == "Finished" and kinds.index("VariableSet") > kinds.index("TextDelta")
+
+
+def test_a_program_paused_while_streamed_resumes_without_its_finished_consumer(scripted_server: ScriptedServer) -> None:
+    scripted_server.push(burst(WORDS[:3]), burst(WORDS[3:6]))
+    template = TEMPLATE + "{{#user}}{{await 'more'}}{{/user}}{{#assistant}}{{gen 'again'}}{{/assistant}}"
+    events = list(gl.Program(template, model=counting_model(scripted_server)).stream())
+    paused = events[-1].result
+    assert isinstance(events[-2], ev.Paused) and not paused.completed
+    done = paused(more="go on")  # the stream() consumer is gone: the run must not wait for it to take events
+    assert done.completed and done["again"] == "".join(WORDS[3:6])
+
+
+async def test_a_program_paused_while_astreamed_resumes_without_its_finished_consumer(
+    scripted_server: ScriptedServer,
+) -> None:
+    scripted_server.push(burst(WORDS[:3]), burst(WORDS[3:6]))
+    template = TEMPLATE + "{{#user}}{{await 'more'}}{{/user}}{{#assistant}}{{gen 'again'}}{{/assistant}}"
+    events = [e async for e in gl.Program(template, model=counting_model(scripted_server)).astream()]
+    done = await events[-1].result.aresume(more="go on")
+    assert done.completed and done["again"] == "".join(WORDS[3:6])
