@@ -66,12 +66,17 @@ def build_request(interp: Interpreter, node: Node, params: GenParams) -> GenRequ
             f"{model.name} is a chat model and this template has no role blocks: wrap the prompt "
             "in {{#user}}…{{/user}} and put gen inside {{#assistant}}…{{/assistant}}"
         )
-    prompt_fn = state.prompt_snapshot()
-    if interp.captures and interp.captures[0]:  # a parallel-each fork: its own text continues the shared prefix
-        local = "".join(s.text for s in interp.captures[0])
-        base = prompt_fn
-        prompt_fn = lambda: base() + local  # type: ignore[assignment]  # noqa: E731
-    return GenRequest(messages_fn=messages_fn, prompt_fn=prompt_fn, prefill=prefill, **params.settings())
+    # a parallel-each fork: its own text (captured so far) continues the shared prefix
+    local = tuple(interp.captures[0]) if interp.captures and interp.captures[0] else ()
+    prompt = state.prompt_snapshot(local)
+    return GenRequest(
+        messages_fn=messages_fn,
+        prompt_fn=prompt,
+        values_prompt_fn=prompt.with_values,
+        prefill=prefill,
+        regex_timeout=interp.limits.regex_seconds,
+        **params.settings(),
+    )
 
 
 def _assistant_prefill(state: ProgramState, model: Any) -> str:
@@ -108,7 +113,7 @@ async def run_model(interp: Interpreter, request: GenRequest, variable: Optional
     model = interp.model
     assert model is not None
     stops, patterns = as_list(request.stop), as_list(request.stop_regex)
-    matcher = StopMatcher(stops, patterns)
+    matcher = StopMatcher(stops, patterns, request.regex_timeout)
     started = time.perf_counter()
     final = await _consume(interp, model.stream(request), matcher, request.n, variable)
     if final is None:
@@ -120,7 +125,7 @@ async def run_model(interp: Interpreter, request: GenRequest, variable: Optional
         if tail:
             interp.emit(TextDelta(tail, variable))
     for choice in final.choices:
-        kept, hit = apply_stops(choice.text, stops, patterns)
+        kept, hit = apply_stops(choice.text, stops, patterns, request.regex_timeout)
         if hit is not None:
             choice.text, choice.stop_text, choice.finish_reason = kept, hit, "stop"
     _account(interp.state, final, variable, time.perf_counter() - started, model.name)

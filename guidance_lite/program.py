@@ -22,6 +22,7 @@ from .display import render_program_html
 from .errors import TemplateRuntimeError
 from .events import Event, Finished, Paused
 from .interpreter import Interpreter
+from .limits import Limits, limits_from
 from .live import LiveView, in_ipython
 from .models.base import Model, ModelError
 from .models.defaults import default as default_model
@@ -32,7 +33,7 @@ from .runner import background_loop, run_sync
 from .state import ProgramState
 
 # Keyword arguments of Program / calls that are options, not template variables.
-OPTION_NAMES = ("await_missing", "on_tool_call", "tool_errors", "tool_timeout", "silent")
+OPTION_NAMES = ("await_missing", "on_tool_call", "tool_errors", "tool_timeout", "silent", "limits")
 
 
 class Execution:
@@ -42,9 +43,12 @@ class Execution:
         self.program = program
         self.state = ProgramState(variables)
         self.options = options
-        self.interp = Interpreter(
-            self.state, model, program.source, options, pause=self.pause, load_template=load_template
-        )
+        limits = limits_from(options.get("limits"))
+
+        def load(value: Any, name: str) -> tuple[Template, dict]:
+            return load_template(value, name, limits)
+
+        self.interp = Interpreter(self.state, model, program.source, options, pause=self.pause, load_template=load)
         self.loop: Optional[asyncio.AbstractEventLoop] = None
         self.task: Optional[asyncio.Task] = None
         self._stopped: Optional[asyncio.Future] = None
@@ -127,13 +131,13 @@ class Execution:
             self.cancel()
 
 
-def load_template(value: Any, name: str) -> tuple[Template, dict]:
+def load_template(value: Any, name: str, limits: Optional[Limits] = None) -> tuple[Template, dict]:
     """What ``{{>partial}}`` and ``{{parse}}`` run: a Program (its template and defaults) or a template string
-    (parsed under ``name``, no defaults)."""
+    (parsed under ``name`` with the run's nesting limit, no defaults)."""
     if isinstance(value, Program):
         return value.template, value.defaults
     if isinstance(value, str):
-        return parse(value, name=name), {}
+        return parse(value, name=name, max_depth=limits_from(limits).max_nesting_depth), {}
     raise TypeError(f"a partial must be a Program or a template string, got {type(value).__name__}")
 
 
@@ -151,13 +155,14 @@ class Program:
         tool_errors: str = "feedback",
         tool_timeout: Optional[float] = None,
         silent: Optional[bool] = None,
+        limits: Optional[Limits] = None,
         **defaults: Any,
     ) -> None:
         if isinstance(template, Program):
             template = template.source
         self.source: str = template
         self.name = name
-        self.template: Template = parse(template, name=name)
+        self.template: Template = parse(template, name=name, max_depth=limits_from(limits).max_nesting_depth)
         self._model = model
         if tool_errors not in ("feedback", "raise"):
             raise ValueError(f"tool_errors must be 'feedback' or 'raise', not {tool_errors!r}")
@@ -167,6 +172,7 @@ class Program:
             "tool_errors": tool_errors,
             "tool_timeout": tool_timeout,
             "silent": silent,
+            "limits": limits_from(limits),
         }
         self.defaults = defaults
 

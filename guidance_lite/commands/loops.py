@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Optional
 
 from ..context import RunContext
 from ..control import BreakLoop, ContinueLoop
 from ..nodes import Block, Text
 from ..registry import CallSite, Effects, block
+from ..state import Span
 from .select import choose
 
 
@@ -42,16 +43,8 @@ async def each(
     hidden: bool = False,
     parallel: bool = False,
 ) -> None:
-    if isinstance(items, Mapping):
-        pairs = list(items.items())
-        frames = [_frame(v, i, len(pairs), k, item_name) for i, (k, v) in enumerate(pairs)]
-    else:
-        try:
-            seq = list(items)
-        except TypeError:
-            raise TypeError(f"{{{{#each}}}} needs a list, dict or other iterable, got {type(items).__name__}") from None
-        frames = [_frame(v, i, len(seq), None, item_name) for i, v in enumerate(seq)]
-    if not frames:
+    frames = _frames(items, item_name)
+    if not len(frames):
         if node.branches:  # {{else}} renders for an empty collection
             await interp.render(node.branches[0].body)
         return
@@ -62,8 +55,51 @@ async def each(
             await _each_in_order(interp, node, frames)
 
 
-async def _each_in_order(interp: RunContext, node: Block, frames: list[dict]) -> None:
+class _Frames:
+    """The frames of an each loop, made one at a time as the loop reaches them (a loop over a million items never
+    holds a million frames)."""
+
+    def __init__(self, pairs: Sequence[tuple[Any, Any]], item_name: str) -> None:
+        self.pairs = pairs  # (key or None, item)
+        self.item_name = item_name
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __iter__(self) -> Iterator[dict]:
+        count = len(self.pairs)
+        for index, (key, item) in enumerate(self.pairs):
+            yield _frame(item, index, count, key, self.item_name)
+
+
+def _frames(items: Any, item_name: str) -> _Frames:
+    if isinstance(items, Mapping):
+        return _Frames(list(items.items()), item_name)
+    if isinstance(items, range):
+        return _Frames(_Unkeyed(items), item_name)
+    try:
+        seq = list(items)
+    except TypeError:
+        raise TypeError(f"{{{{#each}}}} needs a list, dict or other iterable, got {type(items).__name__}") from None
+    return _Frames(_Unkeyed(seq), item_name)
+
+
+class _Unkeyed(Sequence):
+    """A sequence's items as (None, item) pairs, without copying it."""
+
+    def __init__(self, items: Sequence[Any]) -> None:
+        self.items = items
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: Any) -> Any:
+        return None, self.items[index]
+
+
+async def _each_in_order(interp: RunContext, node: Block, frames: _Frames) -> None:
     for frame in frames:
+        interp.count_iteration(node)
         if not await _render_item(interp, node, frame):
             break
 
@@ -82,20 +118,30 @@ async def _render_item(interp: RunContext, node: Block, frame: dict) -> bool:
     return True
 
 
-async def _each_parallel(interp: RunContext, node: Block, frames: list[dict]) -> None:
-    """Run iterations concurrently, each on its own interpreter fork; their text is appended in order."""
-    forks = [interp.fork(frame) for frame in frames]
+async def _each_parallel(interp: RunContext, node: Block, frames: _Frames) -> None:
+    """Run iterations concurrently on interpreter forks, at most ``Limits.max_parallel`` at a time; each continues
+    the text before the loop, and their text is written in order once all have run."""
+    interp.budget.reserve_iterations(len(frames), f"the parallel loop on line {node.line}")
+    numbered = enumerate(frames)  # shared by the workers: each takes the next iteration when it is free
+    captured: dict[int, list[Span]] = {}
 
-    async def run(fork: RunContext) -> None:
-        try:
-            await fork.render(node.body)
-        except (ContinueLoop, BreakLoop):
-            pass
+    async def worker() -> None:
+        for index, frame in numbered:
+            fork = interp.fork(frame)
+            try:
+                await fork.render(node.body)
+            except (ContinueLoop, BreakLoop):
+                pass
+            captured[index] = fork.captures[0]
 
-    await asyncio.gather(*(run(f) for f in forks))
-    for fork in forks:
-        for span in fork.captures[0]:
-            interp.write(span.text, span.kind, span.variable, span.meta)
+    workers = [asyncio.ensure_future(worker()) for _ in range(min(interp.limits.max_parallel, len(frames)))]
+    try:
+        await asyncio.gather(*workers)
+    finally:
+        for task in workers:  # one iteration failed: stop the others
+            task.cancel()
+    for index in range(len(frames)):
+        interp.replay(captured.pop(index, []))
 
 
 @block("geneach", binds=_geneach_names, generates=True, usage="{{#geneach 'items' num_iterations=3}}…{{/geneach}}")
@@ -123,6 +169,7 @@ async def geneach(
             asks_model = num_iterations is None and index >= min_iterations and stop is not False
             if asks_model and not await _model_continues(interp, node, stop, index):
                 break
+            interp.count_iteration(node)
             if index > 0 and join:
                 interp.write(join)
             frame = _frame(interp.owned.new({}), index, num_iterations, None, item_name)
