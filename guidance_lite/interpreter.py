@@ -230,6 +230,7 @@ class Interpreter:
                     if node.is_async:
                         value = await value
                     if isinstance(value, Command) and isinstance(node.expr, n.Var):  # {{break}}, {{gen}}: no-arg call
+                        value.check_arity(0)
                         value = await value.fn(self, node.expr)
                     break
             finally:
