@@ -138,7 +138,7 @@ def _fuzz_one(tally: Tally, source: str, replies: object = None) -> None:
     except gl.TemplateSyntaxError as exc:
         assert exc.line >= 1 and str(exc)
         tally.failed(source, exc)
-    except BaseException as exc:  # noqa: BLE001 - every outcome is sorted: library error or crash
+    except BaseException as exc:  # every outcome is sorted: library error or crash
         if isinstance(exc, (KeyboardInterrupt, SystemExit)):
             raise
         tally.failed(source, exc)
@@ -285,7 +285,7 @@ def test_mutated_templates_run_or_fail_with_library_errors():
             except gl.TemplateSyntaxError as exc:
                 assert exc.line >= 1
                 tally.failed(source, exc)
-            except BaseException as exc:  # noqa: BLE001 - sorted into library errors and crashes
+            except BaseException as exc:  # sorted into library errors and crashes
                 if isinstance(exc, KeyboardInterrupt):
                     raise
                 tally.failed(source, exc)
