@@ -28,7 +28,7 @@ def test_gen_with_three_names_counts_what_the_user_wrote() -> None:
 
 @pytest.mark.parametrize("name", BOUNDED)
 def test_every_command_counts_the_arguments_written(name: str) -> None:
-    low, high = COMMANDS[name].arity
+    high = COMMANDS[name].arity[1]
     assert high is not None
     args = " ".join(["1"] * (high + 1))
     with pytest.raises(gl.TemplateRuntimeError) as info:
