@@ -28,8 +28,8 @@ class Limits:
     max_value_size: int = field(
         default=10_000_000,
         metadata={
-            "doc": "characters of a string, items of a list or bytes that `+`, `*`, `add`, `multiply`, `join`, "
-            "`range` and the padding string methods (`ljust`, `center`, `zfill`, …) may build"
+            "doc": "characters of a string, items of a list, bytes built by `+`, `*`, `add`, `multiply`, `join`, "
+            "`range` and the padding string methods"
         },
     )
     max_int_digits: int = field(
@@ -40,20 +40,24 @@ class Limits:
         default=50_000_000, metadata={"doc": "characters of text one run writes (transcript and captured text)"}
     )
     max_loop_iterations: int = field(
-        default=100_000, metadata={"doc": "loop-body runs in one run, over all `each`/`geneach` loops"}
+        default=100_000,
+        metadata={
+            "doc": "loop-body runs in one run, over all loops (`each`, `geneach`, and any loop block: they call "
+            "`interp.count_iteration(node)`)"
+        },
     )
     max_steps: int = field(
         default=10_000_000,
         metadata={"doc": "evaluation steps in one run: template nodes rendered plus calls made"},
     )
     max_parallel: int = field(
-        default=16, metadata={"doc": "iterations of `{{#each … parallel=True}}` that run at the same time"}
+        default=16, metadata={"doc": "iterations of `{{#each … parallel=True}}` running at the same time"}
     )
     max_nesting_depth: int = field(
         default=100,
         metadata={
-            "doc": "nesting of an expression (brackets, operators, `not`) and of blocks, checked when the "
-            "template is parsed"
+            "doc": "nesting of an expression (brackets, operators, `not`) and of blocks, checked when the Program "
+            "is created (partial and `{{parse}}` strings: when they are parsed in the run)"
         },
     )
     max_partial_depth: int = field(

@@ -306,13 +306,13 @@ class _ToPieces(Transformer):
         return n.Const(t.line, t.column, float(t))
 
     def const_true(self, items: list) -> n.Const:
-        return n.Const(0, 0, True)
+        return n.Const(items[0].line, items[0].column, True)
 
     def const_false(self, items: list) -> n.Const:
-        return n.Const(0, 0, False)
+        return n.Const(items[0].line, items[0].column, False)
 
     def const_none(self, items: list) -> n.Const:
-        return n.Const(0, 0, None)
+        return n.Const(items[0].line, items[0].column, None)
 
     def list_lit(self, items: list) -> n.ListLit:
         values = tuple(i for i in items if i is not None)

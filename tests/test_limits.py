@@ -97,7 +97,8 @@ def test_limits_are_checked_and_documented() -> None:
     readme = README.read_text(encoding="utf-8")
     for name, default, doc in gl.Limits.documented():
         assert doc and default == getattr(gl.Limits(), name)
-        assert f"`{name}`" in readme, f"README does not document Limits.{name}"
+        shown = f"{default:,}" if isinstance(default, int) else f"{default}"
+        assert f"| `{name}` | {shown} | {doc} |" in readme, f"README's Limits table row for {name} is not current"
     assert issubclass(LimitExceeded, gl.GuidanceLiteError)
 
 
