@@ -8,7 +8,7 @@ from typing import Any, cast
 
 from ..context import RunContext
 from ..control import BreakLoop, ContinueLoop
-from ..limits import checked_add, checked_join, checked_mul, checked_range
+from ..limits import Limits, checked_add, checked_join, checked_mul, checked_range
 from ..registry import command, positional_arity, positional_parameters
 
 
@@ -34,21 +34,21 @@ async def range_(interp: RunContext, node: Any, *args: int) -> range:
 
 @command("add")
 async def add(interp: RunContext, node: Any, *values: Any) -> Any:
-    if not values:
-        raise TypeError("add needs at least one argument")
-    total = values[0]
-    for value in values[1:]:
-        total = checked_add(total, value, interp.limits)
-    return total
+    return _fold("add", values, checked_add, interp.limits)
 
 
 @command("multiply")
 async def multiply(interp: RunContext, node: Any, *values: Any) -> Any:
+    return _fold("multiply", values, checked_mul, interp.limits)
+
+
+def _fold(name: str, values: tuple, op: Callable[[Any, Any, Limits], Any], limits: Limits) -> Any:
+    """``values[0] op values[1] op …`` left to right, each step checked against the size limits."""
     if not values:
-        raise TypeError("multiply needs at least one argument")
+        raise TypeError(f"{name} needs at least one argument")
     total = values[0]
     for value in values[1:]:
-        total = checked_mul(total, value, interp.limits)
+        total = op(total, value, limits)
     return total
 
 
