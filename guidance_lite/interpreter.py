@@ -143,7 +143,7 @@ class Interpreter:
         if not callable(func):
             raise TypeError(f"{_describe_callee(node)} is a {type(func).__name__}, not something to call")
         POLICY.check_call(func, args, kwargs, self.limits)
-        return await maybe_await(func(*args, **kwargs))
+        return POLICY.check_result(await maybe_await(func(*args, **kwargs)), _describe_callee(node))
 
     # ---- budgets -----------------------------------------------------------------------------------------------
     def count_iteration(self, node: n.Node) -> None:

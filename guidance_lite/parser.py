@@ -17,6 +17,7 @@ from typing import Any, Optional, Union
 
 from lark import Lark, Token, Transformer
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
+from lark.utils import TextSlice
 
 from . import nodes as n
 from .errors import GuidanceLiteError, TemplateSyntaxError
@@ -931,35 +932,25 @@ def source_pieces(source: str) -> list[Piece]:
 
 
 def _lark_pieces(source: str) -> list[Piece]:
-    """Run Lark; when a tag is followed by text starting with '}' (``{{x}}}``), parse the two halves separately: the
-    second with the first blanked out (newlines kept), so its pieces and errors keep the template's positions."""
-    try:
-        pieces = _grammar().lark.parse(source, start="start")
-    except UnexpectedToken as exc:
-        tok = exc.token
-        if "TAG_CLOSE" in exc.expected and source.startswith("}}}", tok.start_pos):
-            cut = tok.start_pos + 2
-            blanked = _NOT_NEWLINE.sub(" ", source[:cut]) + source[cut:]
-            return _lark_pieces(source[:cut]) + _pieces_from(_lark_pieces(blanked), cut, source)
-        raise
-    return pieces if isinstance(pieces, list) else []
-
-
-_NOT_NEWLINE = re.compile(r"[^\n]")
-
-
-def _pieces_from(pieces: list[Piece], cut: int, source: str) -> list[Piece]:
-    """The pieces at or after offset ``cut``; the text piece that runs across it (blanked text before, the template's
-    text after) starts at ``cut``."""
-    kept = []
-    for piece in pieces:
-        if piece.end <= cut:
-            continue
-        if piece.start < cut:
-            line, col = _line_col(source, cut)
-            piece = Piece("text", line, col, cut, piece.end, text=source[cut : piece.end])
-        kept.append(piece)
-    return kept
+    """Run Lark; when a tag is followed by text starting with '}' (``{{x}}}``), the tag closes with its first two
+    braces and the parse goes on from there (a ``TextSlice`` of the source, so positions stay the template's). A loop,
+    not a recursion, and each round parses only what follows: a template may hold thousands of such tags."""
+    lark = _grammar().lark
+    pieces: list[Piece] = []
+    cut = 0  # the source before this offset is parsed
+    while True:
+        try:
+            parsed = lark.parse(TextSlice(source, cut, len(source)), start="start")
+        except UnexpectedToken as exc:
+            tok = exc.token
+            if "TAG_CLOSE" in exc.expected and source.startswith("}}}", tok.start_pos) and tok.start_pos >= cut:
+                end = tok.start_pos + 2
+                head: Any = lark.parse(TextSlice(source, cut, end), start="start")  # the transformer made a list
+                pieces += head
+                cut = end
+                continue
+            raise
+        return pieces + (parsed if isinstance(parsed, list) else [])
 
 
 def _parse_uncached(

@@ -230,6 +230,13 @@ class SandboxPolicy:
             raise refusal
         return value
 
+    def check_result(self, value: Any, callee: str) -> Any:
+        """A call's result, unless it is a value templates can't reach (a module, a frame, globals …)."""
+        refusal = self.value_refusal(value, f"the result of {callee}")
+        if refusal is not None:
+            raise refusal
+        return value
+
     def modulo(self, left: Any, right: Any) -> Any:
         """``left % right``: arithmetic only; on a string it is printf formatting, a way into object internals."""
         if isinstance(left, str):

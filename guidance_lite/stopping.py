@@ -15,9 +15,14 @@ from typing import Optional, Union
 
 import regex
 
+from .errors import GuidanceLiteError
 from .limits import DEFAULT_LIMITS, LimitExceeded
 
 REGEX_SECONDS = DEFAULT_LIMITS.regex_seconds  # the time budget of one match when the caller gives none
+
+
+class PatternError(GuidanceLiteError, ValueError):
+    """A ``stop_regex`` or ``pattern`` that is not a regular expression the regex module can compile."""
 
 
 def as_list(value: Union[str, Iterable[str], None]) -> list[str]:
@@ -38,7 +43,11 @@ def timed_search(
 ) -> Optional[regex.Match[str]]:
     """``pattern`` searched in (or with ``full`` matched against) ``text`` within ``timeout`` seconds; past it a
     ``LimitExceeded`` naming the pattern and ``Limits.regex_seconds``."""
-    compiled = _compile(pattern)
+    try:
+        compiled = _compile(pattern)
+    except (regex.error, RecursionError) as exc:  # the regex module's parser recurses into groups
+        problem = "nests too deeply" if isinstance(exc, RecursionError) else f"is not valid ({exc})"
+        raise PatternError(f"{what} {pattern!r:.80} {problem}: write a simpler regular expression") from None
     try:
         if full:
             return compiled.fullmatch(text, timeout=timeout)

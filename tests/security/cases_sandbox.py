@@ -119,6 +119,14 @@ CASES: list[dict] = [
         "template": "{{obj.code}}",
         "args": lambda: {"obj": types.SimpleNamespace(code=_generator.__code__)},
     },
+    {
+        "name": "globals_dict_get",
+        "category": MODULES,
+        "what": "`ns.get('os')` on a module's globals passed in: a call that returns a module",
+        "expect": "refused",
+        "template": "{{ns.get('os').getcwd()}}",
+        "args": lambda: {"ns": vars(pathlib)},
+    },
     # ---- item 3: functools.partial does not expose what it wraps
     {
         "name": "partial_func",

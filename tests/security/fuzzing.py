@@ -91,10 +91,10 @@ def is_crash(exc: BaseException) -> bool:
     if not isinstance(exc, gl.GuidanceLiteError):
         return True
     seen: Optional[BaseException] = exc
-    while seen is not None:
+    while seen is not None:  # the chain as a traceback shows it
         if isinstance(seen, (MemoryError, RecursionError, CaseTimeout)):
             return True
-        seen = seen.__cause__ or seen.__context__
+        seen = seen.__cause__ if seen.__cause__ is not None or seen.__suppress_context__ else seen.__context__
     return False
 
 
