@@ -855,6 +855,18 @@ def _tag_shape(tag: str) -> tuple[str, Any, bool, bool, Any, int]:
     return shape
 
 
+def _head_before_extra_braces(tag: str) -> Optional[str]:
+    """A tag followed by text starting with '}' (``{{x}}}``): the shortest head closing with two of the trailing
+    braces that parses — where the full parse closes it (``_lark_pieces``) — or None."""
+    run = len(tag) - len(tag.rstrip("}"))
+    if run < 3 or tag[-run - 1] == "~":
+        return None
+    for cut in range(len(tag) - run + 2, len(tag)):
+        if _tag_shape(tag[:cut])[0] != "tag":
+            return tag[:cut]
+    return None
+
+
 def _scan(source: str, tolerant: bool) -> Optional[list[Piece]]:
     """Pieces via the scanner and the tag memo. Strict (the fast path): None when the full parse must decide.
     Tolerant (``source_pieces``): a tag that does not parse is a 'tag' piece, and an unclosed ``{{`` starts text
@@ -900,9 +912,14 @@ def _scan(source: str, tolerant: bool) -> Optional[list[Piece]]:
                 )
             )
         else:
-            tag_kind, payload, strip_left, strip_right, compiled, depth = _tag_shape(m.group())
+            tag = m.group()
+            tag_kind, payload, strip_left, strip_right, compiled, depth = _tag_shape(tag)
             if tag_kind == "tag" and not tolerant:
-                return None
+                head = _head_before_extra_braces(tag)
+                if head is None:
+                    return None
+                tag_kind, payload, strip_left, strip_right, compiled, depth = _tag_shape(head)
+                end = start + len(head)  # the extra braces start the text that follows
             pieces.append(
                 Piece(
                     tag_kind,
