@@ -13,6 +13,7 @@ from . import models
 from .analysis import TemplateReport, analyze
 from .answer import ToolCallAnswer, ToolResults
 from .errors import GuidanceLiteError, TemplateRuntimeError, TemplateSyntaxError
+from .limits import LimitExceeded, Limits
 from .models.base import ModelError
 from .program import Program, Result
 from .tools import Tool, ToolCallRecord, ToolError, ToolExecutionError, tool
@@ -22,6 +23,8 @@ __version__ = "0.1.0"
 __all__ = [
     "Program",
     "Result",
+    "Limits",
+    "LimitExceeded",
     "analyze",
     "TemplateReport",
     "models",

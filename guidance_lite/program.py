@@ -22,6 +22,7 @@ from .display import COMPLETED, FAILED, INTERRUPTED, PAUSED, render_program_html
 from .errors import GuidanceLiteError, TemplateRuntimeError, TemplateSyntaxError
 from .events import Event, Finished, Paused
 from .interpreter import Interpreter
+from .limits import Limits, limits_from
 from .live import LiveView, in_ipython
 from .models.base import Model, ModelError
 from .models.defaults import default as default_model
@@ -41,9 +42,12 @@ class Execution:
         self.program = program
         self.state = ProgramState(variables)
         self.options = options
-        self.interp = Interpreter(
-            self.state, model, program.source, options, pause=self.pause, load_template=load_template
-        )
+        limits = limits_from(options.get("limits"))
+
+        def load(value: Any, name: str) -> tuple[Template, dict]:
+            return load_template(value, name, limits)
+
+        self.interp = Interpreter(self.state, model, program.source, options, pause=self.pause, load_template=load)
         self.loop: Optional[asyncio.AbstractEventLoop] = None
         self.task: Optional[asyncio.Task] = None
         self._stopped: Optional[asyncio.Future] = None
@@ -152,13 +156,13 @@ class Execution:
             self.cancel()
 
 
-def load_template(value: Any, name: str) -> tuple[Template, dict]:
+def load_template(value: Any, name: str, limits: Optional[Limits] = None) -> tuple[Template, dict]:
     """What ``{{>partial}}`` and ``{{parse}}`` run: a Program (its template and defaults) or a template string
-    (parsed under ``name``, no defaults)."""
+    (parsed under ``name`` with the run's nesting limit, no defaults)."""
     if isinstance(value, Program):
         return value.template, value.defaults
     if isinstance(value, str):
-        return parse(value, name=name), {}
+        return parse(value, name=name, max_depth=limits_from(limits).max_nesting_depth), {}
     raise TypeError(f"a partial must be a Program or a template string, got {type(value).__name__}")
 
 
@@ -183,6 +187,7 @@ class Program:
         silent: Optional[bool] = None,
         caching: Optional[bool] = None,
         stream: Optional[bool] = None,
+        limits: Optional[Limits] = None,
         **defaults: Any,
     ) -> None:
         check_no_retired(defaults)
@@ -192,7 +197,9 @@ class Program:
         self.template_name = template_name
         __tracebackhide__ = True  # IPython leaves this frame out of tracebacks
         try:
-            self.template: Template = parse(template, name=template_name)
+            self.template: Template = parse(
+                template, name=template_name, max_depth=limits_from(limits).max_nesting_depth
+            )
         except TemplateSyntaxError as exc:
             raise for_user(exc) from None
         self._model = pick_model({"model": model, "llm": llm})
@@ -205,6 +212,7 @@ class Program:
                 "silent": silent,
                 "caching": caching,
                 "stream": stream,
+                "limits": limits_from(limits),
             }
         )
         self.defaults = defaults
