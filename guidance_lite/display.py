@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple, Optional
 
+from .highlight import TOKEN_CSS, tag_html
 from .models.base import Usage
 from .parser import Piece, source_pieces
 from .registry import BLOCKS, COMMANDS
@@ -26,7 +27,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from .models.base import ToolCall
 
 # The only CSS; every selector is scoped under ``.gl-root`` so it cannot restyle the rest of a notebook.
-_CSS = """
+_CSS = (
+    """
 .gl-root{font-family:ui-sans-serif,system-ui,-apple-system,"Segoe UI",sans-serif;font-size:13px;line-height:1.45;
  margin:4px 0;max-width:100%}
 .gl-root .gl-title{font-weight:600;margin:0 0 6px 0}
@@ -77,13 +79,21 @@ _CSS = """
 .gl-root .gl-tag-gen{color:#059669;background:rgba(16,185,129,.1);font-weight:600}
 .gl-root .gl-tag-comment{color:#6b7280;background:transparent;font-style:italic}
 """
+    + TOKEN_CSS
+)  # the colours of highlighted template tokens (highlight.py)
+
+CSS = _CSS  # the base style, for other views of the package that render into a ``gl-root`` box (results tables)
 
 _KNOWN_ROLES = {"system", "user", "assistant", "tool", "function"}
 _TOOLTIP_LIMIT = 50  # gen entries listed in the footer tooltip (keeps the footer small for huge runs)
 
 
-def _esc(value: Any) -> str:
+def escape(value: Any) -> str:
+    """Any value as HTML text that is safe in element content and in quoted attribute values."""
     return html.escape(value if isinstance(value, str) else str(value), quote=True)
+
+
+_esc = escape
 
 
 def _role_class(role: str) -> str:
@@ -459,7 +469,7 @@ def render_program_html(source: str, name: str | None = None) -> str:
         out.append(
             _esc(text)
             if piece.kind in ("text", "escaped")
-            else f'<span class="{_tag_class(piece)}">{_esc(text)}</span>'
+            else f'<span class="{_tag_class(piece)}">{tag_html(text)}</span>'
         )
     out.append("</pre></div>")
     return "".join(out)

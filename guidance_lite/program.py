@@ -28,6 +28,7 @@ from .models.defaults import default as default_model
 from .nodes import Template
 from .parser import parse
 from .result import Result
+from .results import Results
 from .runner import background_loop, run_sync
 from .state import ProgramState
 
@@ -268,15 +269,15 @@ class Program:
 
     def map(
         self, inputs: list, *, concurrency: int = 16, progress: bool = False, return_exceptions: bool = True
-    ) -> list:
-        """Run many instances concurrently on one event loop; results in input order."""
+    ) -> Results:
+        """Run many instances concurrently on one event loop; results in input order (a table in notebooks)."""
         return run_sync(
             batch.amap(self, inputs, concurrency=concurrency, progress=progress, return_exceptions=return_exceptions)
         )
 
     async def amap(
         self, inputs: list, *, concurrency: int = 16, progress: bool = False, return_exceptions: bool = True
-    ) -> list:
+    ) -> Results:
         return await batch.amap(
             self, inputs, concurrency=concurrency, progress=progress, return_exceptions=return_exceptions
         )

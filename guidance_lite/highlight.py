@@ -1,0 +1,277 @@
+"""Syntax highlighting of templates: one tokenizer, and the HTML and terminal renderings built on it.
+
+Why its own tokenizer rather than regexes: it is built from what the parser knows, so it cannot disagree with it. The
+template is cut into pieces by ``parser.source_pieces`` (text, ``\\{{`` escapes, comments, tags), each tag is lexed by
+the grammar itself in parser context (``parser.read_tag``: ``else`` is a keyword only where the grammar says so, the
+part of a tag after a syntax fault is an error), and names are classified from the registry (blocks, commands, and
+which of them generate model text). Token kinds are Pygments token type names (``"Name.Builtin"``), so the Pygments
+lexer (``pygments_lexer.py``) is a thin adapter, while display and the CLI use the tokens without needing Pygments.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Iterable, Iterator
+from functools import lru_cache
+from typing import NamedTuple
+
+from .parser import read_tag, source_pieces
+from .registry import BLOCKS, COMMANDS
+
+# Token kinds (Pygments token type names; custom subtypes inherit their parent's style in every Pygments formatter).
+TEXT = "Text"
+WHITESPACE = "Text.Whitespace"
+COMMENT = "Comment.Multiline"
+ESCAPE = "Literal.String.Escape"
+DELIMITER = "Comment.Preproc"  # {{ }} and the # / > that open a block, close it or call a partial
+KEYWORD = "Keyword"  # block names and separators (else, elif, or)
+GENERATING_BLOCK = "Keyword.Generating"  # a block whose registration says it generates model text (geneach, select)
+COMMAND = "Name.Builtin"  # a registered command or helper
+GENERATING_COMMAND = "Name.Builtin.Generating"  # gen, select: their output is model text
+FUNCTION = "Name.Function"  # a call of a function the program is given (not registered)
+VARIABLE = "Name.Variable"
+SPECIAL = "Name.Builtin.Pseudo"  # this, @index, @first, @last, @key, @prefix
+ATTRIBUTE = "Name.Attribute"  # keyword argument names
+NAME = "Name"  # an attribute after a dot
+STRING = "Literal.String"
+INTEGER = "Literal.Number.Integer"
+FLOAT = "Literal.Number.Float"
+CONSTANT = "Keyword.Constant"  # True False None
+OPERATOR = "Operator"
+WORD_OPERATOR = "Operator.Word"  # and or not in is
+PUNCTUATION = "Punctuation"
+ERROR = "Error"  # from a syntax fault to the end of its tag, and blocks nobody registered
+
+_WORD_OPERATORS = frozenset({"and", "or", "not", "in", "is"})
+_CONSTANTS = frozenset({"True", "False", "None"})
+_PUNCTUATION = frozenset("()[]{},:.")
+_TAG_SIGILS = frozenset({"HASH", "SLASH", "MORETHAN"})  # the character after {{ in {{#x}}, {{/x}}, {{>x}}
+_SEPARATORS = frozenset({"ELSE", "ELIF", "OR"})
+# the terminals that can start a command's argument (grammar: ``command: NAME _cmd_arg+``)
+_ARGUMENT_STARTS = frozenset(
+    {"NAME", "AT_NAME", "STRING", "INT", "FLOAT", "LPAR", "LSQB", "LBRACE", "TRUE", "FALSE", "NONE"}
+)
+
+
+class Token(NamedTuple):
+    """One token: where it starts in the text given, its kind (a Pygments token type name) and its text."""
+
+    start: int
+    kind: str
+    text: str
+
+
+def template_tokens(source: str) -> Iterator[Token]:
+    """Every token of ``source`` in order; their texts joined rebuild the source exactly, for any input (a template
+    with syntax errors included: the faulty part of a tag is ``Error``, an unclosed ``{{`` starts plain text)."""
+    for piece in source_pieces(source):
+        text = source[piece.start : piece.end]
+        if piece.kind == "text":
+            yield Token(piece.start, TEXT, text)
+        elif piece.kind == "escaped":
+            yield Token(piece.start, ESCAPE, text)
+        elif piece.kind == "comment":
+            yield Token(piece.start, COMMENT, text)
+        else:
+            for token in tag_tokens(text):
+                yield Token(piece.start + token.start, token.kind, token.text)
+
+
+@lru_cache(maxsize=4096)
+def tag_tokens(tag: str) -> tuple[Token, ...]:
+    """The tokens of one tag's text (cached: a template repeats its tags)."""
+    lexed, fault = read_tag(tag)
+    if fault is not None and tag.endswith("}}}"):  # `{{x}}}`: a tag, then text that starts with '}' (as parsed)
+        shorter = tag_tokens(tag[:-1])
+        if all(token.kind != ERROR for token in shorter):
+            return (*shorter, Token(len(tag) - 1, TEXT, "}"))
+    out: list[Token] = []
+    pos = 0
+    for i, token in enumerate(lexed):
+        start = token.start_pos or 0
+        if start > pos:
+            out.append(Token(pos, WHITESPACE, tag[pos:start]))
+        out.append(Token(start, _kind(lexed, i), str(token)))
+        pos = start + len(token)
+    end = len(tag) if fault is None else fault
+    if end > pos:
+        out.append(Token(pos, WHITESPACE, tag[pos:end]))
+    if fault is not None and fault < len(tag):
+        out.append(Token(fault, ERROR, tag[fault:]))
+    return tuple(out)
+
+
+def name_kind(name: str, block: bool = False) -> str:
+    """The kind of a bare name (as ``check`` lists them): a registered block or command, else a variable (a block
+    nobody registered is an error: the parser refuses it)."""
+    if block:
+        spec = BLOCKS.get(name)
+        return ERROR if spec is None else GENERATING_BLOCK if spec.generates else KEYWORD
+    command = COMMANDS.get(name)
+    if command is None:
+        return VARIABLE
+    return GENERATING_COMMAND if command.generates else COMMAND
+
+
+def _kind(tokens: list, i: int) -> str:
+    """The kind of token ``i`` of a tag, from its terminal, its neighbours and the registry."""
+    token = tokens[i]
+    kind, text = token.type, str(token)
+    before = tokens[i - 1].type if i > 0 else None
+    after = tokens[i + 1].type if i + 1 < len(tokens) else None
+    if kind in ("TAG_OPEN", "TAG_CLOSE") or (i == 1 and kind in _TAG_SIGILS):
+        return DELIMITER
+    if (i == 1 and kind in _SEPARATORS) or (kind == "IF" and before == "ELSE"):
+        return KEYWORD
+    if kind == "STRING":
+        return STRING
+    if kind == "INT":
+        return INTEGER
+    if kind == "FLOAT":
+        return FLOAT
+    if kind == "AT_NAME":
+        return SPECIAL
+    if text in _CONSTANTS:
+        return CONSTANT
+    if text in _WORD_OPERATORS:
+        return WORD_OPERATOR
+    if kind != "NAME":
+        return PUNCTUATION if text in _PUNCTUATION else OPERATOR
+    if i == 2 and before in ("HASH", "SLASH"):
+        return name_kind(text, block=True)
+    if i == 2 and before == "MORETHAN":
+        return VARIABLE  # {{>partial}}: a Program or template passed in
+    if after == "EQUAL":
+        return ATTRIBUTE
+    if before == "DOT":
+        return NAME
+    if text == "this":
+        return SPECIAL
+    command_form = after in _ARGUMENT_STARTS and (i == 1 or before == "LPAR")  # {{name arg …}}, (name arg …)
+    if after == "LPAR_CALL" or command_form or (i == 1 and text in COMMANDS):
+        kind = name_kind(text)
+        return FUNCTION if kind == VARIABLE else kind  # not registered: a function the program is given
+    return VARIABLE
+
+
+# ---- HTML ---------------------------------------------------------------------------------------------------------
+
+# CSS classes by kind (a kind missing here renders as plain escaped text); the rules sit under ``.gl-root`` like all
+# of display's styles, so they cannot restyle the rest of a notebook.
+_HTML_CLASSES = {
+    COMMENT: "gl-tok-comment",
+    ESCAPE: "gl-tok-escape",
+    DELIMITER: "gl-tok-delim",
+    KEYWORD: "gl-tok-keyword",
+    GENERATING_BLOCK: "gl-tok-keyword gl-tok-gen",
+    COMMAND: "gl-tok-command",
+    GENERATING_COMMAND: "gl-tok-command gl-tok-gen",
+    FUNCTION: "gl-tok-function",
+    SPECIAL: "gl-tok-special",
+    ATTRIBUTE: "gl-tok-attr",
+    STRING: "gl-tok-string",
+    INTEGER: "gl-tok-number",
+    FLOAT: "gl-tok-number",
+    CONSTANT: "gl-tok-constant",
+    WORD_OPERATOR: "gl-tok-operator",
+    OPERATOR: "gl-tok-operator",
+    ERROR: "gl-tok-error",
+}
+
+TOKEN_CSS = """
+.gl-root .gl-tok-delim{opacity:.6}
+.gl-root .gl-tok-keyword{color:#7c3aed;font-weight:600}
+.gl-root .gl-tok-command{color:#0369a1}
+.gl-root .gl-tok-gen{color:#047857;font-weight:700}
+.gl-root .gl-tok-function{color:#0e7490}
+.gl-root .gl-tok-special{color:#9333ea;font-style:italic}
+.gl-root .gl-tok-attr{color:#b45309}
+.gl-root .gl-tok-string{color:#be123c}
+.gl-root .gl-tok-escape{color:#be123c;font-weight:600}
+.gl-root .gl-tok-number,.gl-root .gl-tok-constant{color:#c2410c}
+.gl-root .gl-tok-operator{color:#6d28d9}
+.gl-root .gl-tok-comment{color:#6b7280;font-style:italic}
+.gl-root .gl-tok-error{color:#dc2626;text-decoration:underline wavy #dc2626}
+"""
+
+
+def tokens_html(tokens: Iterable[Token]) -> str:
+    """Tokens as escaped HTML, each kind in a ``<span class="gl-tok-…">`` (style: ``TOKEN_CSS``)."""
+    out = []
+    for token in tokens:
+        text = html.escape(token.text, quote=True)
+        css = _HTML_CLASSES.get(token.kind)
+        out.append(f'<span class="{css}">{text}</span>' if css else text)
+    return "".join(out)
+
+
+@lru_cache(maxsize=4096)
+def tag_html(tag: str) -> str:
+    """One tag (or comment) highlighted as escaped HTML: what display puts inside a tag's box (cached by text)."""
+    if tag.startswith("{{!") or tag.startswith("{{~!"):
+        return tokens_html((Token(0, COMMENT, tag),))
+    return tokens_html(tag_tokens(tag))
+
+
+# ---- terminal -----------------------------------------------------------------------------------------------------
+
+_ANSI_RESET = "\x1b[0m"
+_ANSI = {
+    COMMENT: "\x1b[2;3m",
+    ESCAPE: "\x1b[31m",
+    DELIMITER: "\x1b[2m",
+    KEYWORD: "\x1b[1;35m",
+    GENERATING_BLOCK: "\x1b[1;32m",
+    COMMAND: "\x1b[34m",
+    GENERATING_COMMAND: "\x1b[1;32m",
+    FUNCTION: "\x1b[36m",
+    SPECIAL: "\x1b[35m",
+    ATTRIBUTE: "\x1b[33m",
+    STRING: "\x1b[31m",
+    INTEGER: "\x1b[33m",
+    FLOAT: "\x1b[33m",
+    CONSTANT: "\x1b[33m",
+    WORD_OPERATOR: "\x1b[35m",
+    ERROR: "\x1b[1;4;31m",
+}
+
+
+def paint(kind: str, text: str) -> str:
+    """``text`` in the terminal colour of ``kind`` (unchanged when the kind has none)."""
+    code = _ANSI.get(kind)
+    return f"{code}{text}{_ANSI_RESET}" if code and text else text
+
+
+def ansi_lines(source: str) -> list[str]:
+    """The template highlighted for a terminal, one string per source line, each line's colours closed on that line
+    (so any line can be printed alone, as in an error excerpt). Tabs become one space, as in ``source_excerpt``."""
+    lines: list[str] = [""]
+    for token in template_tokens(source):
+        parts = token.text.replace("\t", " ").split("\n")
+        for index, part in enumerate(parts):
+            if index:
+                lines.append("")
+            lines[-1] += paint(token.kind, part)
+    return lines
+
+
+def highlighted_excerpt(source: str, line: int, col: int) -> str:
+    """``errors.source_excerpt`` in colour: the highlighted source line and a red caret under column ``col``."""
+    lines = ansi_lines(source)
+    if not 1 <= line <= len(lines) or not source.splitlines():
+        return ""
+    return f"    {lines[line - 1]}\n    {' ' * max(col - 1, 0)}{paint(ERROR, '^')}"
+
+
+__all__ = [
+    "Token",
+    "template_tokens",
+    "tag_tokens",
+    "tokens_html",
+    "tag_html",
+    "TOKEN_CSS",
+    "paint",
+    "name_kind",
+    "ansi_lines",
+    "highlighted_excerpt",
+]
