@@ -349,8 +349,9 @@ def cmd_check(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
         ("commands", report.commands),
         ("blocks", report.blocks),
     ):
-        shown = [hl.paint(hl.name_kind(name, label == "blocks"), name) if color else name for name in names]
-        out.write(f"{label}: {', '.join(shown) if shown else '(none)'}\n")
+        if color and label in ("commands", "blocks"):  # in the colours the template's highlighting gives them
+            names = [hl.paint(hl.name_kind(name, block=label == "blocks"), name) for name in names]
+        out.write(f"{label}: {', '.join(names) if names else '(none)'}\n")
     out.flush()
     return EXIT_OK
 

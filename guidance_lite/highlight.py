@@ -13,7 +13,7 @@ from __future__ import annotations
 import html
 from collections.abc import Iterable, Iterator
 from functools import lru_cache
-from typing import NamedTuple
+from typing import NamedTuple, Optional
 
 from .parser import read_tag, source_pieces
 from .registry import BLOCKS, COMMANDS
@@ -77,28 +77,39 @@ def template_tokens(source: str) -> Iterator[Token]:
                 yield Token(piece.start + token.start, token.kind, token.text)
 
 
-@lru_cache(maxsize=4096)
 def tag_tokens(tag: str) -> tuple[Token, ...]:
-    """The tokens of one tag's text (cached: a template repeats its tags)."""
-    lexed, fault = read_tag(tag)
+    """The tokens of one tag's text. Lexing is cached by text (a template repeats its tags); naming the kinds is not,
+    so a block or command registered later is highlighted as such."""
+    lexed, fault = _lexed(tag)
     if fault is not None and tag.endswith("}}}"):  # `{{x}}}`: a tag, then text that starts with '}' (as parsed)
         shorter = tag_tokens(tag[:-1])
         if all(token.kind != ERROR for token in shorter):
             return (*shorter, Token(len(tag) - 1, TEXT, "}"))
     out: list[Token] = []
     pos = 0
-    for i, token in enumerate(lexed):
-        start = token.start_pos or 0
+    for i, (start, _terminal, text) in enumerate(lexed):
         if start > pos:
             out.append(Token(pos, WHITESPACE, tag[pos:start]))
-        out.append(Token(start, _kind(lexed, i), str(token)))
-        pos = start + len(token)
+        out.append(Token(start, _kind(lexed, i), text))
+        pos = start + len(text)
     end = len(tag) if fault is None else fault
     if end > pos:
         out.append(Token(pos, WHITESPACE, tag[pos:end]))
     if fault is not None and fault < len(tag):
         out.append(Token(fault, ERROR, tag[fault:]))
     return tuple(out)
+
+
+class _Lexeme(NamedTuple):
+    start: int
+    terminal: str  # the grammar's terminal name (NAME, STRING, TAG_OPEN, HASH, …)
+    text: str
+
+
+@lru_cache(maxsize=4096)
+def _lexed(tag: str) -> tuple[tuple[_Lexeme, ...], Optional[int]]:
+    tokens, fault = read_tag(tag)
+    return tuple(_Lexeme(token.start_pos or 0, token.type, str(token)) for token in tokens), fault
 
 
 def name_kind(name: str, block: bool = False) -> str:
@@ -113,29 +124,28 @@ def name_kind(name: str, block: bool = False) -> str:
     return GENERATING_COMMAND if command.generates else COMMAND
 
 
-def _kind(tokens: list, i: int) -> str:
-    """The kind of token ``i`` of a tag, from its terminal, its neighbours and the registry."""
-    token = tokens[i]
-    kind, text = token.type, str(token)
-    before = tokens[i - 1].type if i > 0 else None
-    after = tokens[i + 1].type if i + 1 < len(tokens) else None
-    if kind in ("TAG_OPEN", "TAG_CLOSE") or (i == 1 and kind in _TAG_SIGILS):
+def _kind(lexed: tuple[_Lexeme, ...], i: int) -> str:
+    """The kind of lexeme ``i`` of a tag, from its terminal, its neighbours and the registry."""
+    terminal, text = lexed[i].terminal, lexed[i].text
+    before = lexed[i - 1].terminal if i > 0 else None
+    after = lexed[i + 1].terminal if i + 1 < len(lexed) else None
+    if terminal in ("TAG_OPEN", "TAG_CLOSE") or (i == 1 and terminal in _TAG_SIGILS):
         return DELIMITER
-    if (i == 1 and kind in _SEPARATORS) or (kind == "IF" and before == "ELSE"):
+    if (i == 1 and terminal in _SEPARATORS) or (terminal == "IF" and before == "ELSE"):
         return KEYWORD
-    if kind == "STRING":
+    if terminal == "STRING":
         return STRING
-    if kind == "INT":
+    if terminal == "INT":
         return INTEGER
-    if kind == "FLOAT":
+    if terminal == "FLOAT":
         return FLOAT
-    if kind == "AT_NAME":
+    if terminal == "AT_NAME":
         return SPECIAL
     if text in _CONSTANTS:
         return CONSTANT
     if text in _WORD_OPERATORS:
         return WORD_OPERATOR
-    if kind != "NAME":
+    if terminal != "NAME":
         return PUNCTUATION if text in _PUNCTUATION else OPERATOR
     if i == 2 and before in ("HASH", "SLASH"):
         return name_kind(text, block=True)
@@ -149,8 +159,8 @@ def _kind(tokens: list, i: int) -> str:
         return SPECIAL
     command_form = after in _ARGUMENT_STARTS and (i == 1 or before == "LPAR")  # {{name arg …}}, (name arg …)
     if after == "LPAR_CALL" or command_form or (i == 1 and text in COMMANDS):
-        kind = name_kind(text)
-        return FUNCTION if kind == VARIABLE else kind  # not registered: a function the program is given
+        named = name_kind(text)
+        return FUNCTION if named == VARIABLE else named  # not registered: a function the program is given
     return VARIABLE
 
 
@@ -205,9 +215,8 @@ def tokens_html(tokens: Iterable[Token]) -> str:
     return "".join(out)
 
 
-@lru_cache(maxsize=4096)
 def tag_html(tag: str) -> str:
-    """One tag (or comment) highlighted as escaped HTML: what display puts inside a tag's box (cached by text)."""
+    """One tag (or comment) highlighted as escaped HTML: what display puts inside a tag's box."""
     if tag.startswith("{{!") or tag.startswith("{{~!"):
         return tokens_html((Token(0, COMMENT, tag),))
     return tokens_html(tag_tokens(tag))

@@ -138,6 +138,10 @@ class Results(list):
     # ---- summary and table ----------------------------------------------------------------------------------------
     def summary(self) -> str:
         """One line: how many runs, ok / failed / paused, total tokens, wall time."""
+        return "".join(text for text, _ in self.summary_pieces())
+
+    def summary_pieces(self) -> list[tuple[str, bool]]:
+        """The summary line in pieces, each marked when it reports a problem (the HTML makes those stand out)."""
         counts = {OK: 0, ERROR: 0, PAUSED: 0}
         tokens, estimated = 0, False
         for index in range(len(self)):
@@ -146,13 +150,14 @@ class Results(list):
             if usage is not None:
                 tokens += usage.total_tokens
                 estimated = estimated or usage.estimated
-        parts = [f"{len(self)} run{'' if len(self) == 1 else 's'}: {counts[OK]} ok, {counts[ERROR]} failed"]
+        pieces = [(f"{len(self):,} run{'' if len(self) == 1 else 's'}: {counts[OK]:,} ok, ", False)]
+        pieces.append((f"{counts[ERROR]:,} failed", counts[ERROR] > 0))
         if counts[PAUSED]:
-            parts[0] += f", {counts[PAUSED]} paused"
-        parts.append(f"{'~' if estimated else ''}{tokens:,} tokens")
+            pieces.append((f", {counts[PAUSED]:,} paused", True))
+        pieces.append((f" · {'~' if estimated else ''}{tokens:,} tokens", False))
         if self.wall_time is not None:
-            parts.append(f"wall time {_duration(self.wall_time)}")
-        return " · ".join(parts)
+            pieces.append((f" · wall time {_duration(self.wall_time)}", False))
+        return pieces
 
     def _repr_html_(self) -> str:
         return render_results_html(self)
@@ -196,12 +201,11 @@ def render_results_html(results: Results) -> str:
 
 
 def _summary_html(results: Results) -> str:
-    text = escape(results.summary())
-    failed = sum(1 for index in range(len(results)) if results.status(index)[0] == ERROR)
-    if failed:  # the failures stand out
-        words = f"{failed} failed"
-        text = text.replace(words, f'<span class="gl-bad">{words}</span>', 1)
-    return f'<div class="gl-summary">{text}</div>'
+    pieces = (
+        f'<span class="gl-bad">{escape(text)}</span>' if problem else escape(text)
+        for text, problem in results.summary_pieces()
+    )
+    return f'<div class="gl-summary">{"".join(pieces)}</div>'
 
 
 def _cell(values: dict, name: str, limit: int) -> str:
