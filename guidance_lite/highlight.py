@@ -164,29 +164,30 @@ def _kind(lexed: tuple[_Lexeme, ...], i: int) -> str:
     return VARIABLE
 
 
-# ---- HTML ---------------------------------------------------------------------------------------------------------
+# ---- HTML and terminal --------------------------------------------------------------------------------------------
 
-# CSS classes by kind (a kind missing here renders as plain escaped text); the rules sit under ``.gl-root`` like all
-# of display's styles, so they cannot restyle the rest of a notebook.
-_HTML_CLASSES = {
-    COMMENT: "gl-tok-comment",
-    ESCAPE: "gl-tok-escape",
-    DELIMITER: "gl-tok-delim",
-    KEYWORD: "gl-tok-keyword",
-    GENERATING_BLOCK: "gl-tok-keyword gl-tok-gen",
-    COMMAND: "gl-tok-command",
-    GENERATING_COMMAND: "gl-tok-command gl-tok-gen",
-    FUNCTION: "gl-tok-function",
-    SPECIAL: "gl-tok-special",
-    ATTRIBUTE: "gl-tok-attr",
-    STRING: "gl-tok-string",
-    INTEGER: "gl-tok-number",
-    FLOAT: "gl-tok-number",
-    CONSTANT: "gl-tok-constant",
-    WORD_OPERATOR: "gl-tok-operator",
-    OPERATOR: "gl-tok-operator",
-    ERROR: "gl-tok-error",
+# How each kind looks: its CSS classes (rules in ``TOKEN_CSS``, all under ``.gl-root`` like display's, so they cannot
+# restyle the rest of a notebook) and its terminal colour. A kind missing here is plain text.
+_STYLES: dict[str, tuple[str, str]] = {
+    COMMENT: ("gl-tok-comment", "\x1b[2;3m"),
+    ESCAPE: ("gl-tok-escape", "\x1b[31m"),
+    DELIMITER: ("gl-tok-delim", "\x1b[2m"),
+    KEYWORD: ("gl-tok-keyword", "\x1b[1;35m"),
+    GENERATING_BLOCK: ("gl-tok-keyword gl-tok-gen", "\x1b[1;32m"),
+    COMMAND: ("gl-tok-command", "\x1b[34m"),
+    GENERATING_COMMAND: ("gl-tok-command gl-tok-gen", "\x1b[1;32m"),
+    FUNCTION: ("gl-tok-function", "\x1b[36m"),
+    SPECIAL: ("gl-tok-special", "\x1b[35m"),
+    ATTRIBUTE: ("gl-tok-attr", "\x1b[33m"),
+    STRING: ("gl-tok-string", "\x1b[31m"),
+    INTEGER: ("gl-tok-number", "\x1b[33m"),
+    FLOAT: ("gl-tok-number", "\x1b[33m"),
+    CONSTANT: ("gl-tok-constant", "\x1b[33m"),
+    WORD_OPERATOR: ("gl-tok-operator", "\x1b[35m"),
+    OPERATOR: ("gl-tok-operator", ""),
+    ERROR: ("gl-tok-error", "\x1b[1;4;31m"),
 }
+_ANSI_RESET = "\x1b[0m"
 
 TOKEN_CSS = """
 .gl-root .gl-tok-delim{opacity:.6}
@@ -210,8 +211,8 @@ def tokens_html(tokens: Iterable[Token]) -> str:
     out = []
     for token in tokens:
         text = html.escape(token.text, quote=True)
-        css = _HTML_CLASSES.get(token.kind)
-        out.append(f'<span class="{css}">{text}</span>' if css else text)
+        style = _STYLES.get(token.kind)
+        out.append(f'<span class="{style[0]}">{text}</span>' if style else text)
     return "".join(out)
 
 
@@ -224,30 +225,10 @@ def tag_html(tag: str) -> str:
 
 # ---- terminal -----------------------------------------------------------------------------------------------------
 
-_ANSI_RESET = "\x1b[0m"
-_ANSI = {
-    COMMENT: "\x1b[2;3m",
-    ESCAPE: "\x1b[31m",
-    DELIMITER: "\x1b[2m",
-    KEYWORD: "\x1b[1;35m",
-    GENERATING_BLOCK: "\x1b[1;32m",
-    COMMAND: "\x1b[34m",
-    GENERATING_COMMAND: "\x1b[1;32m",
-    FUNCTION: "\x1b[36m",
-    SPECIAL: "\x1b[35m",
-    ATTRIBUTE: "\x1b[33m",
-    STRING: "\x1b[31m",
-    INTEGER: "\x1b[33m",
-    FLOAT: "\x1b[33m",
-    CONSTANT: "\x1b[33m",
-    WORD_OPERATOR: "\x1b[35m",
-    ERROR: "\x1b[1;4;31m",
-}
-
 
 def paint(kind: str, text: str) -> str:
     """``text`` in the terminal colour of ``kind`` (unchanged when the kind has none)."""
-    code = _ANSI.get(kind)
+    code = _STYLES.get(kind, ("", ""))[1]
     return f"{code}{text}{_ANSI_RESET}" if code and text else text
 
 

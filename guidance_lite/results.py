@@ -40,7 +40,9 @@ class Results(list):
     """The results of a batch, in input order: a ``gl.Result`` per input, or the exception of an input that failed.
 
     ``inputs`` are the argument dicts, ``seconds`` each run's duration, ``wall_time`` the whole batch's (None when
-    not measured). In Jupyter it shows as a table; ``to_records()`` and ``to_pandas()`` give its rows.
+    not measured). In Jupyter it shows as a table; ``to_records()`` and ``to_pandas()`` give its rows. Slot ``i``
+    belongs to ``inputs[i]``: list methods that reorder or add items (``sort``, ``append``) do not move the inputs
+    along (an added item shows with no inputs).
     """
 
     max_rows = 50  # rows a table shows (the rest are counted in a last row)
@@ -67,13 +69,21 @@ class Results(list):
             )
 
     # ---- reading one slot -----------------------------------------------------------------------------------------
+    def input_of(self, index: int) -> dict:
+        """The arguments of run ``index`` (empty for an item added to the list later)."""
+        return self.inputs[index] if index < len(self.inputs) else {}
+
+    def seconds_of(self, index: int) -> Optional[float]:
+        """How long run ``index`` took (None when not measured)."""
+        return self.seconds[index] if index < len(self.seconds) else None
+
     def outputs(self, index: int) -> dict:
         """The variables run ``index`` captured: its variables less its arguments and the program's unchanged
         defaults (for a failed run, what it captured before failing)."""
         result = _result_of(self[index])
         if result is None:
             return {}
-        given = self.inputs[index]
+        given = self.input_of(index)
         return {
             name: value
             for name, value in result.variables.items()
@@ -103,13 +113,13 @@ class Results(list):
         for index in range(len(self)):
             status, problem = self.status(index)
             usage = self.usage(index)
-            record = {f"inputs.{name}": value for name, value in self.inputs[index].items()}
+            record = {f"inputs.{name}": value for name, value in self.input_of(index).items()}
             record.update({f"outputs.{name}": value for name, value in self.outputs(index).items()})
             record.update(
                 status=status,
                 error=problem if status == ERROR else None,
                 tokens=usage.total_tokens if usage is not None else None,
-                seconds=self.seconds[index],
+                seconds=self.seconds_of(index),
             )
             records.append(record)
         return records
@@ -127,7 +137,7 @@ class Results(list):
 
     def _columns(self) -> list[str]:
         """Every record's keys in first-seen order (records of different inputs may have different names)."""
-        inputs = _union(self.inputs)
+        inputs = _union(self.input_of(index) for index in range(len(self)))
         outputs = _union(self.outputs(index) for index in range(len(self)))
         return (
             [f"inputs.{name}" for name in inputs]
@@ -166,7 +176,7 @@ class Results(list):
 def render_results_html(results: Results) -> str:
     """The batch as one self-contained HTML fragment: the summary line, then a table of at most ``max_rows`` rows."""
     shown = range(min(len(results), max(results.max_rows, 0)))
-    inputs = _union(results.inputs[index] for index in shown)
+    inputs = _union(results.input_of(index) for index in shown)
     outputs = _union(results.outputs(index) for index in shown)
     limit = max(results.max_cell_chars, 1)
     out = ['<div class="gl-root"><style>', CSS, _TABLE_CSS, "</style>", _summary_html(results)]
@@ -179,14 +189,14 @@ def render_results_html(results: Results) -> str:
     out.extend(f"<th>{escape(name)}</th>" for name in (*inputs, *outputs))
     out.append("</tr></thead><tbody>")
     for index in shown:
-        given, captured = results.inputs[index], results.outputs(index)
+        given, captured = results.input_of(index), results.outputs(index)
         out.append(f'<tr><td class="gl-num">{index}</td>')
         out.extend(_cell(given, name, limit) for name in inputs)
         out.extend(_cell(captured, name, limit) for name in outputs)
         out.append(_status_cell(results, index, limit))
         usage = results.usage(index)
         tokens = f"{'~' if usage.estimated else ''}{usage.total_tokens:,}" if usage is not None else ""
-        seconds = results.seconds[index]
+        seconds = results.seconds_of(index)
         out.append(f'<td class="gl-num">{tokens}</td>')
         out.append(f'<td class="gl-num">{_duration(seconds)}</td></tr>')
     hidden = len(results) - len(shown)

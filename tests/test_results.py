@@ -148,6 +148,18 @@ def test_big_batches_show_max_rows_and_cut_long_values() -> None:
     assert len(rows(table(results))) == 4
 
 
+def test_an_item_added_later_shows_with_no_inputs() -> None:
+    results = capitals().map([{"question": "Spain?"}])
+    results.append(ValueError("added by hand"))
+    assert rows(table(results))[1] == ["1", "", "", "ValueError: added by hand", "", ""]
+    assert results.to_records()[1] == {
+        "status": "error",
+        "error": "ValueError: added by hand",
+        "tokens": None,
+        "seconds": None,
+    }
+
+
 def test_line_breaks_in_a_cell_are_marked() -> None:
     results = Results([ValueError("a")], inputs=[{"text": "one\ntwo"}])
     assert rows(table(results))[0][1] == "one⏎two"
