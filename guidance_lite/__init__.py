@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 import types
-from typing import Optional
+from typing import Any, Optional
 
 from . import models
 from .analysis import TemplateReport, analyze
@@ -16,15 +16,26 @@ from .errors import GuidanceLiteError, TemplateRuntimeError, TemplateSyntaxError
 from .limits import LimitExceeded, Limits
 from .models.base import ModelError
 from .program import Program, Result
+from .results import Results
 from .tools import Tool, ToolCallRecord, ToolError, ToolExecutionError, tool
 
 __version__ = "0.1.0"
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext guidance_lite``: the ``%%program`` and ``%%run_program`` cell magics (IPython loads only when
+    this runs, never when the package is imported)."""
+    from .magics import register
+
+    register(ipython)
+
 
 __all__ = [
     "Program",
     "Result",
     "Limits",
     "LimitExceeded",
+    "Results",
     "analyze",
     "TemplateReport",
     "models",

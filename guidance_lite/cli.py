@@ -162,12 +162,21 @@ def dump_json(document: Any, out: IO[str]) -> None:
     out.flush()
 
 
-def syntax_error_text(path: str, exc: Any, source: str) -> str:
-    """``path:line:col: message``, the source line with a caret, and the hint."""
+def use_color(choice: str, stream: IO[str]) -> bool:
+    """``--color``: 'always', 'never', or 'auto' (colour only on a terminal, and not when ``NO_COLOR`` is set)."""
+    if choice != "auto":
+        return choice == "always"
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty()) and not os.environ.get("NO_COLOR")
+
+
+def syntax_error_text(path: str, exc: Any, source: str, color: bool = False) -> str:
+    """``path:line:col: message``, the source line with a caret (highlighted when ``color``), and the hint."""
     from .errors import source_excerpt
+    from .highlight import highlighted_excerpt
 
     parts = [f"{path}:{exc.line}:{exc.col}: {exc.message}"]
-    excerpt = source_excerpt(source, exc.line, exc.col)
+    excerpt = (highlighted_excerpt if color else source_excerpt)(source, exc.line, exc.col)
     if excerpt:
         parts.append(excerpt)
     if exc.hint:
@@ -226,14 +235,14 @@ class StreamPrinter:
 
 
 # ---- commands -----------------------------------------------------------------------------------------------------
-def parse_template(path: str, source: str) -> n.Template:
+def parse_template(path: str, source: str, color: bool = False) -> n.Template:
     from .errors import TemplateSyntaxError
     from .parser import parse
 
     try:
         return parse(source, name=path)
     except TemplateSyntaxError as exc:
-        raise _SyntaxFailure(syntax_error_text(path, exc, source), exc) from None
+        raise _SyntaxFailure(syntax_error_text(path, exc, source, color), exc) from None
 
 
 def cmd_run(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
@@ -324,9 +333,11 @@ def _close_model(model: Any, err: IO[str]) -> None:
 
 
 def cmd_check(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
+    from . import highlight as hl
+
     source = read_template(args.template)
     try:
-        template = parse_template(args.template, source)
+        template = parse_template(args.template, source, use_color(args.color, err))
     except _SyntaxFailure as exc:
         err.write(f"{exc}\n")
         if args.json:
@@ -344,6 +355,7 @@ def cmd_check(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     if args.json:
         dump_json({"file": args.template, "ok": True, **report.to_dict()}, out)
         return EXIT_OK
+    color = use_color(args.color, out)
     out.write(f"{args.template}: ok\n")
     for label, names in (
         ("variables", report.variables),
@@ -351,6 +363,8 @@ def cmd_check(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
         ("commands", report.commands),
         ("blocks", report.blocks),
     ):
+        if color and label in ("commands", "blocks"):  # in the colours the template's highlighting gives them
+            names = [hl.paint(hl.name_kind(name, block=label == "blocks"), name) for name in names]
         out.write(f"{label}: {', '.join(names) if names else '(none)'}\n")
     out.flush()
     return EXIT_OK
@@ -404,6 +418,12 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check", help="report syntax errors, or the variables and commands a template uses")
     check.add_argument("template", metavar="TEMPLATE_FILE")
     check.add_argument("--json", action="store_true", help="machine-readable output")
+    check.add_argument(
+        "--color",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="highlight template source and names (auto: only on a terminal, and not when NO_COLOR is set)",
+    )
     check.set_defaults(handler=cmd_check)
     return parser
 

@@ -964,6 +964,32 @@ def source_pieces(source: str) -> list[Piece]:
     return _scan(source, tolerant=True) or []
 
 
+def read_tag(tag: str) -> tuple[list[Token], Optional[int]]:
+    """The tokens the grammar reads in one tag (``{{…}}``, as cut out by ``source_pieces``), lexed in parser context,
+    and the offset where the tag stops being valid (None when it parses). For highlighters (``highlight.py``): they
+    see a tag exactly as the parser does, keywords and all; the tokens before a fault are the ones the parser took."""
+    interactive = _grammar().lark.parse_interactive(tag, start="tag")
+    tokens: list[Token] = []
+    fault: Optional[int] = None
+    try:
+        for token in interactive.iter_parse():
+            tokens.append(token)
+        interactive.feed_eof()
+    except UnexpectedToken as exc:
+        fault = exc.token.start_pos if exc.token.start_pos is not None else len(tag)
+    except UnexpectedInput as exc:  # a character no tag token matches
+        fault = exc.pos_in_stream if exc.pos_in_stream is not None else len(tag)
+    except (VisitError, _Fault) as exc:  # a token the transformer refused (a bad string escape)
+        inner = exc.orig_exc if isinstance(exc, VisitError) else exc
+        fault = tokens[-1].start_pos if tokens else 0
+        if isinstance(inner, _Fault) and inner.line:
+            lines = tag.split("\n")
+            fault = sum(len(line) + 1 for line in lines[: inner.line - 1]) + inner.col - 1
+    if fault is None:
+        return tokens, None
+    return [token for token in tokens if (token.start_pos or 0) < fault], fault
+
+
 def _lark_pieces(source: str) -> list[Piece]:
     """Run Lark; when a tag is followed by text starting with '}' (``{{x}}}``), the tag closes with its first two
     braces and the parse goes on from there (a ``TextSlice`` of the source, so positions stay the template's). A loop,

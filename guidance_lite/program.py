@@ -30,6 +30,7 @@ from .nodes import Template
 from .options import OPTION_NAMES, TEMPLATE_NAME, ProgramArgumentError, check_no_retired, pick_model
 from .parser import parse
 from .result import Result
+from .results import Results
 from .runner import background_loop, run_sync
 from .state import ProgramState
 from .tracebacks import for_user
@@ -341,8 +342,8 @@ class Program:
 
     def map(
         self, inputs: list, *, concurrency: int = 16, progress: bool = False, return_exceptions: bool = True
-    ) -> list:
-        """Run many instances concurrently on one event loop; results in input order."""
+    ) -> Results:
+        """Run many instances concurrently on one event loop; results in input order (a table in notebooks)."""
         __tracebackhide__ = True
         try:
             return run_sync(
@@ -355,7 +356,7 @@ class Program:
 
     async def amap(
         self, inputs: list, *, concurrency: int = 16, progress: bool = False, return_exceptions: bool = True
-    ) -> list:
+    ) -> Results:
         return await batch.amap(
             self, inputs, concurrency=concurrency, progress=progress, return_exceptions=return_exceptions
         )
