@@ -5,15 +5,16 @@ The public names only; ``import guidance_lite`` stays light (backends load when 
 
 from __future__ import annotations
 
-from . import models
+from . import models, otel
 from .analysis import TemplateReport, analyze
 from .answer import ToolCallAnswer, ToolResults
 from .errors import GuidanceLiteError, TemplateRuntimeError, TemplateSyntaxError
 from .models.base import ModelError
 from .program import Program, Result
+from .recorder import Recorder
 from .tools import Tool, ToolCallRecord, ToolError, ToolExecutionError, tool
-
-__version__ = "0.1.0"
+from .trace import Trace
+from .version import __version__
 
 __all__ = [
     "Program",
@@ -21,6 +22,9 @@ __all__ = [
     "analyze",
     "TemplateReport",
     "models",
+    "Trace",
+    "Recorder",
+    "otel",
     "tool",
     "Tool",
     "ToolCallRecord",

@@ -22,6 +22,7 @@ from .errors import TemplateRuntimeError
 from .events import Event, TemplateText, VariableSet
 from .expressions import MissingVariable, SandboxError, maybe_await
 from .models.base import Model
+from .observe import RunWatch
 from .registry import BLOCKS, COMMANDS, Command
 from .state import TEXT, TOOL_RESULT, VALUE, ProgramState, Span
 from .tools import ToolError
@@ -54,6 +55,7 @@ class Interpreter:
         self.scopes: list[dict[str, Any]] = []
         self.captures: list[list[Span]] = []
         self.listeners: list[Callable[[Event], None]] = []
+        self.watch: Optional[RunWatch] = None  # the run's observers (None: nobody observes, nothing is reported)
         self.owned = OwnedValues()  # containers this interpreter made or copied (copy-on-write writes)
         self._top_expr: Optional[n.Expr] = None  # the expression of the Output node being rendered
         self._visit: dict[type, Callable] = {
@@ -78,6 +80,7 @@ class Interpreter:
         child.scopes = [*self.scopes, frame]
         child.captures = [[]]
         child.listeners = self.listeners
+        child.watch = self.watch
         return child
 
     async def pause(self, variable: str) -> None:
