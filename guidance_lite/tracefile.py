@@ -86,11 +86,23 @@ def _safe_repr(value: Any) -> str:
 def to_json(value: Any) -> Any:
     """``value`` as JSON data: containers, dataclasses and pydantic models as JSON; anything else as its marked repr;
     values under secret-looking keys redacted."""
+    return _clean(_jsonable(value, set()))
+
+
+def _jsonable(value: Any, open_containers: set[int]) -> Any:
     try:
-        data = pydantic_core.to_jsonable_python(value, fallback=repr_marker)
-    except Exception:  # a circular structure, undecodable bytes, a failing serializer
-        data = repr_marker(value)
-    return _clean(data)
+        return pydantic_core.to_jsonable_python(value, fallback=repr_marker)
+    except Exception:  # a circular structure, undecodable bytes, a failing serializer: convert part by part
+        pass
+    if id(value) in open_containers or not isinstance(value, (dict, list, tuple)):
+        return repr_marker(value)
+    open_containers.add(id(value))
+    try:
+        if isinstance(value, dict):
+            return {str(key): _jsonable(item, open_containers) for key, item in value.items()}
+        return [_jsonable(item, open_containers) for item in value]
+    finally:
+        open_containers.discard(id(value))
 
 
 def _clean(data: Any) -> Any:
