@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Optional, Union
 from .errors import GuidanceLiteError
 from .events import TextDelta, ToolCallDelta
 from .models.base import Choice, Completion, Delta, GenParams, GenRequest, ModelError
-from .observe import ModelCallInfo
+from .observe import ModelCallInfo, observed
 from .stopping import StopMatcher, apply_stops, as_list
 from .tools import Tool, ToolChoice, ToolChoiceError, ToolSpec, make_toolset, resolve_tool_choice, tool_specs
 
@@ -113,13 +113,7 @@ async def run_model(interp: Interpreter, request: GenRequest, variable: Optional
     model = interp.model
     assert model is not None
     call = watch.model_call_started(request, model.name, variable)
-    try:
-        final = await _run_model(interp, request, variable, call)
-    except BaseException as exc:
-        watch.model_call_finished(call, None, exc)
-        raise
-    watch.model_call_finished(call, final, None)
-    return final
+    return await observed(call, _run_model(interp, request, variable, call), watch.model_call_finished)
 
 
 async def _run_model(

@@ -18,9 +18,9 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Optional, Union
+from typing import TYPE_CHECKING, Optional, TypeVar, Union
 
 if TYPE_CHECKING:  # pragma: no cover
     from .models.base import Completion, Delta, GenRequest, Usage
@@ -38,6 +38,7 @@ __all__ = [
     "add_observer",
     "remove_observer",
     "observers",
+    "observed",
 ]
 
 
@@ -140,6 +141,26 @@ class Observer:
 
     def tool_call_finished(self, call: ToolCallInfo) -> None:
         """The call ended: ``call.record`` (which may hold a tool error) or ``call.error`` is set."""
+
+
+Info = TypeVar("Info")
+Outcome = TypeVar("Outcome")
+
+
+async def observed(
+    info: Info,
+    work: Awaitable[Outcome],
+    finished: Callable[[Info, Optional[Outcome], Optional[BaseException]], None],
+) -> Outcome:
+    """Await ``work`` and report how it ended: ``finished(info, outcome, None)``, or ``(info, None, error)`` before the
+    error propagates (cancellation included)."""
+    try:
+        outcome = await work
+    except BaseException as exc:
+        finished(info, None, exc)
+        raise
+    finished(info, outcome, None)
+    return outcome
 
 
 _lock = threading.Lock()

@@ -75,9 +75,9 @@ class Execution:
 
     # ---- driving -----------------------------------------------------------------------------------------------
     async def _main(self) -> None:
-        if self.watch is not None:
-            self.watch.run_started()
         try:
+            if self.watch is not None:
+                self.watch.run_started()
             await self.interp.run(self.program.template.body)
             self.done = True
         except TemplateRuntimeError as exc:
@@ -89,9 +89,18 @@ class Execution:
             self.error.__cause__ = exc
         finally:
             if self.watch is not None:
-                self.watch.run_finished(self._output())
+                self._report_end(self.watch)
             if self._stopped is not None and not self._stopped.done():
                 self._stopped.set_result("done")
+
+    def _report_end(self, watch: RunWatch) -> None:
+        """Tell the observers the run ended; an observer that fails (a trace that can't be written) fails the run."""
+        try:
+            watch.run_finished(self._output())
+        except Exception as exc:
+            if self.error is None:
+                self.error = TemplateRuntimeError(f"{type(exc).__name__}: {exc}", source=self.program.source)
+                self.error.__cause__ = exc
 
     def _output(self) -> RunOutput:
         """What the run produced, for its observers (an unfinished run without an error was abandoned)."""

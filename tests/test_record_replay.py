@@ -533,3 +533,24 @@ def test_nobody_observing_means_no_watch_at_all() -> None:
         gl.observe.remove_observer(log)
     with pytest.raises(TypeError, match="record= takes a file path or a gl.Recorder"):
         gl.Program("x", record=42)
+
+
+def test_a_trace_that_cannot_be_written_fails_the_run_with_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(gl.TemplateRuntimeError) as caught:
+        gl.Program("{{gen 'x'}}")(model=gl.models.Mock("a"), record=tmp_path, silent=True)  # a directory
+    assert caught.value.message.startswith("IsADirectoryError: ")
+    assert isinstance(caught.value.__cause__, IsADirectoryError)
+
+
+def test_a_stream_ended_early_by_a_client_side_stop_replays_the_same(tmp_path: Path) -> None:
+    trace = tmp_path / "run.jsonl"
+    program = gl.Program("{{#user~}}Count.{{~/user}}\n{{#assistant~}}{{gen 'n' stop='4'}}{{~/assistant}}")
+    with ScriptedServer() as server:
+        server.push({"content": "1 2 3 4 5 6 7 8", "chunk_size": 2})
+        model = gl.models.OpenAI("scripted-model", base_url=server.base_url)
+        recorded = program(model=model, record=trace, silent=True)
+    assert recorded["n"] == "1 2 3 "
+    chunks = events_of(trace)[3]["chunks"]
+    assert "".join(c["text"] for c in chunks).startswith("1 2 3 4") and len(chunks) < 8  # stopped reading early
+    replayed = program(model=gl.models.Replay(trace), silent=True)
+    assert outcome(replayed) == outcome(recorded)

@@ -10,7 +10,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Optional
 
-from ..observe import ToolCallInfo, ToolWatch
+from ..observe import ToolCallInfo, ToolWatch, observed
 from .call import ToolCall
 from .errors import MissingImplementation, ToolArgumentError, ToolDefinitionError, ToolExecutionError
 from .records import (
@@ -51,13 +51,9 @@ async def _observed_call(
 ) -> ToolCallRecord:
     """``_run_call`` reported to the run's observers (start, then the record or the error that stopped it)."""
     info = watch.tool_call_started(call)
-    try:
-        record = await _run_call(call, tools, timeout, hook, overrides, replayed, info)
-    except BaseException as exc:
-        watch.tool_call_finished(info, None, exc)
-        raise
-    watch.tool_call_finished(info, record, None)
-    return record
+    return await observed(
+        info, _run_call(call, tools, timeout, hook, overrides, replayed, info), watch.tool_call_finished
+    )
 
 
 async def _run_call(
