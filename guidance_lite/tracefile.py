@@ -25,8 +25,9 @@ then, for each run (``"run"`` numbers the runs of the file from 1; a file may ho
 - ``run_end``: ``completed``, ``paused_on``, ``error`` (null, or ``type`` and ``message``), ``duration``, and the
   outputs: ``variables``, ``messages``, ``text``, ``usage``, ``tool_calls`` (records as above)
 
-Values JSON can't hold are written as ``{"__repr__": "<their repr>"}`` (a function also gets ``"__tool__"``: its tool
-definition, so a replay can offer it again). Values under keys that name secrets (``api_key``, ``authorization``,
+Dataclasses and pydantic models are written as their JSON; other values JSON can't hold as
+``{"__repr__": "<their repr>"}`` (a function also gets ``"__tool__"``: its tool definition, so a replay can offer it
+again). Values under keys that name secrets (``api_key``, ``authorization``,
 ``password``, ``secret``) are written as ``"[redacted]"``; API keys never reach a trace, since backends hold them and
 observers see only requests. Readers ignore event types and keys they don't know; a file with a higher
 ``schema_version`` is refused.

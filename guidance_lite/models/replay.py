@@ -35,11 +35,12 @@ class ReplayMismatch(ModelError):
     def __init__(
         self, message: str, *, number: int = 0, request: Optional[dict] = None, recorded: Optional[dict] = None
     ) -> None:
-        super().__init__(message)
+        diff = "" if request is None or recorded is None else request_diff(recorded, request, number)
+        super().__init__(f"{message}\n{diff}" if diff else message)  # the diff is part of the message people see
         self.number = number
         self.request = request
         self.recorded = recorded
-        self.diff = "" if request is None or recorded is None else request_diff(recorded, request, number)
+        self.diff = diff
 
 
 def _pretty(document: Any) -> list[str]:
@@ -114,15 +115,13 @@ class Replay(Model):
             )
         expected = self._calls[self._next]
         gen = f", gen {expected.variable!r}" if expected.variable else ""
-        error = ReplayMismatch(
+        raise ReplayMismatch(
             f"{where}; it differs from the next recorded request (run {expected.run}, model call "
             f"{expected.index}{gen}):",
             number=number,
             request=document,
             recorded=expected.request,
         )
-        error.args = (f"{error.args[0]}\n{error.diff}",)
-        raise error
 
     async def stream(self, request: GenRequest) -> AsyncIterator[Union[Delta, Completion]]:
         recorded = self._answer(request)
