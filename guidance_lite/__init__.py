@@ -9,17 +9,18 @@ import sys
 import types
 from typing import Any, Optional
 
-from . import models
+from . import models, otel
 from .analysis import TemplateReport, analyze
 from .answer import ToolCallAnswer, ToolResults
 from .errors import GuidanceLiteError, TemplateRuntimeError, TemplateSyntaxError
 from .limits import LimitExceeded, Limits
 from .models.base import ModelError
 from .program import Program, Result
+from .recorder import Recorder
 from .results import Results
 from .tools import Tool, ToolCallRecord, ToolError, ToolExecutionError, tool
-
-__version__ = "0.1.0"
+from .trace import Trace
+from .version import __version__
 
 
 def load_ipython_extension(ipython: Any) -> None:
@@ -39,6 +40,9 @@ __all__ = [
     "analyze",
     "TemplateReport",
     "models",
+    "Trace",
+    "Recorder",
+    "otel",
     "tool",
     "Tool",
     "ToolCallRecord",

@@ -262,7 +262,7 @@ def cmd_run(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     except RuntimeFailure as exc:
         err.write(f"{args.template}: error: {exc}\n")
         return EXIT_RUNTIME
-    program = Program(source, model, template_name=args.template, silent=True)
+    program = Program(source, model, template_name=args.template, silent=True, record=args.record)
     try:
         if args.stream:
             result = _stream(program, variables, StreamPrinter(err if args.json else out))
@@ -330,6 +330,48 @@ def _close_model(model: Any, err: IO[str]) -> None:
         run_sync(model.aclose())
     except (ModelError, OSError, RuntimeError) as exc:
         err.write(f"{PROG}: warning: closing the model failed: {exc}\n")
+
+
+def cmd_replay(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
+    """Replay each run of a trace (answers and tool results from the trace) and print it as ``run`` would: the
+    transcript and the variables, or the ``--json`` document (a list of them for a trace of several runs)."""
+    from .errors import TemplateRuntimeError
+    from .trace import Trace, TraceError
+
+    try:
+        trace = Trace(args.trace)
+    except TraceError as exc:
+        raise UsageError(str(exc)) from None
+    documents = []
+    for run in trace.runs:
+        label = run.name or f"{args.trace} run {run.number}"
+        try:
+            if args.stream:
+                printer = StreamPrinter(err if args.json else out)
+                result = _stream(run.program(tools=args.tools), run.arguments({"silent": True}), printer)
+            else:
+                result = run.replay(tools=args.tools, silent=True)
+            if not result.completed:
+                _abandon(result)
+        except TraceError as exc:
+            err.write(f"{label}: error: {exc}\n")
+            return EXIT_RUNTIME
+        except TemplateRuntimeError as exc:
+            err.write(runtime_error_text(label, exc) + "\n")
+            return EXIT_RUNTIME
+        if args.json:
+            documents.append(result_document(result))
+            continue
+        if len(trace.runs) > 1:
+            out.write(f"== run {run.number}{f' ({run.name})' if run.name else ''}\n")
+        if not args.stream:
+            out.write(result.text + "\n")
+        for name, value in result.variables.items():
+            out.write(f"{name} = {compact_repr(value)}\n")
+        out.flush()
+    if args.json:
+        dump_json(documents[0] if len(documents) == 1 else documents, out)
+    return EXIT_OK
 
 
 def cmd_check(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
@@ -413,7 +455,25 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="*",
         help="use a Mock model answering these replies in order (none: numbered mock outputs)",
     )
+    run.add_argument("--record", metavar="TRACE_FILE", help="write a trace of the run (JSON Lines) to replay it later")
     run.set_defaults(handler=cmd_run)
+
+    replay = sub.add_parser(
+        "replay",
+        help="replay a recorded trace and print it",
+        description="Replay the runs of a trace written by `run --record` or record=…: the model's answers and the "
+        "tools' results come from the trace (no server, no key, no side effects).",
+    )
+    replay.add_argument("trace", metavar="TRACE_FILE")
+    replay.add_argument("--json", action="store_true", help="print the JSON document `run --json` prints")
+    replay.add_argument("--stream", action="store_true", help="print generated text as the replay streams it")
+    replay.add_argument(
+        "--tools",
+        choices=("recorded", "live"),
+        default="recorded",
+        help="'recorded' (default) replays tool results; 'live' would call the tools (only tools given again run)",
+    )
+    replay.set_defaults(handler=cmd_replay)
 
     check = sub.add_parser("check", help="report syntax errors, or the variables and commands a template uses")
     check.add_argument("template", metavar="TEMPLATE_FILE")

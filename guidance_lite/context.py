@@ -16,6 +16,7 @@ from .expressions import EvalContext
 from .limits import Budget, Limits
 from .models.base import Model
 from .nodes import Node, Template
+from .observe import RunWatch
 from .state import TEXT, ProgramState, Span
 from .variables import OwnedValues
 
@@ -29,6 +30,7 @@ class RunContext(EvalContext, Protocol):
     scopes: list[dict[str, Any]]  # loop and partial frames, innermost last
     captures: list[list[Span]]  # open output captures (select options, tool blocks, parallel-each forks)
     listeners: list[Callable[[Event], None]]
+    watch: Optional[RunWatch]  # the run's observers; None when nobody observes
     owned: OwnedValues  # containers this run may write into
     limits: Limits  # the run's limits (``gl.Limits``)
     budget: Budget  # the run's counters against them

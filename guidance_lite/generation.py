@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Optional, Union
 from .errors import GuidanceLiteError
 from .events import TextDelta, ToolCallDelta
 from .models.base import Choice, Completion, Delta, GenParams, GenRequest, ModelError
+from .observe import ModelCallInfo, observed
 from .stopping import StopMatcher, apply_stops, as_list
 from .tools import (
     Tool,
@@ -119,13 +120,29 @@ def _assistant_prefill(state: ProgramState, model: Any) -> str:
 
 
 async def run_model(interp: Interpreter, request: GenRequest, variable: Optional[str]) -> Completion:
-    """Stream one request, stopping early when a stop sequence is certain; returns the final Completion."""
+    """Stream one request, stopping early when a stop sequence is certain; returns the final Completion. Every model
+    call of a run goes through here, so this is where observers (``observe.py``) see them."""
+    watch = interp.watch
+    if watch is None:
+        return await _run_model(interp, request, variable, None)
+    model = interp.model
+    assert model is not None
+    call = watch.model_call_started(request, model.name, variable)
+    return await observed(call, _run_model(interp, request, variable, call), watch.model_call_finished)
+
+
+async def _run_model(
+    interp: Interpreter, request: GenRequest, variable: Optional[str], call: Optional[ModelCallInfo]
+) -> Completion:
     model = interp.model
     assert model is not None
     stops, patterns = as_list(request.stop), as_list(request.stop_regex)
     matcher = StopMatcher(stops, patterns, request.regex_timeout)
     started = time.perf_counter()
-    final = await _consume(interp, model.stream(request), matcher, request.n, variable)
+    stream = model.stream(request)
+    if call is not None and interp.watch is not None:
+        stream = interp.watch.chunks(call, stream)
+    final = await _consume(interp, stream, matcher, request.n, variable)
     if final is None:
         if matcher.hit is None:
             raise ModelError(f"{model.name}: the response stream ended without a final result")

@@ -24,6 +24,7 @@ from .events import Event, TemplateText, VariableSet
 from .expressions import MissingVariable, maybe_await
 from .limits import Budget, LimitExceeded, limits_from
 from .models.base import Model
+from .observe import RunWatch
 from .options import reserved_hint
 from .registry import BLOCKS, COMMANDS, PARTIALS, ArityError, BuiltinPartial, Command, builtin_partial
 from .sandbox import POLICY, SandboxError
@@ -58,6 +59,7 @@ class Interpreter:
         self.scopes: list[dict[str, Any]] = []
         self.captures: list[list[Span]] = []
         self.listeners: list[Callable[[Event], None]] = []
+        self.watch: Optional[RunWatch] = None  # the run's observers (None: nobody observes, nothing is reported)
         self.owned = OwnedValues()  # containers this interpreter made or copied (copy-on-write writes)
         self.limits = limits_from(options.get("limits"))
         self.budget = Budget(self.limits)  # the run's counters (loop iterations, steps, output), shared with forks
@@ -87,6 +89,7 @@ class Interpreter:
         child.listeners = self.listeners
         child.budget = self.budget
         child.template_depth = self.template_depth
+        child.watch = self.watch
         return child
 
     async def pause(self, variable: str) -> None:

@@ -201,9 +201,17 @@ def _dispatcher(
     hook = interp.options.get("on_tool_call")
 
     async def run(calls: Sequence[ToolCall], overrides: dict) -> ToolResults:
+        model, watch = interp.model, interp.watch
         try:
             records = await dispatch(
-                calls, toolset, timeout=timeout, errors=errors, on_tool_call=hook, overrides=overrides or None
+                calls,
+                toolset,
+                timeout=timeout,
+                errors=errors,
+                on_tool_call=hook,
+                overrides=overrides or None,
+                watch=None if watch is None else watch.tools(variable),
+                replayed=None if model is None else model.tool_outcome,
             )
         except ToolExecutionError as exc:
             _record(interp, exc.records, variable)

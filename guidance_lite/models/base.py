@@ -14,6 +14,7 @@ from ..errors import GuidanceLiteError
 from ..stopping import REGEX_SECONDS, as_list
 from ..tools.call import ToolCall, new_call_id
 from ..tools.errors import ToolChoiceError
+from ..tools.records import ToolCallRecord
 from ..tools.spec import ToolChoice, ToolSpec, resolve_tool_choice, tool_specs
 
 __all__ = [
@@ -224,6 +225,11 @@ class Model:
         if final is None:
             raise ModelError(f"{self.name}: the stream ended without a completion")
         return final
+
+    def tool_outcome(self, call: ToolCall, arguments: dict) -> Optional[ToolCallRecord]:
+        """The outcome of a tool call this model already knows, used instead of running the tool: a replay answers
+        from its trace. None (every live backend) runs the tool."""
+        return None
 
     def count_tokens(self, text: str) -> int:
         """Token estimate for context-window checks (backends with a tokenizer override this)."""
