@@ -11,23 +11,34 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any, Optional
 
 from .errors import GuidanceLiteError, TemplateRuntimeError, TemplateSyntaxError
+from .version import __version__
 
 if TYPE_CHECKING:  # pragma: no cover - what the names below are, for type checkers and editors
-    from . import models
+    from . import models, otel
     from .analysis import TemplateReport, analyze
     from .answer import ToolCallAnswer, ToolResults
+    from .limits import LimitExceeded, Limits
     from .models.base import ModelError
     from .program import Program, Result
+    from .recorder import Recorder
+    from .results import Results
     from .tools import Tool, ToolCallRecord, ToolError, ToolExecutionError, tool
+    from .trace import Trace
 
 # public name -> the module that defines it, imported when the name is first used: ``import guidance_lite`` then
 # costs a few milliseconds, and the parser (lark), asyncio and the tools (pydantic) load with the first Program or tool
 _LAZY = {
     "Program": ".program",
     "Result": ".program",
+    "Limits": ".limits",
+    "LimitExceeded": ".limits",
+    "Results": ".results",
     "analyze": ".analysis",
     "TemplateReport": ".analysis",
     "models": ".models",
+    "Trace": ".trace",
+    "Recorder": ".recorder",
+    "otel": ".otel",
     "tool": ".tools",
     "Tool": ".tools",
     "ToolCallRecord": ".tools",
@@ -37,15 +48,29 @@ _LAZY = {
     "ToolResults": ".answer",
     "ModelError": ".models.base",
 }
+_MODULES = frozenset({"models", "otel"})  # names that are submodules, not attributes of one
 
-__version__ = "0.1.0"
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext guidance_lite``: the ``%%program`` and ``%%run_program`` cell magics (IPython loads only when
+    this runs, never when the package is imported)."""
+    from .magics import register
+
+    register(ipython)
+
 
 __all__ = [
     "Program",
     "Result",
+    "Limits",
+    "LimitExceeded",
+    "Results",
     "analyze",
     "TemplateReport",
     "models",
+    "Trace",
+    "Recorder",
+    "otel",
     "tool",
     "Tool",
     "ToolCallRecord",
@@ -66,7 +91,7 @@ def __getattr__(name: str) -> Any:
     if where is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     module = import_module(where, __name__)
-    value = module if name == "models" else getattr(module, name)
+    value = module if name in _MODULES else getattr(module, name)
     globals()[name] = value
     return value
 

@@ -8,14 +8,18 @@ once, so a batch of 100,000 inputs costs ``concurrency`` tasks, and the first fa
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterable
 from typing import Any, Optional, Protocol
 
 from .result import Result
+from .results import Results
 
 
 class Runnable(Protocol):
     """What a batch runs: a ``Program`` (typed as a protocol so that this module sits below ``program``)."""
+
+    defaults: dict  # shown in a batch's table only when a run changed them
 
     async def arun(self, **kwargs: Any) -> Result: ...
 
@@ -51,23 +55,26 @@ async def amap(
     concurrency: int = 16,
     progress: bool = False,
     return_exceptions: bool = True,
-) -> list:
+) -> Results:
     """Run ``program(**kwargs)`` for each dict in ``inputs``, at most ``concurrency`` at a time.
 
-    Results come back in input order. A failed item is its exception object in its slot; with
-    ``return_exceptions=False`` the first failure cancels the runs in progress and is raised.
+    Results come back in input order, as ``Results`` (a list that shows as a table). A failed item is its exception
+    object in its slot; with ``return_exceptions=False`` the first failure cancels the runs in progress and is raised.
     """
     if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
         raise ValueError(f"concurrency must be an integer of at least 1, got {concurrency!r}")
     items = _check_inputs(inputs)
     results: list[Any] = [None] * len(items)
+    seconds: list[Optional[float]] = [None] * len(items)
+    started = time.perf_counter()
     if not items:
-        return results
+        return Results(inputs=items, defaults=program.defaults, wall_time=0.0)
     bar: Optional[Any] = _progress_bar(len(items)) if progress else None
     pending = iter(range(len(items)))  # shared by the workers: each index is taken exactly once
 
     async def worker() -> None:
         for i in pending:
+            run_started = time.perf_counter()
             try:
                 results[i] = await program.arun(**{"silent": True, "stream": False, **items[i]})
             except Exception as exc:
@@ -75,6 +82,7 @@ async def amap(
                     raise
                 results[i] = exc
             finally:
+                seconds[i] = time.perf_counter() - run_started
                 if bar is not None:
                     bar.update(1)
 
@@ -89,4 +97,5 @@ async def amap(
     finally:
         if bar is not None:
             bar.close()
-    return results
+    wall_time = time.perf_counter() - started
+    return Results(results, inputs=items, seconds=seconds, wall_time=wall_time, defaults=program.defaults)
