@@ -87,6 +87,14 @@ TOOL_LOOP_CLIENTS = [
 ]
 IMPORT_CLIENTS = [  # module field: the statement timed
     Client("gl", "import guidance_lite", PROJECT, "import guidance_lite", "", "guidance_lite"),
+    Client(  # the public names load on first use: what a first Program costs on top (its parser, runtime, models)
+        "gl-program",
+        "guidance_lite + its first Program",
+        PROJECT,
+        "import guidance_lite as gl; gl.Program('{{gen \"x\"}}')",
+        "",
+        "guidance_lite",
+    ),
     Client("kani", "import kani", "kani", "import kani", "", "peer"),
     Client(
         "kani-engine", "kani + its OpenAI engine", "kani", "from kani.engines.openai import OpenAIEngine", "", "peer"

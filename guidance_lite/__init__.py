@@ -7,20 +7,48 @@ from __future__ import annotations
 
 import sys
 import types
-from typing import Any, Optional
+from importlib import import_module
+from typing import TYPE_CHECKING, Any, Optional
 
-from . import models, otel
-from .analysis import TemplateReport, analyze
-from .answer import ToolCallAnswer, ToolResults
 from .errors import GuidanceLiteError, TemplateRuntimeError, TemplateSyntaxError
-from .limits import LimitExceeded, Limits
-from .models.base import ModelError
-from .program import Program, Result
-from .recorder import Recorder
-from .results import Results
-from .tools import Tool, ToolCallRecord, ToolError, ToolExecutionError, tool
-from .trace import Trace
 from .version import __version__
+
+if TYPE_CHECKING:  # pragma: no cover - what the names below are, for type checkers and editors
+    from . import models, otel
+    from .analysis import TemplateReport, analyze
+    from .answer import ToolCallAnswer, ToolResults
+    from .limits import LimitExceeded, Limits
+    from .models.base import ModelError
+    from .program import Program, Result
+    from .recorder import Recorder
+    from .results import Results
+    from .tools import Tool, ToolCallRecord, ToolError, ToolExecutionError, tool
+    from .trace import Trace
+
+# public name -> the module that defines it, imported when the name is first used: ``import guidance_lite`` then
+# costs a few milliseconds, and the parser (lark), asyncio and the tools (pydantic) load with the first Program or tool
+_LAZY = {
+    "Program": ".program",
+    "Result": ".program",
+    "Limits": ".limits",
+    "LimitExceeded": ".limits",
+    "Results": ".results",
+    "analyze": ".analysis",
+    "TemplateReport": ".analysis",
+    "models": ".models",
+    "Trace": ".trace",
+    "Recorder": ".recorder",
+    "otel": ".otel",
+    "tool": ".tools",
+    "Tool": ".tools",
+    "ToolCallRecord": ".tools",
+    "ToolError": ".tools",
+    "ToolExecutionError": ".tools",
+    "ToolCallAnswer": ".answer",
+    "ToolResults": ".answer",
+    "ModelError": ".models.base",
+}
+_MODULES = frozenset({"models", "otel"})  # names that are submodules, not attributes of one
 
 
 def load_ipython_extension(ipython: Any) -> None:
@@ -56,6 +84,20 @@ __all__ = [
     "ToolExecutionError",
     "__version__",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    where = _LAZY.get(name)
+    if where is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module = import_module(where, __name__)
+    value = module if name in _MODULES else getattr(module, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
 
 
 class _Package(types.ModuleType):

@@ -12,6 +12,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Union
 
+from . import (
+    commands,  # noqa: F401 - registers the built-in commands and blocks before any template is parsed
+)
 from . import nodes as n
 from .parser import parse
 from .registry import BLOCKS, COMMANDS, NO_EFFECTS, PARTIALS, CallSite, Effects

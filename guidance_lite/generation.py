@@ -175,6 +175,7 @@ async def _consume(
     state = interp.state
     if listening:
         state.streaming = [variable, ""]
+    first = True  # the reply's first streaming event (a sync consumer waiting for it gets it before the run goes on)
     try:
         async for item in stream:
             if isinstance(item, Completion):
@@ -184,6 +185,8 @@ async def _consume(
             if item.tool_index is not None:
                 if listening:
                     emit(ToolCallDelta(item.tool_index, item.tool_id, item.tool_name, item.tool_arguments, variable))
+                    await interp.deliver(first)
+                    first = False
                 continue
             if not item.text:
                 continue
@@ -191,6 +194,8 @@ async def _consume(
             if listening and shown:
                 state.streaming[1] += shown  # type: ignore[index]
                 emit(TextDelta(shown, variable))
+                await interp.deliver(first)
+                first = False
             if matcher.hit is not None and n == 1:
                 return None
         return None

@@ -19,6 +19,7 @@ from . import nodes as n
 from .answer import ToolResults
 from .commands.partials import run_partial
 from .control import NOTHING, BreakLoop, LoopControl
+from .delivery import Channel
 from .errors import TemplateRuntimeError
 from .events import Event, TemplateText, VariableSet
 from .expressions import MissingVariable, maybe_await
@@ -59,6 +60,7 @@ class Interpreter:
         self.scopes: list[dict[str, Any]] = []
         self.captures: list[list[Span]] = []
         self.listeners: list[Callable[[Event], None]] = []
+        self.channel: Optional[Channel] = None  # an astream()/stream() consumer's channel (also a listener)
         self.watch: Optional[RunWatch] = None  # the run's observers (None: nobody observes, nothing is reported)
         self.owned = OwnedValues()  # containers this interpreter made or copied (copy-on-write writes)
         self.limits = limits_from(options.get("limits"))
@@ -87,6 +89,7 @@ class Interpreter:
         child.scopes = [*self.scopes, frame]
         child.captures = [[]]
         child.listeners = self.listeners
+        child.channel = self.channel
         child.budget = self.budget
         child.template_depth = self.template_depth
         child.watch = self.watch
@@ -100,6 +103,12 @@ class Interpreter:
     def emit(self, event: Event) -> None:
         for listener in self.listeners:
             listener(event)
+
+    async def deliver(self, first: bool = False) -> None:
+        """After emitting a streaming event (``first``: a reply's first): yield to a consumer waiting for it, so it
+        gets each event as it is decided rather than after the whole burst of chunks (``delivery.py``)."""
+        if self.channel is not None and self.channel.needs_hand_over:
+            await self.channel.hand_over(first)
 
     # ---- names -------------------------------------------------------------------------------------------------
     def lookup(self, name: str) -> Any:

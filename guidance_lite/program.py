@@ -8,8 +8,6 @@ continues from the saved position (nothing is parsed or rendered again). What a 
 from __future__ import annotations
 
 import asyncio
-import queue
-import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any, Literal, Optional, Union, overload
@@ -18,6 +16,7 @@ from . import (
     batch,
     commands,  # noqa: F401 - registers the built-in commands and blocks before any template is parsed
 )
+from .delivery import Channel, EventChannel, ThreadChannel
 from .display import COMPLETED, FAILED, INTERRUPTED, PAUSED, render_program_html
 from .errors import GuidanceLiteError, TemplateRuntimeError, TemplateSyntaxError
 from .events import Event, Finished, Paused
@@ -186,6 +185,20 @@ class Execution:
         result.live_cell = live.cell
         return result
 
+    # ---- consumers of events ---------------------------------------------------------------------------------------
+    def attach(self, channel: Channel) -> None:
+        """Send this run's events to ``channel`` (a ``stream()``/``astream()`` consumer) until ``detach``."""
+        self.interp.listeners.append(channel.put)
+        self.interp.channel = channel
+
+    def detach(self, channel: Channel) -> None:
+        """Stop sending events to ``channel``: its consumer is gone (a paused run resumed later must not wait for
+        it to take anything)."""
+        if channel.put in self.interp.listeners:
+            self.interp.listeners.remove(channel.put)
+        if self.interp.channel is channel:
+            self.interp.channel = None
+
     # ---- stopping ------------------------------------------------------------------------------------------------
     def cancel(self) -> None:
         """End the suspended task (the run will never be resumed); thread-safe, a no-op once the task is done."""
@@ -343,51 +356,56 @@ class Program:
     async def astream(self, **kwargs: Any) -> AsyncIterator[Event]:
         """Typed events in order, ending with ``Finished(result)`` (errors raise after the events so far)."""
         execution = self._execution(kwargs)
-        events: asyncio.Queue = asyncio.Queue()
-        execution.interp.listeners.append(events.put_nowait)
+        channel = EventChannel()
+        execution.attach(channel)
         runner = asyncio.ensure_future(execution.advance())
         try:
             while True:
-                getter = asyncio.ensure_future(events.get())
-                done, _ = await asyncio.wait({getter, runner}, return_when=asyncio.FIRST_COMPLETED)
-                if getter in done:
-                    yield getter.result()
-                    continue
-                getter.cancel()
-                while not events.empty():
-                    yield events.get_nowait()
-                try:
-                    result = runner.result()  # raises TemplateRuntimeError with .partial
-                except GuidanceLiteError as exc:
-                    __tracebackhide__ = True
-                    raise for_user(exc) from exc.__cause__
-                yield Finished(result)
-                return
+                event = channel.take()
+                if event is not None:
+                    yield event
+                elif runner.done():
+                    break
+                else:
+                    await channel.wait(runner)
+            execution.detach(channel)
+            try:
+                result = runner.result()  # raises TemplateRuntimeError with .partial
+            except GuidanceLiteError as exc:
+                __tracebackhide__ = True
+                raise for_user(exc) from exc.__cause__
+            yield Finished(result)
         finally:
+            execution.detach(channel)
             if not runner.done():
                 runner.cancel()
 
     def stream(self, **kwargs: Any) -> Iterator[Event]:
         """Sync iterator over the same events as ``astream`` (runs on the background loop)."""
         __tracebackhide__ = True
-        box: queue.Queue[tuple[str, Any]] = queue.Queue()
-        stop = threading.Event()
+        loop = background_loop()
+        channel = ThreadChannel(loop)
 
-        async def pump() -> None:
+        async def run() -> None:
             try:
-                async for event in self.astream(**kwargs):
-                    box.put(("event", event))
-                    if stop.is_set():
-                        return
+                execution = self._execution(kwargs)
+                execution.attach(channel)
+                try:
+                    result = await execution.advance()
+                except GuidanceLiteError as exc:
+                    raise for_user(exc) from exc.__cause__
+                finally:
+                    execution.detach(channel)
+                channel.put(Finished(result))
             except BaseException as exc:
-                box.put(("error", exc))
+                channel.end(exc)
             else:
-                box.put(("end", None))
+                channel.end()
 
-        future = asyncio.run_coroutine_threadsafe(pump(), background_loop())
+        future = asyncio.run_coroutine_threadsafe(run(), loop)
         try:
             while True:
-                kind, value = box.get()
+                kind, value = channel.get()
                 if kind == "event":
                     yield value
                 elif kind == "error":
@@ -395,7 +413,6 @@ class Program:
                 else:
                     return
         finally:
-            stop.set()
             future.cancel()
 
     def map(

@@ -8,7 +8,8 @@ decorator beside its handler and nothing else changes.
 
 This module is low level on purpose: it imports only the AST node types and the error root, so the parser, analysis
 and display read it without importing the interpreter or the commands. The built-in commands register when
-``guidance_lite.commands`` is imported, which the package does before any template is parsed.
+``guidance_lite.commands`` is imported, which the modules that parse templates for users (``program``, ``analysis``)
+do before any template is parsed; ``import guidance_lite`` alone imports neither (it stays light).
 """
 
 from __future__ import annotations

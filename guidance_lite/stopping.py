@@ -8,12 +8,14 @@ naming it instead of hanging the run.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Optional, Union
+from typing import TYPE_CHECKING, Optional, Union
 
-import regex
+if TYPE_CHECKING:  # pragma: no cover
+    import regex
 
 from .errors import GuidanceLiteError
 from .limits import DEFAULT_LIMITS, LimitExceeded
@@ -35,7 +37,7 @@ def as_list(value: Union[str, Iterable[str], None]) -> list[str]:
 
 # Quotes a gen may sit between, longest first (guidance 0.0.64's list and order).
 QUOTES = ("'''", '"""', "```", '"', "'", "`")
-_CLOSING_TAG = regex.compile(r"</[A-Za-z_][\w.:-]*\s*>")
+_CLOSING_TAG = re.compile(r"</[A-Za-z_][\w.:-]*\s*>")
 
 
 def infer_stop(before: str, after: str) -> Optional[str]:
@@ -53,6 +55,8 @@ def infer_stop(before: str, after: str) -> Optional[str]:
 
 @lru_cache(maxsize=256)
 def _compile(pattern: str) -> regex.Pattern[str]:
+    import regex  # on first use: ``import guidance_lite`` stays light
+
     return regex.compile(pattern)
 
 
@@ -61,6 +65,8 @@ def timed_search(
 ) -> Optional[regex.Match[str]]:
     """``pattern`` searched in (or with ``full`` matched against) ``text`` within ``timeout`` seconds; past it a
     ``LimitExceeded`` naming the pattern and ``Limits.regex_seconds``."""
+    import regex  # on first use (loaded once: later imports are a dict lookup)
+
     try:
         compiled = _compile(pattern)
     except (regex.error, RecursionError) as exc:  # the regex module's parser recurses into groups

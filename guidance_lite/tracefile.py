@@ -45,8 +45,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Optional, Union
 
-import pydantic_core
-
 from .errors import GuidanceLiteError
 from .models.base import Choice, Completion, Delta, GenRequest, ModelError, ToolCall, Usage
 from .tools.records import ToolCallRecord
@@ -91,6 +89,8 @@ def to_json(value: Any) -> Any:
 
 
 def _jsonable(value: Any, open_containers: set[int]) -> Any:
+    import pydantic_core  # on first use: a program that records nothing never loads it
+
     try:
         return pydantic_core.to_jsonable_python(value, fallback=repr_marker)
     except Exception:  # a circular structure, undecodable bytes, a failing serializer: convert part by part

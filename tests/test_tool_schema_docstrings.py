@@ -9,7 +9,7 @@ from typing import Any, Literal, Optional, Union
 import pytest
 
 from guidance_lite.tools import ToolArgumentError, make_tool
-from guidance_lite.tools.schema import docstring_type
+from guidance_lite.tools.function_schema import docstring_type
 
 
 def props(fn: Any) -> dict:

@@ -18,7 +18,7 @@ import pytest
 from helpers import Overlap
 from pydantic import BaseModel, Field
 
-import guidance_lite.tools.schema as tools_module  # where tools build their pydantic models
+import guidance_lite.tools.function_schema as tools_module  # where tools build their pydantic models
 from guidance_lite.models.base import ToolCall
 from guidance_lite.tools import (
     Tool,

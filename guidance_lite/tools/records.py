@@ -6,11 +6,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import sys
 from dataclasses import dataclass, field
 from typing import Any, Optional
-
-import pydantic
-import pydantic_core
 
 # error_type values of ToolCallRecord
 UNKNOWN_TOOL = "unknown_tool"
@@ -21,8 +19,14 @@ TIMEOUT = "timeout"
 DENIED = "denied"
 
 
+def is_pydantic_model(value: Any) -> bool:
+    """Whether ``value`` is a pydantic model instance (without importing pydantic: no pydantic, no such models)."""
+    pydantic = sys.modules.get("pydantic")
+    return pydantic is not None and isinstance(value, pydantic.BaseModel)
+
+
 def _json_default(value: Any) -> Any:
-    if isinstance(value, pydantic.BaseModel):
+    if is_pydantic_model(value):
         return value.model_dump(mode="json")
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return dataclasses.asdict(value)
@@ -67,7 +71,7 @@ def format_result(value: Any) -> str:
         return str.__str__(value)  # a str-based Enum gives its value, not "Color.RED"
     if value is None:
         return ""
-    if isinstance(value, pydantic.BaseModel):
+    if is_pydantic_model(value):
         return value.model_dump_json()
     if isinstance(value, (dict, list, tuple, int, float, bool)):
         return _dumps(value)
@@ -115,6 +119,8 @@ class ToolCallRecord:
 
     def to_dict(self) -> dict:
         """JSON-friendly form (the result converted with pydantic's JSON rules, ``str`` as a fallback)."""
+        import pydantic_core  # on first use: ``import guidance_lite`` stays light
+
         return {
             "id": self.id,
             "name": self.name,

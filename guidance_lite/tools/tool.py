@@ -12,21 +12,13 @@ import inspect
 import json
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Optional
-
-import pydantic
+from typing import TYPE_CHECKING, Any, Optional
 
 from .errors import MissingImplementation, ToolArgumentError, ToolDefinitionError
-from .schema import (
-    FunctionSpec,
-    callable_name,
-    check_name,
-    empty_parameters,
-    format_problem,
-    function_spec,
-    is_async_callable,
-    read_function_schema,
-)
+from .schema import callable_name, check_name, empty_parameters, is_async_callable, read_function_schema
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .function_schema import FunctionSpec
 
 
 class Tool:
@@ -125,6 +117,8 @@ class Tool:
     def _spec(self) -> Optional[FunctionSpec]:
         """What the implementing function's signature says (None for a schema-only tool)."""
         if self._spec_cache is None and self.fn is not None:
+            from .function_schema import function_spec  # pydantic, imported when a function tool is first used
+
             object.__setattr__(self, "_spec_cache", function_spec(self.fn))
         return self._spec_cache
 
@@ -172,15 +166,7 @@ class Tool:
         spec = self._spec()
         if spec is None:
             return dict(arguments)
-        try:
-            validated = spec.model.model_validate(arguments)
-        except pydantic.ValidationError as exc:
-            raise ToolArgumentError(self.name, [format_problem(e) for e in exc.errors()]) from None
-        given = validated.model_fields_set
-        kwargs = {p.name: getattr(validated, p.field) for p in spec.params if p.field in given or p.always_pass}
-        if spec.accepts_extra and validated.model_extra:
-            kwargs.update(validated.model_extra)
-        return kwargs
+        return spec.keyword_arguments(self.name, arguments)
 
     def _check_against_schema(self, arguments: dict) -> None:
         schema = self.parameters
