@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Optional, Union
 
 from .errors import GuidanceLiteError
 from .events import TextDelta, ToolCallDelta
-from .models.base import Choice, Completion, Delta, GenParams, GenRequest, ModelError
+from .models.base import Choice, Completion, Delta, GenParams, GenRequest, Model, ModelError
 from .stopping import StopMatcher, apply_stops, as_list
 from .tools import (
     Tool,
@@ -80,13 +80,29 @@ def build_request(interp: Interpreter, node: Node, params: GenParams) -> GenRequ
         local = "".join(s.text for s in interp.captures[0])
         base = prompt_fn
         prompt_fn = lambda: base() + local  # type: ignore[assignment]  # noqa: E731
+    settings = params.settings()
+    settings["stream"] = wants_stream(interp, params, model)
     return GenRequest(
         messages_fn=messages_fn,
         prompt_fn=prompt_fn,
         prefill=prefill,
         caching=interp.options.get("caching"),
-        **params.settings(),
+        **settings,
     )
+
+
+def wants_stream(interp: Interpreter, params: GenParams, model: Model) -> bool:
+    """Whether to ask for a streamed answer (the one place that decides): as the gen says (``stream=True/False``),
+    else only when it is of use — someone listens (``stream()``/``astream()``, the live view, a listener), or a stop
+    needs the client to end the answer early (a ``stop_regex``, or more stop strings than the server stops at).
+
+    Why not always: a plain answer costs the client a fraction of a streamed one (one body instead of a chunk per
+    token), and a batch of silent runs is bound by that cost."""
+    if params.stream is not None:
+        return params.stream
+    if interp.listeners or params.stop_regex:
+        return True
+    return len(params.stop or ()) > model.server_stops
 
 
 def _assistant_prefill(state: ProgramState, model: Any) -> str:

@@ -47,11 +47,34 @@ def http_response_class() -> type:
     return response_class
 
 
+class EventStream(list):
+    """The chunks of an event stream sent whole as the answer to a plain request (servers and proxies that always
+    stream do that): read like a stream."""
+
+
+def events_of(text: str, chunk_type: str) -> EventStream:
+    """The ``data:`` events of an SSE body, up to ``[DONE]``, as Records named ``chunk_type``."""
+    chunks = EventStream()
+    for line in text.splitlines():
+        if not line.startswith("data:"):
+            continue  # comments, event names, blank separators
+        data = line[5:].strip()
+        if data == "[DONE]":
+            break
+        if data:
+            event = json.loads(data, object_hook=Record)
+            chunks.append(record_class(chunk_type)(event) if isinstance(event, Record) else event)
+    return chunks
+
+
 def decode(response: Any, answer_type: str) -> Any:
-    """The answer in ``response`` as Records, the top one named ``answer_type`` (or, for a body that is not JSON and
-    not announced as JSON, its text: what the SDK returns then, and what ``malformed.check_body`` explains)."""
+    """The answer in ``response`` as Records, the top one named ``answer_type``; an event stream as an
+    :class:`EventStream` of its chunks; a body that is not JSON and not announced as JSON as its text (what the SDK
+    returns then, and what ``malformed.check_body`` explains)."""
     content_type = str(response.headers.get("content-type", "*")).split(";")[0]
     content = response.content
+    if content_type == "text/event-stream":
+        return events_of(response.text, answer_type + "Chunk")
     if content_type.endswith("json"):
         answer = json.loads(content, object_hook=Record)
     else:
@@ -62,4 +85,4 @@ def decode(response: Any, answer_type: str) -> Any:
     return record_class(answer_type)(answer) if isinstance(answer, Record) else answer
 
 
-__all__ = ["Record", "decode", "http_response_class", "record_class"]
+__all__ = ["EventStream", "Record", "decode", "events_of", "http_response_class", "record_class"]

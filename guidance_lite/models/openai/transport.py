@@ -32,7 +32,7 @@ from ..timeouts import Deadline, Timeout
 from .errors import LOCAL_API_KEY, explain_error, scrub_chain
 from .http import DEFAULT_MAX_RESPONSE_BYTES, capped_http_client, check_max_response_bytes, sdk_timeout
 from .malformed import check_body, check_calls, check_event_stream, check_finished, not_json, unreadable
-from .plain import decode, http_response_class
+from .plain import EventStream, decode, http_response_class
 
 if TYPE_CHECKING:  # pragma: no cover
     import openai as openai_sdk
@@ -373,8 +373,19 @@ class OpenAITransport:
         deadline = Deadline(self.timeout.total)
         if not stream:
             response = await self._post(endpoint, body, options, deadline)
-            check_body(self.where, response, endpoint.answer_key)
             reader = new_reader()
+            if isinstance(response, EventStream):  # a server that streams anyway: read as the stream it is
+                for chunk in response:
+                    for delta in self._read(reader.feed, chunk, "a stream chunk", chunk):
+                        yield delta
+                for delta in self._read(reader.finish, None, "a stream"):
+                    yield delta
+                completion = self._read(reader.completion, None, "a stream")
+                check_finished(self.where, completion, reader.characters)
+                check_calls(self.where, completion)
+                yield completion
+                return
+            check_body(self.where, response, endpoint.answer_key)
             completion = self._read(reader.read, response, "an answer", response)
             check_calls(self.where, completion)
             for delta in deltas_of(completion):
@@ -442,11 +453,9 @@ class OpenAITransport:
             request_options["headers"] = options["extra_headers"]
         if options.get("extra_query"):
             request_options["params"] = options["extra_query"]
-        call = self.client().post(
-            endpoint.path,
-            cast_to=http_response_class(),
-            body={**body, "stream": False},
-            options=request_options,  # type: ignore[arg-type]
+        client: Any = self.client()
+        call = client.post(
+            endpoint.path, cast_to=http_response_class(), body={**body, "stream": False}, options=request_options
         )
         response = await self._await(call, deadline)
         try:
