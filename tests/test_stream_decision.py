@@ -9,12 +9,11 @@ import sys
 from typing import Any
 
 import pytest
+from helpers import AUTO_LOOP
 
 import guidance_lite as gl
 import guidance_lite.events as ev
 from guidance_lite.testing import ScriptedServer
-
-from helpers import AUTO_LOOP
 
 CHAT = "{{#user}}hi{{/user}}{{#assistant}}{{gen 'answer' ARGS}}{{/assistant}}"
 WORDS = "the weather in Paris is sunny today"
