@@ -7,24 +7,42 @@ from __future__ import annotations
 
 import sys
 import types
-from typing import Optional
+from typing import Any, Optional
 
-from . import models
+from . import models, otel
 from .analysis import TemplateReport, analyze
 from .answer import ToolCallAnswer, ToolResults
 from .errors import GuidanceLiteError, TemplateRuntimeError, TemplateSyntaxError
+from .limits import LimitExceeded, Limits
 from .models.base import ModelError
 from .program import Program, Result
+from .recorder import Recorder
+from .results import Results
 from .tools import Tool, ToolCallRecord, ToolError, ToolExecutionError, tool
+from .trace import Trace
+from .version import __version__
 
-__version__ = "0.1.0"
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext guidance_lite``: the ``%%program`` and ``%%run_program`` cell magics (IPython loads only when
+    this runs, never when the package is imported)."""
+    from .magics import register
+
+    register(ipython)
+
 
 __all__ = [
     "Program",
     "Result",
+    "Limits",
+    "LimitExceeded",
+    "Results",
     "analyze",
     "TemplateReport",
     "models",
+    "Trace",
+    "Recorder",
+    "otel",
     "tool",
     "Tool",
     "ToolCallRecord",

@@ -16,12 +16,14 @@ import asyncio
 import concurrent.futures
 import itertools
 import multiprocessing
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Optional, Protocol
 
 from .errors import GuidanceLiteError
 from .result import Result
+from .results import Results
 from .state import ProgramState
 
 PROCESS_CHUNKS = 4  # parts per worker process: a slow part does not leave the other workers idle at the end
@@ -29,6 +31,8 @@ PROCESS_CHUNKS = 4  # parts per worker process: a slow part does not leave the o
 
 class Runnable(Protocol):
     """What a batch runs: a ``Program`` (typed as a protocol so that this module sits below ``program``)."""
+
+    defaults: dict  # shown in a batch's table only when a run changed them
 
     async def arun(self, **kwargs: Any) -> Result: ...
 
@@ -74,12 +78,12 @@ async def amap(
     progress: bool = False,
     return_exceptions: bool = True,
     processes: Optional[int] = None,
-) -> list:
+) -> Results:
     """Run ``program(**kwargs)`` for each dict in ``inputs``, at most ``concurrency`` at a time.
 
-    Results come back in input order. A failed item is its exception object in its slot; with
-    ``return_exceptions=False`` the first failure cancels the runs in progress and is raised. ``processes=N``
-    (N >= 2) runs the batch in N worker processes (see the module docstring).
+    Results come back in input order, as ``Results`` (a list that shows as a table). A failed item is its exception
+    object in its slot; with ``return_exceptions=False`` the first failure cancels the runs in progress and is raised.
+    ``processes=N`` (N >= 2) runs the batch in N worker processes (see the module docstring).
     """
     _check_count("concurrency", concurrency)
     if processes is not None:
@@ -88,13 +92,16 @@ async def amap(
     if processes is not None and processes > 1 and len(items) > 1:
         return await _amap_in_processes(program, items, concurrency, progress, return_exceptions, processes)
     results: list[Any] = [None] * len(items)
+    seconds: list[Optional[float]] = [None] * len(items)
+    started = time.perf_counter()
     if not items:
-        return results
+        return Results(inputs=items, defaults=program.defaults, wall_time=0.0)
     bar: Optional[Any] = _progress_bar(len(items)) if progress else None
     pending = iter(range(len(items)))  # shared by the workers: each index is taken exactly once
 
     async def worker() -> None:
         for i in pending:
+            run_started = time.perf_counter()
             try:
                 results[i] = await program.arun(**{"silent": True, "stream": False, **items[i]})
             except Exception as exc:
@@ -102,6 +109,7 @@ async def amap(
                     raise
                 results[i] = exc
             finally:
+                seconds[i] = time.perf_counter() - run_started
                 if bar is not None:
                     bar.update(1)
 
@@ -116,7 +124,8 @@ async def amap(
     finally:
         if bar is not None:
             bar.close()
-    return results
+    wall_time = time.perf_counter() - started
+    return Results(results, inputs=items, seconds=seconds, wall_time=wall_time, defaults=program.defaults)
 
 
 # ---- worker processes ---------------------------------------------------------------------------------------------
@@ -154,11 +163,12 @@ def _portable(outcome: Any) -> Any:
     return Result(run, completed=outcome.completed, snapshot=not outcome.completed, error=outcome.error)
 
 
-def _run_part(batch: int, indices: list[int], concurrency: int) -> list[Any]:
-    """In a worker process: run the inputs at ``indices`` of a forked batch on a loop of its own."""
+def _run_part(batch: int, indices: list[int], concurrency: int) -> tuple[list[Any], list[Optional[float]]]:
+    """In a worker process: run the inputs at ``indices`` of a forked batch on a loop of its own (results and
+    seconds)."""
     program, items = _FORKED[batch]
     outcomes = asyncio.run(amap(program, [items[i] for i in indices], concurrency=concurrency))
-    return [_portable(outcome) for outcome in outcomes]
+    return [_portable(outcome) for outcome in outcomes], outcomes.seconds
 
 
 def _parts(count: int, processes: int) -> Iterator[list[int]]:
@@ -169,27 +179,29 @@ def _parts(count: int, processes: int) -> Iterator[list[int]]:
 
 async def _amap_in_processes(
     program: Runnable, items: list[dict], concurrency: int, progress: bool, return_exceptions: bool, processes: int
-) -> list:
+) -> Results:
     if "fork" not in multiprocessing.get_all_start_methods():
         raise BatchError("map(processes=…) forks worker processes, which this platform can't do: leave processes= out")
     batch = next(_batch_numbers)
     _FORKED[batch] = (program, items)
     results: list[Any] = [None] * len(items)
+    seconds: list[Optional[float]] = [None] * len(items)
+    started = time.perf_counter()
     bar: Optional[Any] = _progress_bar(len(items)) if progress else None
     loop = asyncio.get_running_loop()
     per_process = max(1, concurrency // processes)
     pool = concurrent.futures.ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("fork"))
 
-    async def part(indices: list[int]) -> tuple[list[int], list[Any]]:
+    async def part(indices: list[int]) -> tuple[list[int], tuple[list[Any], list[Optional[float]]]]:
         return indices, await loop.run_in_executor(pool, _run_part, batch, indices, per_process)
 
     try:
         for finished in asyncio.as_completed([part(indices) for indices in _parts(len(items), processes)]):
-            indices, outcomes = await finished
-            for index, outcome in zip(indices, outcomes):
+            indices, (outcomes, durations) = await finished
+            for index, outcome, duration in zip(indices, outcomes, durations):
                 if isinstance(outcome, BaseException) and not return_exceptions:
                     raise outcome
-                results[index] = outcome
+                results[index], seconds[index] = outcome, duration
             if bar is not None:
                 bar.update(len(outcomes))
     finally:
@@ -197,4 +209,5 @@ async def _amap_in_processes(
         del _FORKED[batch]
         if bar is not None:
             bar.close()
-    return results
+    wall_time = time.perf_counter() - started
+    return Results(results, inputs=items, seconds=seconds, wall_time=wall_time, defaults=program.defaults)

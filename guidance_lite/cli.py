@@ -162,12 +162,21 @@ def dump_json(document: Any, out: IO[str]) -> None:
     out.flush()
 
 
-def syntax_error_text(path: str, exc: Any, source: str) -> str:
-    """``path:line:col: message``, the source line with a caret, and the hint."""
+def use_color(choice: str, stream: IO[str]) -> bool:
+    """``--color``: 'always', 'never', or 'auto' (colour only on a terminal, and not when ``NO_COLOR`` is set)."""
+    if choice != "auto":
+        return choice == "always"
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty()) and not os.environ.get("NO_COLOR")
+
+
+def syntax_error_text(path: str, exc: Any, source: str, color: bool = False) -> str:
+    """``path:line:col: message``, the source line with a caret (highlighted when ``color``), and the hint."""
     from .errors import source_excerpt
+    from .highlight import highlighted_excerpt
 
     parts = [f"{path}:{exc.line}:{exc.col}: {exc.message}"]
-    excerpt = source_excerpt(source, exc.line, exc.col)
+    excerpt = (highlighted_excerpt if color else source_excerpt)(source, exc.line, exc.col)
     if excerpt:
         parts.append(excerpt)
     if exc.hint:
@@ -226,14 +235,14 @@ class StreamPrinter:
 
 
 # ---- commands -----------------------------------------------------------------------------------------------------
-def parse_template(path: str, source: str) -> n.Template:
+def parse_template(path: str, source: str, color: bool = False) -> n.Template:
     from .errors import TemplateSyntaxError
     from .parser import parse
 
     try:
         return parse(source, name=path)
     except TemplateSyntaxError as exc:
-        raise _SyntaxFailure(syntax_error_text(path, exc, source), exc) from None
+        raise _SyntaxFailure(syntax_error_text(path, exc, source, color), exc) from None
 
 
 def cmd_run(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
@@ -253,7 +262,7 @@ def cmd_run(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     except RuntimeFailure as exc:
         err.write(f"{args.template}: error: {exc}\n")
         return EXIT_RUNTIME
-    program = Program(source, model, template_name=args.template, silent=True)
+    program = Program(source, model, template_name=args.template, silent=True, record=args.record)
     try:
         if args.stream:
             result = _stream(program, variables, StreamPrinter(err if args.json else out))
@@ -323,10 +332,54 @@ def _close_model(model: Any, err: IO[str]) -> None:
         err.write(f"{PROG}: warning: closing the model failed: {exc}\n")
 
 
+def cmd_replay(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
+    """Replay each run of a trace (answers and tool results from the trace) and print it as ``run`` would: the
+    transcript and the variables, or the ``--json`` document (a list of them for a trace of several runs)."""
+    from .errors import TemplateRuntimeError
+    from .trace import Trace, TraceError
+
+    try:
+        trace = Trace(args.trace)
+    except TraceError as exc:
+        raise UsageError(str(exc)) from None
+    documents = []
+    for run in trace.runs:
+        label = run.name or f"{args.trace} run {run.number}"
+        try:
+            if args.stream:
+                printer = StreamPrinter(err if args.json else out)
+                result = _stream(run.program(tools=args.tools), run.arguments({"silent": True}), printer)
+            else:
+                result = run.replay(tools=args.tools, silent=True)
+            if not result.completed:
+                _abandon(result)
+        except TraceError as exc:
+            err.write(f"{label}: error: {exc}\n")
+            return EXIT_RUNTIME
+        except TemplateRuntimeError as exc:
+            err.write(runtime_error_text(label, exc) + "\n")
+            return EXIT_RUNTIME
+        if args.json:
+            documents.append(result_document(result))
+            continue
+        if len(trace.runs) > 1:
+            out.write(f"== run {run.number}{f' ({run.name})' if run.name else ''}\n")
+        if not args.stream:
+            out.write(result.text + "\n")
+        for name, value in result.variables.items():
+            out.write(f"{name} = {compact_repr(value)}\n")
+        out.flush()
+    if args.json:
+        dump_json(documents[0] if len(documents) == 1 else documents, out)
+    return EXIT_OK
+
+
 def cmd_check(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
+    from . import highlight as hl
+
     source = read_template(args.template)
     try:
-        template = parse_template(args.template, source)
+        template = parse_template(args.template, source, use_color(args.color, err))
     except _SyntaxFailure as exc:
         err.write(f"{exc}\n")
         if args.json:
@@ -344,6 +397,7 @@ def cmd_check(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     if args.json:
         dump_json({"file": args.template, "ok": True, **report.to_dict()}, out)
         return EXIT_OK
+    color = use_color(args.color, out)
     out.write(f"{args.template}: ok\n")
     for label, names in (
         ("variables", report.variables),
@@ -351,6 +405,8 @@ def cmd_check(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
         ("commands", report.commands),
         ("blocks", report.blocks),
     ):
+        if color and label in ("commands", "blocks"):  # in the colours the template's highlighting gives them
+            names = [hl.paint(hl.name_kind(name, block=label == "blocks"), name) for name in names]
         out.write(f"{label}: {', '.join(names) if names else '(none)'}\n")
     out.flush()
     return EXIT_OK
@@ -399,11 +455,35 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="*",
         help="use a Mock model answering these replies in order (none: numbered mock outputs)",
     )
+    run.add_argument("--record", metavar="TRACE_FILE", help="write a trace of the run (JSON Lines) to replay it later")
     run.set_defaults(handler=cmd_run)
+
+    replay = sub.add_parser(
+        "replay",
+        help="replay a recorded trace and print it",
+        description="Replay the runs of a trace written by `run --record` or record=…: the model's answers and the "
+        "tools' results come from the trace (no server, no key, no side effects).",
+    )
+    replay.add_argument("trace", metavar="TRACE_FILE")
+    replay.add_argument("--json", action="store_true", help="print the JSON document `run --json` prints")
+    replay.add_argument("--stream", action="store_true", help="print generated text as the replay streams it")
+    replay.add_argument(
+        "--tools",
+        choices=("recorded", "live"),
+        default="recorded",
+        help="'recorded' (default) replays tool results; 'live' would call the tools (only tools given again run)",
+    )
+    replay.set_defaults(handler=cmd_replay)
 
     check = sub.add_parser("check", help="report syntax errors, or the variables and commands a template uses")
     check.add_argument("template", metavar="TEMPLATE_FILE")
     check.add_argument("--json", action="store_true", help="machine-readable output")
+    check.add_argument(
+        "--color",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="highlight template source and names (auto: only on a terminal, and not when NO_COLOR is set)",
+    )
     check.set_defaults(handler=cmd_check)
     return parser
 

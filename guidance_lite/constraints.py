@@ -327,8 +327,8 @@ def regex_to_gbnf(pattern: str) -> str:
         raise ModelError(f"pattern must be a string, got {type(pattern).__name__}")
     try:
         re.compile(pattern)
-    except re.error as exc:
-        raise ModelError(f"pattern {pattern!r} is not a valid regular expression: {exc}") from None
+    except (re.error, RecursionError) as exc:  # RecursionError: groups nested past the re parser's depth
+        raise ModelError(f"pattern {pattern!r:.80} is not a valid regular expression: {exc}") from None
     return f"{ROOT} ::= " + _RegexToGbnf(pattern).translate()
 
 

@@ -8,12 +8,15 @@ import cycle, not even under ``TYPE_CHECKING``.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractContextManager
 from typing import Any, Optional, Protocol
 
 from .events import Event
 from .expressions import EvalContext
+from .limits import Budget, Limits
 from .models.base import Model
 from .nodes import Node, Template
+from .observe import RunWatch
 from .state import TEXT, ProgramState, Span
 from .variables import OwnedValues
 
@@ -27,7 +30,10 @@ class RunContext(EvalContext, Protocol):
     scopes: list[dict[str, Any]]  # loop and partial frames, innermost last
     captures: list[list[Span]]  # open output captures (select options, tool blocks, parallel-each forks)
     listeners: list[Callable[[Event], None]]
+    watch: Optional[RunWatch]  # the run's observers; None when nobody observes
     owned: OwnedValues  # containers this run may write into
+    limits: Limits  # the run's limits (``gl.Limits``)
+    budget: Budget  # the run's counters against them
 
     @property
     def model(self) -> Optional[Model]: ...
@@ -45,10 +51,20 @@ class RunContext(EvalContext, Protocol):
 
     def load_template(self, value: Any, name: str) -> tuple[Template, dict]: ...
 
+    # ---- budgets
+    def count_iteration(self, node: Node) -> None:
+        """Count one run of a loop body (raises ``LimitExceeded`` past ``Limits.max_loop_iterations``)."""
+
+    def nested_template(self) -> AbstractContextManager[None]:
+        """Run a partial or parsed template one level deeper (``Limits.max_partial_depth``)."""
+
     # ---- output
     def write(
         self, text: str, kind: str = TEXT, variable: Optional[str] = None, meta: Optional[dict] = None, line: int = 0
     ) -> None: ...
+
+    def replay(self, spans: list[Span]) -> None:
+        """Write spans a parallel fork captured (their text was counted when the fork wrote it)."""
 
     def begin_capture(self) -> None: ...
 

@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple, Optional
 
+from .highlight import TOKEN_CSS, tag_html
 from .models.base import Usage
 from .parser import Piece, source_pieces
 from .registry import BLOCKS, COMMANDS
@@ -85,7 +86,8 @@ INLINE = {
 # The stylesheet: text colours from a palette that follows the theme (JupyterLab's variables where they reach 4.5:1
 # contrast, with fallbacks for other frontends; a dark palette under JupyterLab's and VS Code's dark themes), fonts
 # and niceties. Every selector is scoped under ``.gl-root`` so it cannot restyle the rest of a notebook.
-_CSS = """
+_CSS = (
+    """
 .gl-root{--gl-muted:#57606a;--gl-system:#6d28d9;--gl-user:#1d4ed8;--gl-assistant:#047857;--gl-tool:#92400e;
  --gl-other:#0e7490;--gl-info:var(--jp-brand-color0,#1d4ed8);--gl-warn:#854d0e;--gl-error:var(--jp-error-color0,#b91c1c);
  font-family:var(--jp-ui-font-family,ui-sans-serif,system-ui,-apple-system,"Segoe UI",sans-serif)}
@@ -116,13 +118,21 @@ _CSS = """
 .gl-root .gl-tag-gen{color:var(--gl-assistant);background:rgba(16,185,129,.1);font-weight:600}
 .gl-root .gl-tag-comment{color:var(--gl-muted);background:transparent;font-style:italic}
 """
+    + TOKEN_CSS
+)  # the colours of highlighted template tokens (highlight.py)
+
+CSS = _CSS  # the base style, for other views of the package that render into a ``gl-root`` box (results tables)
 
 _KNOWN_ROLES = {"system", "user", "assistant", "tool", "function"}
 _TOOLTIP_LIMIT = 50  # gen entries listed in the footer tooltip (keeps the footer small for huge runs)
 
 
-def _esc(value: Any) -> str:
+def escape(value: Any) -> str:
+    """Any value as HTML text that is safe in element content and in quoted attribute values."""
     return html.escape(value if isinstance(value, str) else str(value), quote=True)
+
+
+_esc = escape
 
 
 def _role_class(role: str) -> str:
@@ -559,7 +569,7 @@ def render_program_html(source: str, name: str | None = None) -> str:
         out.append(
             _esc(text)
             if piece.kind in ("text", "escaped")
-            else f'<span class="{_tag_class(piece)}">{_esc(text)}</span>'
+            else f'<span class="{_tag_class(piece)}">{tag_html(text)}</span>'
         )
     out.append("</pre></div>")
     return "".join(out)

@@ -11,14 +11,24 @@ from typing import Any, Optional, Protocol
 
 from .tracebacks import ipython_traceback
 
+EXCERPT_WIDTH = 160  # a longer source line is shown as a window around the column, so errors stay short
+
 
 def source_excerpt(source: str, line: int, col: int) -> str:
-    """The offending source line with a caret under column ``col`` (both 1-based)."""
+    """The offending source line with a caret under column ``col`` (both 1-based); a long line is cut to a window
+    around the column, marked with '…'."""
     lines = source.splitlines() or [""]
     if not 1 <= line <= len(lines):
         return ""
     text = lines[line - 1].expandtabs(1)
-    return f"    {text}\n    {' ' * max(col - 1, 0)}^"
+    caret = max(col - 1, 0)
+    if len(text) > EXCERPT_WIDTH:
+        start = max(0, min(caret - EXCERPT_WIDTH // 2, len(text) - EXCERPT_WIDTH))
+        end = start + EXCERPT_WIDTH
+        head, tail = ("…" if start else ""), ("…" if end < len(text) else "")
+        text = head + text[start:end] + tail
+        caret = caret - start + len(head)
+    return f"    {text}\n    {' ' * caret}^"
 
 
 class GuidanceLiteError(Exception):

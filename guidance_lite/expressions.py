@@ -1,19 +1,21 @@
 """Expression evaluation, compiled to closures once per template, inside a sandbox.
 
-The sandbox: names resolve only through the program's variables and the built-in helpers (no Python builtins, no
-globals); attributes starting with ``_`` and the known introspection attributes (frames, code, globals, ``mro``,
-``str.format``) are refused, so a template cannot reach Python internals. Values are never evaluated as code.
+Names resolve only through the program's variables and the built-in helpers (no Python builtins, no globals); every
+attribute and item goes through the sandbox policy (``sandbox.POLICY``), and ``+`` and ``*`` are checked against the
+run's size limits (``limits``) before they allocate. Values are never evaluated as code.
 """
 
 from __future__ import annotations
 
 import inspect
 import operator
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from . import nodes as n
 from .errors import GuidanceLiteError
+from .limits import Limits, checked_add, checked_mul
+from .sandbox import POLICY
 
 Evaluator = Callable[["EvalContext"], Any]  # returns the value, or an awaitable when compiled to await
 
@@ -21,13 +23,11 @@ Evaluator = Callable[["EvalContext"], Any]  # returns the value, or an awaitable
 class EvalContext(Protocol):
     """What an expression needs from the running interpreter."""
 
+    limits: Limits  # the run's size limits (``+`` and ``*`` check them)
+
     def lookup(self, name: str) -> Any: ...
 
     async def call(self, func: Any, args: list, kwargs: dict, node: n.Call) -> Any: ...
-
-
-class SandboxError(GuidanceLiteError, AttributeError):
-    """An expression tried to reach something the sandbox refuses."""
 
 
 class MissingVariable(GuidanceLiteError, NameError):
@@ -38,67 +38,12 @@ class MissingVariable(GuidanceLiteError, NameError):
         self.name = name
 
 
-_INTERNAL_ATTRS = frozenset(
-    {
-        "mro",
-        "format",
-        "format_map",
-        "func_globals",
-        "func_code",
-        "func_closure",
-        "gi_frame",
-        "gi_code",
-        "gi_yieldfrom",
-        "cr_frame",
-        "cr_code",
-        "cr_await",
-        "ag_frame",
-        "ag_code",
-        "ag_await",
-        "f_globals",
-        "f_locals",
-        "f_builtins",
-        "f_back",
-        "f_code",
-        "tb_frame",
-        "tb_next",
-        "co_code",
-        "im_func",
-        "im_self",
-        "im_class",
-    }
-)
-
-
-def safe_getattr(obj: Any, name: str) -> Any:
-    """``obj.name`` as templates see it: mapping keys first, then public attributes only."""
-    if isinstance(obj, Mapping) and name in obj:
-        return obj[name]
-    if name.startswith("_") or name in _INTERNAL_ATTRS or getattr(type(obj), "__gl_opaque__", False):
-        raise SandboxError(f"access to attribute {name!r} is not allowed in templates")
-    try:
-        return getattr(obj, name)
-    except AttributeError:
-        if getattr(type(obj), name, None) is not None:  # a property that raised: its message says why
-            raise
-        if isinstance(obj, Mapping):
-            raise KeyError(name) from None
-        raise AttributeError(f"{type(obj).__name__} value has no attribute or key {name!r}") from None
-
-
-def safe_getitem(obj: Any, key: Any) -> Any:
-    if isinstance(key, str) and not isinstance(obj, Mapping) and key.startswith("_"):
-        raise SandboxError(f"access to {key!r} is not allowed in templates")
-    return obj[key]
-
-
+# `+` and `*` are in _SIZED_BINOPS: they can build big values, so they get the run's limits
 _BINOPS: dict[str, Callable[[Any, Any], Any]] = {
-    "+": operator.add,
     "-": operator.sub,
-    "*": operator.mul,
     "/": operator.truediv,
     "//": operator.floordiv,
-    "%": operator.mod,
+    "%": POLICY.modulo,  # '%' on a string is printf formatting, which the sandbox refuses
     "==": operator.eq,
     "!=": operator.ne,
     "<": operator.lt,
@@ -112,13 +57,7 @@ _BINOPS: dict[str, Callable[[Any, Any], Any]] = {
 }
 
 
-def _check_mod(left: Any, right: Any) -> Any:
-    if isinstance(left, str):  # '%' on a string is printf formatting: a way into object internals
-        raise SandboxError("string formatting with % is not allowed in templates")
-    return left % right
-
-
-_BINOPS["%"] = _check_mod
+_SIZED_BINOPS: dict[str, Callable[[Any, Any, Limits], Any]] = {"+": checked_add, "*": checked_mul}
 
 
 _UNARY: dict[str, Callable[[Any], Any]] = {"not": operator.not_, "-": operator.neg, "+": operator.pos}
@@ -167,6 +106,8 @@ def _compile(e: n.Expr, awaits: bool) -> Evaluator:
     if isinstance(e, n.DictLit):
         pairs = [(_compile(k, awaits), _compile(v, awaits)) for k, v in e.items]
         return _dict_async(pairs) if awaits else lambda ctx: {k(ctx): v(ctx) for k, v in pairs}
+    if isinstance(e, n.BinOp) and e.op in _SIZED_BINOPS:
+        return _sized(_SIZED_BINOPS[e.op], _compile(e.left, awaits), _compile(e.right, awaits), awaits)
     op, children, constants = _operation(e)
     return (_apply_async if awaits else _apply_sync)(op, [_compile(child, awaits) for child in children], constants)
 
@@ -175,14 +116,25 @@ def _operation(e: n.Expr) -> tuple[Callable[..., Any], list[n.Expr], tuple]:
     """What a node of one or two children computes: ``op(*child values, *constants)`` (only a one-child node has
     constants: an attribute's name)."""
     if isinstance(e, n.Attr):
-        return safe_getattr, [e.obj], (e.name,)
+        return POLICY.getattr, [e.obj], (e.name,)
     if isinstance(e, n.Index):
-        return safe_getitem, [e.obj, e.key], ()
+        return POLICY.getitem, [e.obj, e.key], ()
     if isinstance(e, n.BinOp):
         return _BINOPS[e.op], [e.left, e.right], ()
     if isinstance(e, n.UnaryOp):
         return _UNARY[e.op], [e.operand], ()
     raise TypeError(f"cannot compile {type(e).__name__}")  # pragma: no cover - grammar makes no other nodes
+
+
+def _sized(op: Callable[[Any, Any, Limits], Any], left: Evaluator, right: Evaluator, awaits: bool) -> Evaluator:
+    """``+`` and ``*``: the operation gets the run's limits, so it can refuse a value too big before building it."""
+    if awaits:
+
+        async def sized(ctx: EvalContext) -> Any:
+            return op(await left(ctx), await right(ctx), ctx.limits)
+
+        return sized
+    return lambda ctx: op(left(ctx), right(ctx), ctx.limits)
 
 
 def _apply_sync(op: Callable[..., Any], children: list[Evaluator], constants: tuple) -> Evaluator:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Optional, Union
 from .errors import GuidanceLiteError
 from .events import TextDelta, ToolCallDelta
 from .models.base import Choice, Completion, Delta, GenParams, GenRequest, Model, ModelError
+from .observe import ModelCallInfo, observed
 from .stopping import StopMatcher, apply_stops, as_list
 from .tools import (
     Tool,
@@ -75,18 +76,18 @@ def build_request(interp: Interpreter, node: Node, params: GenParams) -> GenRequ
             f"{model.name} is a chat model and this template has no role blocks: wrap the prompt "
             "in {{#user}}…{{/user}} and put gen inside {{#assistant}}…{{/assistant}}"
         )
-    prompt_fn = state.prompt_snapshot()
-    if interp.captures and interp.captures[0]:  # a parallel-each fork: its own text continues the shared prefix
-        local = "".join(s.text for s in interp.captures[0])
-        base = prompt_fn
-        prompt_fn = lambda: base() + local  # type: ignore[assignment]  # noqa: E731
+    # a parallel-each fork: its own text (captured so far) continues the shared prefix
+    local = tuple(interp.captures[0]) if interp.captures and interp.captures[0] else ()
+    prompt = state.prompt_snapshot(local)
     settings = params.settings()
     settings["stream"] = wants_stream(interp, params, model)
     return GenRequest(
         messages_fn=messages_fn,
-        prompt_fn=prompt_fn,
+        prompt_fn=prompt,
+        values_prompt_fn=prompt.with_values,
         prefill=prefill,
         caching=interp.options.get("caching"),
+        regex_timeout=interp.limits.regex_seconds,
         **settings,
     )
 
@@ -135,13 +136,29 @@ def _assistant_prefill(state: ProgramState, model: Any) -> str:
 
 
 async def run_model(interp: Interpreter, request: GenRequest, variable: Optional[str]) -> Completion:
-    """Stream one request, stopping early when a stop sequence is certain; returns the final Completion."""
+    """Stream one request, stopping early when a stop sequence is certain; returns the final Completion. Every model
+    call of a run goes through here, so this is where observers (``observe.py``) see them."""
+    watch = interp.watch
+    if watch is None:
+        return await _run_model(interp, request, variable, None)
+    model = interp.model
+    assert model is not None
+    call = watch.model_call_started(request, model.name, variable)
+    return await observed(call, _run_model(interp, request, variable, call), watch.model_call_finished)
+
+
+async def _run_model(
+    interp: Interpreter, request: GenRequest, variable: Optional[str], call: Optional[ModelCallInfo]
+) -> Completion:
     model = interp.model
     assert model is not None
     stops, patterns = as_list(request.stop), as_list(request.stop_regex)
-    matcher = StopMatcher(stops, patterns)
+    matcher = StopMatcher(stops, patterns, request.regex_timeout)
     started = time.perf_counter()
-    final = await _consume(interp, model.stream(request), matcher, request.n, variable)
+    stream = model.stream(request)
+    if call is not None and interp.watch is not None:
+        stream = interp.watch.chunks(call, stream)
+    final = await _consume(interp, stream, matcher, request.n, variable)
     if final is None:
         if matcher.hit is None:
             raise ModelError(f"{model.name}: the response stream ended without a final result")
@@ -152,7 +169,7 @@ async def run_model(interp: Interpreter, request: GenRequest, variable: Optional
             interp.emit(TextDelta(tail, variable))
     in_use = _call_ids_in_use(interp.state)
     for choice in final.choices:
-        kept, hit = apply_stops(choice.text, stops, patterns)
+        kept, hit = apply_stops(choice.text, stops, patterns, request.regex_timeout)
         if hit is not None:
             choice.text, choice.stop_text, choice.finish_reason = kept, hit, "stop"
         make_call_ids_unique(choice.tool_calls, set(in_use))  # before anything runs: one result per call

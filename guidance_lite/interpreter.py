@@ -10,7 +10,8 @@ template) is handed in as callables, so it never imports ``program`` or the pars
 from __future__ import annotations
 
 import difflib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from types import TracebackType
 from typing import Any, Optional
 
@@ -20,10 +21,13 @@ from .commands.partials import run_partial
 from .control import NOTHING, BreakLoop, LoopControl
 from .errors import TemplateRuntimeError
 from .events import Event, TemplateText, VariableSet
-from .expressions import MissingVariable, SandboxError, maybe_await
+from .expressions import MissingVariable, maybe_await
+from .limits import Budget, LimitExceeded, limits_from
 from .models.base import Model
+from .observe import RunWatch
 from .options import reserved_hint
-from .registry import BLOCKS, COMMANDS, PARTIALS, BuiltinPartial, Command, builtin_partial
+from .registry import BLOCKS, COMMANDS, PARTIALS, ArityError, BuiltinPartial, Command, builtin_partial
+from .sandbox import POLICY, SandboxError
 from .state import TEXT, TOOL_RESULT, VALUE, ProgramState, Span
 from .tools import ToolError
 from .variables import OwnedValues, assign_path
@@ -55,7 +59,11 @@ class Interpreter:
         self.scopes: list[dict[str, Any]] = []
         self.captures: list[list[Span]] = []
         self.listeners: list[Callable[[Event], None]] = []
+        self.watch: Optional[RunWatch] = None  # the run's observers (None: nobody observes, nothing is reported)
         self.owned = OwnedValues()  # containers this interpreter made or copied (copy-on-write writes)
+        self.limits = limits_from(options.get("limits"))
+        self.budget = Budget(self.limits)  # the run's counters (loop iterations, steps, output), shared with forks
+        self.template_depth = 0  # partials and {{parse}} templates running inside each other here
         self._top_output: Optional[n.Output] = None  # the {{tag}} being rendered
         self._visit: dict[type, Callable] = {
             n.Text: self.visit_text,
@@ -79,6 +87,9 @@ class Interpreter:
         child.scopes = [*self.scopes, frame]
         child.captures = [[]]
         child.listeners = self.listeners
+        child.budget = self.budget
+        child.template_depth = self.template_depth
+        child.watch = self.watch
         return child
 
     async def pause(self, variable: str) -> None:
@@ -129,11 +140,19 @@ class Interpreter:
 
     # ---- calls from expressions ----------------------------------------------------------------------------------
     async def call(self, func: Any, args: list, kwargs: dict, node: n.Call) -> Any:
+        self.budget.count_step()
         if isinstance(func, Command):
+            func.check_arity(len(args))
             return await func.fn(self, node, *args, **kwargs)
         if not callable(func):
             raise TypeError(f"{_describe_callee(node)} is a {type(func).__name__}, not something to call")
-        return await maybe_await(func(*args, **kwargs))
+        POLICY.check_call(func, args, kwargs, self.limits)
+        return POLICY.check_result(await maybe_await(func(*args, **kwargs)), _describe_callee(node))
+
+    # ---- budgets -----------------------------------------------------------------------------------------------
+    def count_iteration(self, node: n.Node) -> None:
+        """Count one run of a loop body against ``Limits.max_loop_iterations`` (every loop block calls it)."""
+        self.budget.count_iteration(f"the loop on line {node.line}" if node.line else "a loop")
 
     def is_top_level(self, node: n.Expr) -> bool:
         """True when ``node`` is the whole expression of the tag being rendered (so a command may write text)."""
@@ -152,6 +171,19 @@ class Interpreter:
     def write(
         self, text: str, kind: str = TEXT, variable: Optional[str] = None, meta: Optional[dict] = None, line: int = 0
     ) -> None:
+        if text:
+            self.budget.count_output(len(text))
+        self.place(text, kind, variable, meta, line)
+
+    def replay(self, spans: list[Span]) -> None:
+        """Write spans a fork captured (already counted against the output budget when the fork wrote them)."""
+        for span in spans:
+            self.place(span.text, span.kind, span.variable, span.meta)
+
+    def place(
+        self, text: str, kind: str = TEXT, variable: Optional[str] = None, meta: Optional[dict] = None, line: int = 0
+    ) -> None:
+        """Put text in the open capture or the transcript (``write`` without counting it)."""
         if self.captures:
             if text or kind == TOOL_RESULT:
                 self.captures[-1].append(Span(text, kind, variable, 0, None, meta))
@@ -192,7 +224,9 @@ class Interpreter:
 
     async def render(self, body: tuple[n.Node, ...]) -> None:
         visit = self._visit
+        budget = self.budget
         for node in body:
+            budget.count_step()
             await visit[type(node)](node)
 
     async def visit_text(self, node: n.Text) -> None:
@@ -209,6 +243,7 @@ class Interpreter:
                     if node.is_async:
                         value = await value
                     if isinstance(value, Command) and isinstance(node.expr, n.Var):  # {{break}}, {{gen}}: no-arg call
+                        value.check_arity(0)
                         value = await value.fn(self, node.expr)
                     break
             finally:
@@ -255,7 +290,23 @@ class Interpreter:
                 await value.fn(self, node, *args, **kwargs)
                 return
             template, defaults = self.load_template(value, "<partial>")
-            await run_partial(self, node, template, {**defaults, **kwargs, "args": list(args)})
+            with self.nested_template():
+                await run_partial(self, node, template, {**defaults, **kwargs, "args": list(args)})
+
+    @contextmanager
+    def nested_template(self) -> Iterator[None]:
+        """Run a partial or a ``{{parse}}`` template one level deeper (``Limits.max_partial_depth``)."""
+        if self.template_depth >= self.limits.max_partial_depth:
+            raise LimitExceeded(
+                "max_partial_depth",
+                self.limits.max_partial_depth,
+                "partials and {{parse}} templates nested too deeply (does a partial include itself?)",
+            )
+        self.template_depth += 1
+        try:
+            yield
+        finally:
+            self.template_depth -= 1
 
     def partial_value(self, name: str) -> Any:
         """What ``{{>name}}`` renders: the variable ``name``, else the built-in partial of that name."""
@@ -287,6 +338,12 @@ class Interpreter:
             )
         elif isinstance(exc, SandboxError):
             message = f"not allowed: {exc}"
+            hint = exc.hint
+        elif isinstance(exc, (LimitExceeded, ArityError)):
+            message, hint = str(exc), exc.hint
+        elif isinstance(exc, RecursionError):
+            message = "the template nests too deeply to run (Python's recursion limit)"
+            hint = "nest fewer blocks, partials and calls inside each other"
         elif isinstance(exc, ToolError):
             message = str(exc)
         elif isinstance(exc, KeyError):

@@ -16,7 +16,17 @@ from typing import Any, Optional
 from .errors import GuidanceLiteError
 
 MODEL_NAMES = ("model", "llm")  # llm= is guidance 0.0.64's spelling of model=
-OPTION_NAMES = ("await_missing", "on_tool_call", "tool_errors", "tool_timeout", "silent", "caching", "stream")
+OPTION_NAMES = (
+    "await_missing",
+    "on_tool_call",
+    "tool_errors",
+    "tool_timeout",
+    "silent",
+    "caching",
+    "stream",
+    "limits",
+    "record",
+)
 TEMPLATE_NAME = "template_name"
 # guidance 0.0.64 keywords with no equivalent option here -> what to write instead
 RETIRED_NAMES: dict[str, str] = {

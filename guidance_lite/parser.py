@@ -17,11 +17,13 @@ from typing import Any, Optional, Union
 
 from lark import Lark, Token, Transformer
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
+from lark.utils import TextSlice
 
 from . import nodes as n
 from .errors import GuidanceLiteError, TemplateSyntaxError
 from .expressions import compile_args, compile_async, compile_expr
-from .registry import BLOCKS, Block
+from .limits import DEFAULT_LIMITS, nesting_hint
+from .registry import BLOCKS
 
 
 def _load_grammar() -> str:
@@ -54,6 +56,7 @@ class Piece:
     text: str = ""
     payload: Any = None
     compiled: Any = None  # evaluators for the payload (shared by every occurrence of the same tag text)
+    depth: int = 0  # how deeply the payload's expressions nest (checked against the nesting limit)
 
     @property
     def head(self) -> Optional[str]:
@@ -64,6 +67,32 @@ class Piece:
             expr = self.payload.func if isinstance(self.payload, n.Call) else self.payload
             return expr.name if isinstance(expr, n.Var) else None
         return None
+
+
+def _payload_exprs(kind: str, payload: Any) -> list[n.Expr]:
+    """The expressions a tag's payload holds."""
+    if kind == "output":
+        return [payload]
+    if kind == "open":
+        _name, args, kwargs, _tok = payload
+        return [*args, *(value for _, value in kwargs)]
+    if kind == "partial":
+        target, args, kwargs = payload
+        return [target, *args, *(value for _, value in kwargs)]
+    if kind == "sep" and payload[1] is not None:
+        return [payload[1]]
+    return []
+
+
+def expression_depth(exprs: list[n.Expr]) -> int:
+    """The most expression nodes on one path from a root to a leaf (walked with a stack: the tree may be deep)."""
+    deepest = 0
+    stack: list[tuple[n.Node, int]] = [(expr, 1) for expr in exprs]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in n.iter_child_nodes(node))
+    return deepest
 
 
 def _compile_payload(kind: str, payload: Any) -> Any:
@@ -189,11 +218,12 @@ class _ToPieces(Transformer):
         open_tok, body, close_tok = items
         kind, payload = ("output", body) if isinstance(body, n.Call) else body
         return Piece(
-            kind,
-            open_tok.line,
-            open_tok.column,
-            open_tok.start_pos,
-            close_tok.end_pos,
+            depth=expression_depth(_payload_exprs(kind, payload)),
+            kind=kind,
+            line=open_tok.line,
+            col=open_tok.column,
+            start=open_tok.start_pos,
+            end=close_tok.end_pos,
             strip_left=str(open_tok).endswith("~"),
             strip_right=str(close_tok).startswith("~"),
             payload=payload,
@@ -277,13 +307,13 @@ class _ToPieces(Transformer):
         return n.Const(t.line, t.column, float(t))
 
     def const_true(self, items: list) -> n.Const:
-        return n.Const(0, 0, True)
+        return n.Const(items[0].line, items[0].column, True)
 
     def const_false(self, items: list) -> n.Const:
-        return n.Const(0, 0, False)
+        return n.Const(items[0].line, items[0].column, False)
 
     def const_none(self, items: list) -> n.Const:
-        return n.Const(0, 0, None)
+        return n.Const(items[0].line, items[0].column, None)
 
     def list_lit(self, items: list) -> n.ListLit:
         values = tuple(i for i in items if i is not None)
@@ -297,7 +327,19 @@ class _ToPieces(Transformer):
     def dict_item(self, items: list) -> tuple:
         return items[0], items[1]
 
+    def chain_items(self, items: list) -> list:
+        """``[operand, op, operand, …]``, grown in place (one list per chain, so a long chain costs linear time)."""
+        if len(items) == 1:
+            return [items[0]]
+        chain, op, operand = items
+        chain.append(op)
+        chain.append(operand)
+        return chain
+
+    cmd_items = chain_items  # a command argument's chain (it can't start with a prefix operator)
+
     def chain(self, items: list) -> n.Expr:
+        (items,) = items
         if len(items) == 1:
             return _resolve_not(items[0])
         return _climb(items)
@@ -361,9 +403,13 @@ def _make(op: str, left: n.Expr, right: n.Expr) -> n.Expr:
 
 
 def _resolve_not(operand: Any) -> n.Expr:
-    if isinstance(operand, _Not):
-        inner = _resolve_not(operand.operand)
-        return n.UnaryOp(inner.line, inner.col, "not", inner)
+    """``not`` applied as many times as it was written (a loop: a thousand ``not`` must not recurse)."""
+    count = 0
+    while isinstance(operand, _Not):
+        count += 1
+        operand = operand.operand
+    for _ in range(count):
+        operand = n.UnaryOp(operand.line, operand.col, "not", operand)
     return operand
 
 
@@ -388,13 +434,17 @@ def _climb(chain: list) -> n.Expr:
 
     def parse(min_prec: int) -> n.Expr:
         nonlocal pos
-        item = items[pos]
-        pos += 1
-        if item is _NOT:
-            operand = parse(_NOT_PRECEDENCE)
-            left: n.Expr = n.UnaryOp(operand.line, operand.col, "not", operand)
+        nots = 0
+        while items[pos] is _NOT:  # a run of `not`s covers one operand: counted, not recursed into
+            nots += 1
+            pos += 1
+        if nots:
+            left: n.Expr = parse(_NOT_PRECEDENCE)
+            for _ in range(nots):
+                left = n.UnaryOp(left.line, left.col, "not", left)
         else:
-            left = item
+            left = items[pos]
+            pos += 1
         while pos < len(items):
             op = items[pos]
             prec = _PRECEDENCE[op]
@@ -489,9 +539,10 @@ class _TreeBuilder:
     """Pieces -> nodes. A stack of open blocks matches ``{{#x}}`` with ``{{/x}}``, so an error can name the block
     and where it opened; one method per piece kind."""
 
-    def __init__(self, source: str, name: Optional[str]) -> None:
+    def __init__(self, source: str, name: Optional[str], max_depth: int = DEFAULT_LIMITS.max_nesting_depth) -> None:
         self.source = source
         self.name = name
+        self.max_depth = max_depth
         self.root: list[n.Node] = []
         self.stack: list[_OpenBlock] = []
 
@@ -507,6 +558,13 @@ class _TreeBuilder:
             "close": self.close,
         }
         for piece in pieces:
+            if piece.depth > self.max_depth:
+                raise self.fail(
+                    f"expression nested too deeply: {piece.depth:,} levels, over the limit "
+                    f"max_nesting_depth={self.max_depth}",
+                    piece,
+                    nesting_hint(self.max_depth),
+                )
             handlers[piece.kind](piece)
         if self.stack:
             top = self.stack[-1]
@@ -567,9 +625,16 @@ class _TreeBuilder:
             raise self.fail(
                 f"unknown block command {{{{#{block_name}}}}}", piece, "known blocks: " + ", ".join(sorted(BLOCKS))
             )
-        problem = _arity_problem(spec, len(args))
+        problem = spec.arity_problem(len(args))
         if problem:
             raise self.fail(problem, piece, "write it as " + spec.usage)
+        if len(self.stack) >= self.max_depth:
+            raise self.fail(
+                f"blocks nested too deeply: more than {self.max_depth} inside each other, over the limit "
+                f"max_nesting_depth={self.max_depth}",
+                piece,
+                nesting_hint(self.max_depth),
+            )
         self.stack.append(_OpenBlock(piece, block_name, args, kwargs, [], []))
 
     def separator(self, piece: Piece) -> None:
@@ -653,22 +718,6 @@ def _sealed(body: list) -> tuple[n.Node, ...]:
                     after=after.text if type(after) is n.Text else "",
                 )
     return tuple(body)
-
-
-def _arity_problem(spec: Block, count: int) -> Optional[str]:
-    """The message for a block given ``count`` positional arguments, or None when its arity allows them."""
-    low, high = spec.arity
-    if low <= count and (high is None or count <= high):
-        return None
-    if high == 0:
-        want = "no positional arguments"
-    elif low == high:
-        want = f"{low} positional argument" + ("s" if low > 1 else "")
-    elif count < low:
-        want = f"at least {low} positional argument" + ("s" if low > 1 else "")
-    else:
-        want = f"at most {high} positional argument" + ("s" if high and high > 1 else "")
-    return f"{{{{#{spec.name}}}}} takes {want}, got {count}"
 
 
 # ---- Lark errors -> TemplateSyntaxError ---------------------------------------------------------------------------
@@ -792,16 +841,17 @@ def _syntax_error(exc: UnexpectedInput, source: str, name: Optional[str]) -> Tem
 # Text, escapes and comments are found by one regex composed from the grammar's terminals (they are regular); each
 # distinct tag text is parsed once with the grammar's `tag` start symbol and reused. Anything it can't split cleanly
 # (an unclosed tag, `{{x}}}`) goes to the full Lark parse, which also produces every syntax error message.
-_TAG_MEMO: dict[str, tuple[str, Any, bool, bool, Any]] = {}
+_TAG_MEMO: dict[str, tuple[str, Any, bool, bool, Any, int]] = {}
 _TAG_MEMO_LIMIT = 20_000
+# Payloads up to this depth are compiled with the memo; deeper ones (a raised max_nesting_depth) when a parse allows.
+_EAGER_COMPILE_DEPTH = DEFAULT_LIMITS.max_nesting_depth
+
+_UNPARSED = ("tag", None, False, False, None, 0)  # the shape of a tag that does not parse
 
 
-_UNPARSED = ("tag", None, False, False, None)  # the shape of a tag that does not parse
-
-
-def _tag_shape(tag: str) -> tuple[str, Any, bool, bool, Any]:
-    """(kind, payload, strip_left, strip_right, compiled) of one tag's text, parsed once; ``_UNPARSED`` when the
-    grammar rejects it (the full parse then says why)."""
+def _tag_shape(tag: str) -> tuple[str, Any, bool, bool, Any, int]:
+    """(kind, payload, strip_left, strip_right, compiled, depth) of one tag's text, parsed once; ``_UNPARSED`` when
+    the grammar rejects it (the full parse then says why)."""
     shape = _TAG_MEMO.get(tag)
     if shape is None:
         try:
@@ -811,13 +861,26 @@ def _tag_shape(tag: str) -> tuple[str, Any, bool, bool, Any]:
                 piece.payload,
                 piece.strip_left,
                 piece.strip_right,
-                _compile_payload(piece.kind, piece.payload),
+                _compile_payload(piece.kind, piece.payload) if piece.depth <= _EAGER_COMPILE_DEPTH else None,
+                piece.depth,
             )
         except (UnexpectedInput, VisitError, _Fault):
             shape = _UNPARSED
         if len(_TAG_MEMO) < _TAG_MEMO_LIMIT:
             _TAG_MEMO[tag] = shape
     return shape
+
+
+def _head_before_extra_braces(tag: str) -> Optional[str]:
+    """A tag followed by text starting with '}' (``{{x}}}``): the shortest head closing with two of the trailing
+    braces that parses — where the full parse closes it (``_lark_pieces``) — or None."""
+    run = len(tag) - len(tag.rstrip("}"))
+    if run < 3 or tag[-run - 1] == "~":
+        return None
+    for cut in range(len(tag) - run + 2, len(tag)):
+        if _tag_shape(tag[:cut])[0] != "tag":
+            return tag[:cut]
+    return None
 
 
 def _scan(source: str, tolerant: bool) -> Optional[list[Piece]]:
@@ -865,11 +928,27 @@ def _scan(source: str, tolerant: bool) -> Optional[list[Piece]]:
                 )
             )
         else:
-            tag_kind, payload, strip_left, strip_right, compiled = _tag_shape(m.group())
+            tag = m.group()
+            tag_kind, payload, strip_left, strip_right, compiled, depth = _tag_shape(tag)
             if tag_kind == "tag" and not tolerant:
-                return None
+                head = _head_before_extra_braces(tag)
+                if head is None:
+                    return None
+                tag_kind, payload, strip_left, strip_right, compiled, depth = _tag_shape(head)
+                end = start + len(head)  # the extra braces start the text that follows
             pieces.append(
-                Piece(tag_kind, line, col, start, end, strip_left, strip_right, payload=payload, compiled=compiled)
+                Piece(
+                    tag_kind,
+                    line,
+                    col,
+                    start,
+                    end,
+                    strip_left,
+                    strip_right,
+                    payload=payload,
+                    compiled=compiled,
+                    depth=depth,
+                )
             )
         advance(end)
         pos = end
@@ -885,39 +964,57 @@ def source_pieces(source: str) -> list[Piece]:
     return _scan(source, tolerant=True) or []
 
 
-def _lark_pieces(source: str) -> list[Piece]:
-    """Run Lark; when a tag is followed by text starting with '}' (``{{x}}}``), parse the two halves separately: the
-    second with the first blanked out (newlines kept), so its pieces and errors keep the template's positions."""
+def read_tag(tag: str) -> tuple[list[Token], Optional[int]]:
+    """The tokens the grammar reads in one tag (``{{…}}``, as cut out by ``source_pieces``), lexed in parser context,
+    and the offset where the tag stops being valid (None when it parses). For highlighters (``highlight.py``): they
+    see a tag exactly as the parser does, keywords and all; the tokens before a fault are the ones the parser took."""
+    interactive = _grammar().lark.parse_interactive(tag, start="tag")
+    tokens: list[Token] = []
+    fault: Optional[int] = None
     try:
-        pieces = _grammar().lark.parse(source, start="start")
+        for token in interactive.iter_parse():
+            tokens.append(token)
+        interactive.feed_eof()
     except UnexpectedToken as exc:
-        tok = exc.token
-        if "TAG_CLOSE" in exc.expected and source.startswith("}}}", tok.start_pos):
-            cut = tok.start_pos + 2
-            blanked = _NOT_NEWLINE.sub(" ", source[:cut]) + source[cut:]
-            return _lark_pieces(source[:cut]) + _pieces_from(_lark_pieces(blanked), cut, source)
-        raise
-    return pieces if isinstance(pieces, list) else []
+        fault = exc.token.start_pos if exc.token.start_pos is not None else len(tag)
+    except UnexpectedInput as exc:  # a character no tag token matches
+        fault = exc.pos_in_stream if exc.pos_in_stream is not None else len(tag)
+    except (VisitError, _Fault) as exc:  # a token the transformer refused (a bad string escape)
+        inner = exc.orig_exc if isinstance(exc, VisitError) else exc
+        fault = tokens[-1].start_pos if tokens else 0
+        if isinstance(inner, _Fault) and inner.line:
+            lines = tag.split("\n")
+            fault = sum(len(line) + 1 for line in lines[: inner.line - 1]) + inner.col - 1
+    if fault is None:
+        return tokens, None
+    return [token for token in tokens if (token.start_pos or 0) < fault], fault
 
 
-_NOT_NEWLINE = re.compile(r"[^\n]")
+def _lark_pieces(source: str) -> list[Piece]:
+    """Run Lark; when a tag is followed by text starting with '}' (``{{x}}}``), the tag closes with its first two
+    braces and the parse goes on from there (a ``TextSlice`` of the source, so positions stay the template's). A loop,
+    not a recursion, and each round parses only what follows: a template may hold thousands of such tags."""
+    lark = _grammar().lark
+    pieces: list[Piece] = []
+    cut = 0  # the source before this offset is parsed
+    while True:
+        try:
+            parsed = lark.parse(TextSlice(source, cut, len(source)), start="start")
+        except UnexpectedToken as exc:
+            tok = exc.token
+            if "TAG_CLOSE" in exc.expected and source.startswith("}}}", tok.start_pos) and tok.start_pos >= cut:
+                end = tok.start_pos + 2
+                head: Any = lark.parse(TextSlice(source, cut, end), start="start")  # the transformer made a list
+                pieces += head
+                cut = end
+                continue
+            raise
+        return pieces + (parsed if isinstance(parsed, list) else [])
 
 
-def _pieces_from(pieces: list[Piece], cut: int, source: str) -> list[Piece]:
-    """The pieces at or after offset ``cut``; the text piece that runs across it (blanked text before, the template's
-    text after) starts at ``cut``."""
-    kept = []
-    for piece in pieces:
-        if piece.end <= cut:
-            continue
-        if piece.start < cut:
-            line, col = _line_col(source, cut)
-            piece = Piece("text", line, col, cut, piece.end, text=source[cut : piece.end])
-        kept.append(piece)
-    return kept
-
-
-def _parse_uncached(source: str, name: Optional[str], fast: bool = True) -> n.Template:
+def _parse_uncached(
+    source: str, name: Optional[str], fast: bool = True, max_depth: int = DEFAULT_LIMITS.max_nesting_depth
+) -> n.Template:
     try:
         pieces = (_scan(source, tolerant=False) if fast else None) or _lark_pieces(source)
     except VisitError as exc:
@@ -934,16 +1031,29 @@ def _parse_uncached(source: str, name: Optional[str], fast: bool = True) -> n.Te
     except UnexpectedInput as exc:
         raise _syntax_error(exc, source, name) from None
     _apply_whitespace_control(pieces)
-    return n.Template(_TreeBuilder(source, name).build(pieces), source)
+    try:
+        return n.Template(_TreeBuilder(source, name, max_depth).build(pieces), source)
+    except RecursionError:  # only when max_nesting_depth was raised past what Python can compile
+        raise TemplateSyntaxError(
+            "the template nests too deeply to compile (Python's recursion limit)",
+            line=1,
+            col=1,
+            source=source,
+            hint=nesting_hint(max_depth),
+            name=name,
+        ) from None
 
 
 @lru_cache(maxsize=512)
-def _parse_cached(source: str, name: Optional[str]) -> n.Template:
-    return _parse_uncached(source, name)
+def _parse_cached(source: str, name: Optional[str], max_depth: int) -> n.Template:
+    return _parse_uncached(source, name, max_depth=max_depth)
 
 
-def parse(source: Union[str, Any], name: Optional[str] = None) -> n.Template:
-    """Parse template text (cached by text: a second Program with the same text costs a dict lookup)."""
+def parse(
+    source: Union[str, Any], name: Optional[str] = None, max_depth: int = DEFAULT_LIMITS.max_nesting_depth
+) -> n.Template:
+    """Parse template text (cached by text: a second Program with the same text costs a dict lookup). Expressions
+    and blocks nested deeper than ``max_depth`` (``Limits.max_nesting_depth``) are a syntax error."""
     if not isinstance(source, str):
         raise TypeError(f"a template must be a str, not {type(source).__name__}")
-    return _parse_cached(source, name)
+    return _parse_cached(source, name, max_depth)

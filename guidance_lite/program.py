@@ -22,13 +22,17 @@ from .display import COMPLETED, FAILED, INTERRUPTED, PAUSED, render_program_html
 from .errors import GuidanceLiteError, TemplateRuntimeError, TemplateSyntaxError
 from .events import Event, Finished, Paused
 from .interpreter import Interpreter
+from .limits import Limits, limits_from
 from .live import LiveView, in_ipython
 from .models.base import Model, ModelError
 from .models.defaults import default as default_model
 from .nodes import Template
+from .observe import RunOutput, RunWatch
 from .options import OPTION_NAMES, TEMPLATE_NAME, ProgramArgumentError, check_no_retired, pick_model
 from .parser import parse
+from .recorder import recorder_for
 from .result import Result
+from .results import Results
 from .runner import background_loop, run_sync
 from .state import ProgramState
 from .tracebacks import for_user
@@ -41,9 +45,14 @@ class Execution:
         self.program = program
         self.state = ProgramState(variables)
         self.options = options
-        self.interp = Interpreter(
-            self.state, model, program.source, options, pause=self.pause, load_template=load_template
-        )
+        limits = limits_from(options.get("limits"))
+
+        def load(value: Any, name: str) -> tuple[Template, dict]:
+            return load_template(value, name, limits)
+
+        self.interp = Interpreter(self.state, model, program.source, options, pause=self.pause, load_template=load)
+        self.watch = _watch(program, variables, model, options)
+        self.interp.watch = self.watch
         self.loop: Optional[asyncio.AbstractEventLoop] = None
         self.task: Optional[asyncio.Task] = None
         self._stopped: Optional[asyncio.Future] = None
@@ -61,6 +70,8 @@ class Execution:
         self.pauses += 1
         self._resume = self.loop.create_future()
         self.interp.emit(Paused(variable))
+        if self.watch is not None:
+            self.watch.run_paused(variable)
         if not self._stopped.done():
             self._stopped.set_result("paused")
         await self._resume
@@ -69,6 +80,8 @@ class Execution:
     # ---- driving -----------------------------------------------------------------------------------------------
     async def _main(self) -> None:
         try:
+            if self.watch is not None:
+                self.watch.run_started()
             await self.interp.run(self.program.template.body)
             self.done = True
         except TemplateRuntimeError as exc:
@@ -79,8 +92,40 @@ class Execution:
             self.error = TemplateRuntimeError(f"{type(exc).__name__}: {exc}", source=self.program.source)
             self.error.__cause__ = exc
         finally:
+            if self.watch is not None:
+                self._report_end(self.watch)
             if self._stopped is not None and not self._stopped.done():
                 self._stopped.set_result("done")
+
+    def _report_end(self, watch: RunWatch) -> None:
+        """Tell the observers the run ended; an observer that fails (a trace that can't be written) fails the run."""
+        try:
+            watch.run_finished(self._output())
+        except Exception as exc:
+            if self.error is None:
+                self.error = TemplateRuntimeError(f"{type(exc).__name__}: {exc}", source=self.program.source)
+                self.error.__cause__ = exc
+
+    def _output(self) -> RunOutput:
+        """What the run produced, for its observers (an unfinished run without an error was abandoned)."""
+        state, error = self.state, self.error
+        message: Optional[str] = None
+        error_type: Optional[str] = None
+        if error is not None:  # named after what went wrong underneath (a ModelError, a tool's exception), if known
+            message, error_type = error.message, type(error.__cause__ or error).__name__
+        elif not self.done:
+            message, error_type = "the run was abandoned", "CancelledError"
+        return RunOutput(
+            completed=self.done,
+            variables=state.variables,
+            messages=state.messages,
+            text=state.text,
+            usage=state.usage,
+            tool_calls=state.tool_calls,
+            paused_on=self.paused_on,
+            error=message,
+            error_type=error_type,
+        )
 
     async def advance(self, new_variables: Optional[dict] = None) -> Result:
         """Start the run, or resume it with ``new_variables``; returns at its end or its next pause."""
@@ -98,6 +143,8 @@ class Execution:
         else:
             if new_variables:
                 self.state.variables.update(new_variables)
+            if self.watch is not None:
+                self.watch.run_resumed(dict(new_variables or {}))
             resume, self._resume = self._resume, None
             assert resume is not None
             resume.set_result(None)
@@ -152,13 +199,27 @@ class Execution:
             self.cancel()
 
 
-def load_template(value: Any, name: str) -> tuple[Template, dict]:
+def _watch(program: Program, variables: dict, model: Any, options: dict) -> Optional[RunWatch]:
+    """The run's observers: every attached one (``observe.add_observer``) plus a recorder for ``record=``; None (no
+    reporting at all) when there are none."""
+    recorder = recorder_for(options.get("record"))
+    return RunWatch.for_run(
+        [recorder] if recorder is not None else [],
+        name=program.template_name,
+        template=program.source,
+        inputs=variables,
+        options={key: value for key, value in options.items() if key != "record"},
+        model=model.name if isinstance(model, Model) else None,
+    )
+
+
+def load_template(value: Any, name: str, limits: Optional[Limits] = None) -> tuple[Template, dict]:
     """What ``{{>partial}}`` and ``{{parse}}`` run: a Program (its template and defaults) or a template string
-    (parsed under ``name``, no defaults)."""
+    (parsed under ``name`` with the run's nesting limit, no defaults)."""
     if isinstance(value, Program):
         return value.template, value.defaults
     if isinstance(value, str):
-        return parse(value, name=name), {}
+        return parse(value, name=name, max_depth=limits_from(limits).max_nesting_depth), {}
     raise TypeError(f"a partial must be a Program or a template string, got {type(value).__name__}")
 
 
@@ -183,6 +244,8 @@ class Program:
         silent: Optional[bool] = None,
         caching: Optional[bool] = None,
         stream: Optional[bool] = None,
+        limits: Optional[Limits] = None,
+        record: Any = None,
         **defaults: Any,
     ) -> None:
         check_no_retired(defaults)
@@ -192,7 +255,9 @@ class Program:
         self.template_name = template_name
         __tracebackhide__ = True  # IPython leaves this frame out of tracebacks
         try:
-            self.template: Template = parse(template, name=template_name)
+            self.template: Template = parse(
+                template, name=template_name, max_depth=limits_from(limits).max_nesting_depth
+            )
         except TemplateSyntaxError as exc:
             raise for_user(exc) from None
         self._model = pick_model({"model": model, "llm": llm})
@@ -205,6 +270,8 @@ class Program:
                 "silent": silent,
                 "caching": caching,
                 "stream": stream,
+                "limits": limits_from(limits),
+                "record": recorder_for(record),  # one recorder for all of this program's runs (a batch: one file)
             }
         )
         self.defaults = defaults
@@ -339,9 +406,9 @@ class Program:
         progress: bool = False,
         return_exceptions: bool = True,
         processes: Optional[int] = None,
-    ) -> list:
+    ) -> Results:
         """Run many instances concurrently on one event loop (or ``processes`` worker processes); results in input
-        order."""
+        order (a table in notebooks)."""
         __tracebackhide__ = True
         try:
             return run_sync(
@@ -365,7 +432,7 @@ class Program:
         progress: bool = False,
         return_exceptions: bool = True,
         processes: Optional[int] = None,
-    ) -> list:
+    ) -> Results:
         return await batch.amap(
             self,
             inputs,

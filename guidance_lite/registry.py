@@ -6,9 +6,9 @@ variables a command or block writes, display labels the tags whose output is gen
 interpreter dispatches to the handler. All of that sits on the registration, so a new command or block is one
 decorator beside its handler and nothing else changes.
 
-This module is low level on purpose: it imports only the AST node types, so the parser, analysis and display read it
-without importing the interpreter or the commands. The built-in commands register when ``guidance_lite.commands`` is
-imported, which the package does before any template is parsed.
+This module is low level on purpose: it imports only the AST node types and the error root, so the parser, analysis
+and display read it without importing the interpreter or the commands. The built-in commands register when
+``guidance_lite.commands`` is imported, which the package does before any template is parsed.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from . import nodes as n
+from .errors import GuidanceLiteError
 
 Handler = Callable[..., Awaitable[Any]]  # async fn(interp, node, *args, **kwargs)
 
@@ -92,24 +93,71 @@ def names_first_argument_after_body(site: CallSite) -> Effects:
     return Effects(sets_after_body=(site.string(0, "name"),))
 
 
+class ArityError(GuidanceLiteError, TypeError):
+    """A command or block given more or fewer positional arguments than it takes, counted as the user wrote them."""
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __reduce__(self) -> Any:
+        return (type(self), (self.message, self.hint))
+
+
+# How a positional parameter is named in arity messages, when its name alone would not say it.
+_PARAMETER_WORDS = {"name": "the variable name"}
+
+
+def arity_problem(label: str, arity: tuple[int, Optional[int]], count: int, parameters: tuple[str, ...] = ()) -> str:
+    """The message for ``label`` (``{{#each}}``, ``gen``) given ``count`` positional arguments, or '' when its
+    ``arity`` (min, max) allows them. ``parameters`` (the positional parameters' names) are shown when given."""
+    low, high = arity
+    if low <= count and (high is None or count <= high):
+        return ""
+    if high == 0:
+        want = "no positional arguments"
+    elif low == high:
+        want = f"{low} positional argument" + ("s" if low > 1 else "")
+    elif count < low:
+        want = f"at least {low} positional argument" + ("s" if low > 1 else "")
+    else:
+        want = f"at most {high} positional argument" + ("s" if high and high > 1 else "")
+    if parameters and high != 0:
+        want += " (" + ", ".join(_PARAMETER_WORDS.get(p, p) for p in parameters) + ")"
+    return f"{label} takes {want}, got {count}"
+
+
 @dataclass(frozen=True)
 class Command:
     """An inline command (``{{name args}}`` or ``{{name(args)}}``): the interpreter calls ``fn(interp, node, *args,
     **kwargs)`` so the command can write text and name template lines. Templates may call it, but not read its
-    attributes (``__gl_opaque__``, see ``expressions.safe_getattr``).
+    attributes (``__gl_opaque__``, see ``sandbox.SandboxPolicy``).
 
     ``binds`` tells ``check`` which variables a call writes or reads by name; ``generates`` marks commands whose
-    output is model text (display highlights their tags like generated spans).
+    output is model text (display highlights their tags like generated spans). ``arity`` is (min, max) positional
+    arguments as the user writes them (max ``None``: any) and ``parameters`` their names, for the error a wrong call
+    gets; ``usage`` is the example its hint shows.
     """
 
     name: str
     fn: Handler
     binds: Optional[Binder] = None
     generates: bool = False
+    arity: tuple[int, Optional[int]] = (0, None)
+    parameters: tuple[str, ...] = ()
+    usage: str = ""
     __gl_opaque__ = True
 
     def effects(self, site: CallSite) -> Effects:
         return self.binds(site) if self.binds is not None else NO_EFFECTS
+
+    def check_arity(self, count: int) -> None:
+        """Raise ``ArityError`` when ``count`` positional arguments do not fit this command."""
+        problem = arity_problem(self.name, self.arity, count, self.parameters)
+        if problem:
+            example = self.usage or f"{{{{{self.name} …}}}}"
+            raise ArityError(problem, f"other arguments go by keyword (key=value); write it as {example}")
 
     def __repr__(self) -> str:
         return f"<built-in {self.name}>"
@@ -139,6 +187,10 @@ class Block:
     def __call__(self, interp: Any, node: n.Block, *args: Any, **kwargs: Any) -> Awaitable[Any]:
         return self.fn(interp, node, *args, **kwargs)
 
+    def arity_problem(self, count: int) -> str:
+        """The parser's message for this block given ``count`` positional arguments ('' when they fit)."""
+        return arity_problem(f"{{{{#{self.name}}}}}", self.arity, count)
+
 
 @dataclass(frozen=True)
 class BuiltinPartial:
@@ -159,11 +211,22 @@ BLOCKS: dict[str, Block] = {}
 PARTIALS: dict[str, BuiltinPartial] = {}
 
 
-def command(name: str, *, binds: Optional[Binder] = None, generates: bool = False) -> Callable[[Handler], Handler]:
-    """Register ``fn`` as the inline command ``name`` (returns ``fn`` unchanged)."""
+def command(
+    name: str,
+    *,
+    binds: Optional[Binder] = None,
+    generates: bool = False,
+    arity: Optional[tuple[int, Optional[int]]] = None,
+    parameters: Optional[tuple[str, ...]] = None,
+    usage: str = "",
+) -> Callable[[Handler], Handler]:
+    """Register ``fn`` as the inline command ``name`` (returns ``fn`` unchanged). ``arity`` and ``parameters``
+    default to what the handler's signature takes after ``(interp, node)``."""
 
     def register(fn: Handler) -> Handler:
-        COMMANDS[name] = Command(name, fn, binds, generates)
+        counts = arity if arity is not None else positional_arity(fn)
+        names = parameters if parameters is not None else positional_parameters(fn)
+        COMMANDS[name] = Command(name, fn, binds, generates, counts, names, usage)
         return fn
 
     return register
@@ -220,9 +283,16 @@ def builtin_partial(name: str) -> BuiltinPartial:
     return found
 
 
-def positional_arity(fn: Handler) -> tuple[int, Optional[int]]:
-    """(required, maximum) positional arguments ``fn`` takes after ``(interp, node)``; ``None``: any (``*args``)."""
-    params = list(inspect.signature(fn).parameters.values())[2:]
+def positional_parameters(fn: Callable[..., Any], skip: int = 2) -> tuple[str, ...]:
+    """Names of the positional parameters ``fn`` takes after its first ``skip`` (``(interp, node)``)."""
+    params = list(inspect.signature(fn).parameters.values())[skip:]
+    return tuple(p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD))
+
+
+def positional_arity(fn: Callable[..., Any], skip: int = 2) -> tuple[int, Optional[int]]:
+    """(required, maximum) positional arguments ``fn`` takes after its first ``skip`` (``(interp, node)``);
+    maximum ``None``: any (``*args``)."""
+    params = list(inspect.signature(fn).parameters.values())[skip:]
     positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
     required = sum(1 for p in positional if p.default is p.empty)
     unbounded = any(p.kind is p.VAR_POSITIONAL for p in params)
@@ -246,6 +316,9 @@ __all__ = [
     "partial",
     "builtin_partial",
     "positional_arity",
+    "positional_parameters",
+    "arity_problem",
+    "ArityError",
     "names_first_argument",
     "names_first_argument_after_body",
     "SEPARATORS",

@@ -9,7 +9,7 @@ markers; ``messages`` is built from role-block records, never by parsing text.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple, Optional
@@ -28,6 +28,8 @@ MARKER = "marker"  # <|im_start|>role / <|im_end|>
 TOOL_CALL = "tool_call"  # an assistant tool call, rendered readably
 TOOL_RESULT = "tool_result"  # a tool's result inside a function block
 TOOL_DEF = "tool_def"  # {{>tool_def}}: a readable line naming the declared tools (in text, not in message content)
+
+LITERAL_KINDS = frozenset({TEXT, MARKER})  # template text and role markers; every other kind holds a value
 
 ROLE_START = "<|im_start|>"
 ROLE_END = "<|im_end|>"
@@ -270,9 +272,10 @@ class ProgramState:
     def messages(self) -> list[dict]:
         return [r.message for r in self.records if r.scope == 0]
 
-    def prompt_snapshot(self) -> Snapshot:
-        """A zero-argument callable rendering the prompt text as it is now (one small object per request)."""
-        return Snapshot(self, messages=False)
+    def prompt_snapshot(self, tail: tuple[Span, ...] = ()) -> Snapshot:
+        """A zero-argument callable rendering the prompt text as it is now (one small object per request); ``tail``
+        is text that follows it (a parallel iteration's own text)."""
+        return Snapshot(self, messages=False, tail=tail)
 
     def _visible_text(self, n: int, scopes: tuple) -> str:
         if not scopes and n == len(self.spans):
@@ -287,16 +290,26 @@ class ProgramState:
 class Snapshot:
     """The prompt text or the messages as they were when a request was built, rendered only when asked for."""
 
-    __slots__ = ("_messages", "_n", "_scopes", "_state")
+    __slots__ = ("_messages", "_n", "_scopes", "_state", "_tail")
 
-    def __init__(self, state: ProgramState, *, messages: bool) -> None:
+    def __init__(self, state: ProgramState, *, messages: bool, tail: tuple[Span, ...] = ()) -> None:
         self._state = state
         self._messages = messages
         self._n = len(state.records) if messages else len(state.spans)
         self._scopes = tuple(state.open_scopes)
+        self._tail = tail
 
     def __call__(self) -> Any:
         state, n, scopes = self._state, self._n, self._scopes
         if self._messages:
             return [r.message for r in state.records[:n] if r.scope == 0 or r.scope in scopes]
-        return state._visible_text(n, scopes)
+        text = state._visible_text(n, scopes)
+        return text + "".join(span.text for span in self._tail) if self._tail else text
+
+    def with_values(self, escape: Callable[[str], str]) -> str:
+        """The prompt text with every value in it (inserted values, model output, tool calls and results) passed
+        through ``escape``; template text and role markers as written. Text-mode backends neutralise control
+        markers inside values with it, as chat templates do inside messages."""
+        state, n, scopes = self._state, self._n, self._scopes
+        spans = [s for s in state.spans[:n] if s.scope == 0 or s.scope in scopes]
+        return "".join(s.text if s.kind in LITERAL_KINDS else escape(s.text) for s in (*spans, *self._tail))

@@ -104,9 +104,11 @@ def test_check_reports_what_the_new_block_and_command_bind(tmp_path: Path, capsy
 
 
 def test_display_shows_the_new_block_and_labels_the_generating_command() -> None:
-    tags = dict(
-        (text, cls) for cls, text in re.findall(r'<span class="([^"]*)">([^<]*)</span>', render_program_html(TEMPLATE))
-    )
+    source_html = render_program_html(TEMPLATE)
+    tokens = dict((text, cls) for cls, text in re.findall(r'<span class="(gl-tok-[^"]*)">([^<]*)</span>', source_html))
+    assert tokens["repeat"] == "gl-tok-keyword" and tokens["fortune"] == "gl-tok-command gl-tok-gen"  # highlighter
+    tag_level = re.sub(r'<span class="gl-tok-[^"]*">([^<]*)</span>', r"\1", source_html)  # each tag's own box
+    tags = dict((text, cls) for cls, text in re.findall(r'<span class="([^"]*)">([^<]*)</span>', tag_level))
     assert tags["{{#repeat rounds item_name=&#x27;i&#x27; name=&#x27;counted&#x27;}}"] == "gl-tag gl-tag-block"
     assert tags["{{else}}"] == tags["{{/repeat}}"] == "gl-tag gl-tag-block"
     assert tags["{{fortune &#x27;future&#x27;}}"] == "gl-tag gl-tag-gen" and tags["{{i}}"] == "gl-tag"

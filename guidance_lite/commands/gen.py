@@ -8,8 +8,6 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Optional
 
-import regex
-
 from ..answer import ToolCallAnswer, ToolResults
 from ..control import NOTHING
 from ..events import MessageAdded, ToolCallReady, ToolResult
@@ -18,7 +16,7 @@ from ..models.base import Choice, GenParams, ToolCall
 from ..nodes import Const, ListLit, string_value
 from ..registry import CallSite, Effects, command
 from ..state import GEN, TOOL_CALL, render_tool_call
-from ..stopping import infer_stop
+from ..stopping import infer_stop, timed_search
 from ..tools import Tool, ToolChoice, ToolExecutionError, dispatch
 from .roles import add_tool_message
 
@@ -46,7 +44,7 @@ def _gen_names(site: CallSite) -> Effects:
     )
 
 
-@command("gen", binds=_gen_names, generates=True)
+@command("gen", binds=_gen_names, generates=True, usage="{{gen 'name' stop='.' max_tokens=50}}")
 async def gen(
     interp: Interpreter,
     node: Node,
@@ -165,9 +163,8 @@ def _store(interp: Interpreter, name: Optional[str], value: Any, append: bool) -
 def _check_pattern(interp: Interpreter, pattern: Optional[str], texts: Sequence[str]) -> None:
     if pattern is None:
         return
-    compiled = regex.compile(pattern)
     for text in texts:
-        if compiled.fullmatch(text) is None:
+        if timed_search(pattern, text, interp.limits.regex_seconds, full=True, what="pattern") is None:
             raise GenerationError(
                 f"the model's output {text[:60]!r} does not match pattern {pattern!r}"
                 + (
@@ -204,9 +201,17 @@ def _dispatcher(
     hook = interp.options.get("on_tool_call")
 
     async def run(calls: Sequence[ToolCall], overrides: dict) -> ToolResults:
+        model, watch = interp.model, interp.watch
         try:
             records = await dispatch(
-                calls, toolset, timeout=timeout, errors=errors, on_tool_call=hook, overrides=overrides or None
+                calls,
+                toolset,
+                timeout=timeout,
+                errors=errors,
+                on_tool_call=hook,
+                overrides=overrides or None,
+                watch=None if watch is None else watch.tools(variable),
+                replayed=None if model is None else model.tool_outcome,
             )
         except ToolExecutionError as exc:
             _record(interp, exc.records, variable)

@@ -9,7 +9,7 @@ run's copy of that variable, so ``result['xs']`` and later tags see what the loo
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Optional
 
 from ..context import RunContext
@@ -17,6 +17,7 @@ from ..control import BreakLoop, ContinueLoop
 from ..errors import TemplateRuntimeError
 from ..nodes import Block, Text, path_of
 from ..registry import CallSite, Effects, block
+from ..state import Span
 from .select import choose
 
 
@@ -49,25 +50,13 @@ async def each(
     hidden: bool = False,
     parallel: bool = False,
 ) -> None:
-    if isinstance(items, Mapping):
-        pairs = list(items.items())
-        frames = [_frame(v, i, len(pairs), k, item_name) for i, (k, v) in enumerate(pairs)]
-        slots: list[Optional[str]] = [k if isinstance(k, str) and k and "." not in k else None for k, _ in pairs]
-        originals = [v for _, v in pairs]
-    else:
-        try:
-            seq = list(items)
-        except TypeError:
-            raise TypeError(f"{{{{#each}}}} needs a list, dict or other iterable, got {type(items).__name__}") from None
-        frames = [_frame(v, i, len(seq), None, item_name) for i, v in enumerate(seq)]
-        slots = [str(i) for i in range(len(seq))]
-        originals = seq
-    if not frames:
+    frames = _frames(items, item_name)
+    if not len(frames):
         if node.branches:  # {{else}} renders for an empty collection
             await interp.render(node.branches[0].body)
         return
     source = path_of(node.args[0]) if node.args and isinstance(items, (list, Mapping)) else None
-    items_back = _WriteBack(interp, source, item_name, originals, slots)
+    items_back = _WriteBack(interp, source, item_name, frames)
     with interp.state.hidden(hidden):
         if parallel:
             await _each_parallel(interp, node, frames, items_back)
@@ -78,17 +67,16 @@ async def each(
 class _WriteBack:
     """Puts an item the body wrote into (so it was copied) back into the run's copy of the looped-over variable."""
 
-    def __init__(
-        self, interp: RunContext, source: Optional[str], item_name: str, originals: list, slots: list[Optional[str]]
-    ) -> None:
-        self.interp, self.source, self.item_name = interp, source, item_name
-        self.originals, self.slots = originals, slots
+    def __init__(self, interp: RunContext, source: Optional[str], item_name: str, frames: _Frames) -> None:
+        self.interp, self.source, self.item_name, self.frames = interp, source, item_name, frames
 
     def __call__(self, index: int, frame: dict) -> None:
-        slot = self.slots[index]
-        if self.source is None or slot is None:
+        if self.source is None:
             return
-        original = self.originals[index]
+        key, original = self.frames.pairs[index]
+        slot = str(index) if not self.frames.keyed else key if isinstance(key, str) and key and "." not in key else None
+        if slot is None:
+            return
         for name in (self.item_name, "this"):
             value = frame.get(name, original)
             if value is not original:
@@ -96,8 +84,52 @@ class _WriteBack:
                 return
 
 
-async def _each_in_order(interp: RunContext, node: Block, frames: list[dict], items_back: _WriteBack) -> None:
+class _Frames:
+    """The frames of an each loop, made one at a time as the loop reaches them (a loop over a million items never
+    holds a million frames)."""
+
+    def __init__(self, pairs: Sequence[tuple[Any, Any]], item_name: str, keyed: bool = False) -> None:
+        self.pairs = pairs  # (key or None, item)
+        self.item_name = item_name
+        self.keyed = keyed  # a dict's items (slots are keys) rather than a sequence's (slots are indices)
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __iter__(self) -> Iterator[dict]:
+        count = len(self.pairs)
+        for index, (key, item) in enumerate(self.pairs):
+            yield _frame(item, index, count, key, self.item_name)
+
+
+def _frames(items: Any, item_name: str) -> _Frames:
+    if isinstance(items, Mapping):
+        return _Frames(list(items.items()), item_name, keyed=True)
+    if isinstance(items, range):
+        return _Frames(_Unkeyed(items), item_name)
+    try:
+        seq = list(items)
+    except TypeError:
+        raise TypeError(f"{{{{#each}}}} needs a list, dict or other iterable, got {type(items).__name__}") from None
+    return _Frames(_Unkeyed(seq), item_name)
+
+
+class _Unkeyed(Sequence):
+    """A sequence's items as (None, item) pairs, without copying it."""
+
+    def __init__(self, items: Sequence[Any]) -> None:
+        self.items = items
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: Any) -> Any:
+        return None, self.items[index]
+
+
+async def _each_in_order(interp: RunContext, node: Block, frames: _Frames, items_back: _WriteBack) -> None:
     for index, frame in enumerate(frames):
+        interp.count_iteration(node)
         finished = await _render_item(interp, node, frame)
         items_back(index, frame)
         if not finished:
@@ -118,22 +150,31 @@ async def _render_item(interp: RunContext, node: Block, frame: dict) -> bool:
     return True
 
 
-async def _each_parallel(interp: RunContext, node: Block, frames: list[dict], items_back: _WriteBack) -> None:
-    """Run iterations concurrently, each on its own interpreter fork; their text is appended in order."""
-    forks = [interp.fork(frame) for frame in frames]
+async def _each_parallel(interp: RunContext, node: Block, frames: _Frames, items_back: _WriteBack) -> None:
+    """Run iterations concurrently on interpreter forks, at most ``Limits.max_parallel`` at a time; each continues
+    the text before the loop, and their text is written in order once all have run."""
+    interp.budget.reserve_iterations(len(frames), f"the parallel loop on line {node.line}")
+    numbered = enumerate(frames)  # shared by the workers: each takes the next iteration when it is free
+    captured: dict[int, list[Span]] = {}
 
-    async def run(fork: RunContext) -> None:
-        try:
-            await fork.render(node.body)
-        except (ContinueLoop, BreakLoop):
-            pass
+    async def worker() -> None:
+        for index, frame in numbered:
+            fork = interp.fork(frame)
+            try:
+                await fork.render(node.body)
+            except (ContinueLoop, BreakLoop):
+                pass
+            items_back(index, frame)
+            captured[index] = fork.captures[0]
 
-    await asyncio.gather(*(run(f) for f in forks))
-    for index, frame in enumerate(frames):
-        items_back(index, frame)
-    for fork in forks:
-        for span in fork.captures[0]:
-            interp.write(span.text, span.kind, span.variable, span.meta)
+    workers = [asyncio.ensure_future(worker()) for _ in range(min(interp.limits.max_parallel, len(frames)))]
+    try:
+        await asyncio.gather(*workers)
+    finally:
+        for task in workers:  # one iteration failed: stop the others
+            task.cancel()
+    for index in range(len(frames)):
+        interp.replay(captured.pop(index, []))
 
 
 @block("while", usage="{{#while condition max_iterations=100}}…{{/while}}")
@@ -157,6 +198,7 @@ async def while_loop(interp: RunContext, node: Block, condition: Any, *, max_ite
                 source=interp.source,
                 hint="make the condition false or {{break}} out of the loop, or raise max_iterations=…",
             )
+        interp.count_iteration(node)  # the run's loop budget (Limits.max_loop_iterations) counts these too
         if not await _render_item(interp, node, {"@index": index, "@first": index == 0}):
             return
 
@@ -186,6 +228,7 @@ async def geneach(
             asks_model = num_iterations is None and index >= min_iterations and stop is not False
             if asks_model and not await _model_continues(interp, node, stop, index):
                 break
+            interp.count_iteration(node)
             if index > 0 and join:
                 interp.write(join)
             frame = _frame(interp.owned.new({}), index, num_iterations, None, item_name)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from ..context import RunContext
 from ..errors import TemplateRuntimeError
+from ..limits import LimitExceeded
 from ..nodes import Partial, Template
 
 
@@ -18,12 +19,13 @@ async def run_partial(interp: RunContext, node: Partial, template: Template, fra
         await interp.render(template.body)
     except TemplateRuntimeError as exc:
         # the line inside the partial means nothing against the program's source: name the partial tag instead
+        limit = exc.__cause__ if isinstance(exc.__cause__, LimitExceeded) else None
         raise TemplateRuntimeError(
-            f"in partial (its line {exc.line}): {exc.message}",
+            exc.message if limit is not None else f"in partial (its line {exc.line}): {exc.message}",
             line=node.line,
             col=node.col,
             source=interp.source,
             hint=exc.hint,
-        ) from exc
+        ) from (limit or exc)  # a limit names itself once, not once per partial it passed through
     finally:
         interp.scopes.pop()

@@ -85,7 +85,7 @@ async def _select(
     return NOTHING if top else chosen
 
 
-@command("select", binds=names_first_argument, generates=True)
+@command("select", binds=names_first_argument, generates=True, usage="{{select 'name' options=['a', 'b']}}")
 async def select(
     interp: Interpreter,
     node: Node,

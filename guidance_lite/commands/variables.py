@@ -19,7 +19,7 @@ def _set_names(site: CallSite) -> Effects:
     return Effects(sets=(site.string(0, "name"),))
 
 
-@command("set", binds=_set_names)
+@command("set", binds=_set_names, usage="{{set 'name' value}} or {{set {'a': 1, 'b': 2}}}")
 async def set_(interp: RunContext, node: Node, name: Any, value: Any = NOTHING, *, hidden: bool = True) -> Any:
     """``{{set 'x' value}}`` or ``{{set {'x': 1, 'y': 2}}}``; ``hidden=False`` also inserts the value."""
     if value is NOTHING:
@@ -37,7 +37,7 @@ async def set_(interp: RunContext, node: Node, name: Any, value: Any = NOTHING, 
     return NOTHING
 
 
-@command("await", binds=lambda site: Effects(reads=(site.string(0, "name"),)))
+@command("await", binds=lambda site: Effects(reads=(site.string(0, "name"),)), usage="{{await 'name'}}")
 async def await_(interp: RunContext, node: Node, name: str) -> Any:
     """Return the variable's value and consume it; pause the program until it is given when missing."""
     if not isinstance(name, str):
@@ -64,14 +64,15 @@ async def block_(interp: RunContext, node: Block, name: Optional[str] = None, *,
         interp.set_variable(name, text)
 
 
-@command("parse", binds=lambda site: Effects(sets=(site.string(None, "name"),)))
+@command("parse", binds=lambda site: Effects(sets=(site.string(None, "name"),)), usage="{{parse template name='x'}}")
 async def parse_(interp: RunContext, node: Node, template: Any, *, name: Optional[str] = None) -> Any:
     """Run a string as template code: the one deliberate way to do so (values are otherwise always data)."""
     if not isinstance(template, str):
         raise TypeError(f"parse takes a template string, got {type(template).__name__}")
     parsed, _ = interp.load_template(template, "<parse>")
     start = len(interp.state.spans)
-    await interp.render(parsed.body)
+    with interp.nested_template():
+        await interp.render(parsed.body)
     if name is not None:
         interp.assign(name, interp.state.visible_text_since(start))
     return NOTHING

@@ -17,6 +17,8 @@ BACKENDS: dict[str, str] = {  # name -> module (relative to this package, or abs
     "OpenAI": ".openai",
     "OpenAICompletion": ".completion",
     "LlamaCpp": ".llamacpp",
+    "Replay": ".replay",
+    "ReplayMismatch": ".replay",
     "default": ".defaults",
     "set_default": ".defaults",
 }

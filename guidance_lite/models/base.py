@@ -11,9 +11,10 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Optional, Union
 
 from ..errors import GuidanceLiteError
-from ..stopping import as_list
+from ..stopping import REGEX_SECONDS, as_list
 from ..tools.call import ToolCall, new_call_id
 from ..tools.errors import ToolChoiceError
+from ..tools.records import ToolCallRecord
 from ..tools.spec import ToolChoice, ToolSpec, resolve_tool_choice, tool_specs
 
 __all__ = [
@@ -148,7 +149,8 @@ class GenRequest(GenParams):
 
     ``messages`` and ``prompt`` are computed lazily from a snapshot of program state, so building a request costs the
     same whatever the transcript length; a backend reads the one it needs. ``messages`` is None for templates that
-    use no role blocks (text mode). ``prefill`` is assistant text already rendered in the open assistant block.
+    use no role blocks (text mode); then ``prompt_with_values`` tells the template's text from the values in it.
+    ``prefill`` is assistant text already rendered in the open assistant block.
     ``caching`` is the program's ``caching=`` option for backends with a request cache: None leaves it to the
     backend's ``cache=``, False neither reads nor writes the cache, True uses it (the default cache file when the
     backend was made without one).
@@ -158,6 +160,8 @@ class GenRequest(GenParams):
     prompt_fn: Optional[Callable[[], str]] = None
     prefill: str = ""
     caching: Optional[bool] = None
+    values_prompt_fn: Optional[Callable[[Callable[[str], str]], str]] = None
+    regex_timeout: float = REGEX_SECONDS  # seconds one stop_regex match may take (the run's Limits.regex_seconds)
     _messages: Optional[list[Message]] = field(default=None, init=False, repr=False)
     _prompt: Optional[str] = field(default=None, init=False, repr=False)
 
@@ -181,6 +185,12 @@ class GenRequest(GenParams):
         if self._prompt is None:
             self._prompt = self.prompt_fn() if self.prompt_fn is not None else ""
         return self._prompt
+
+    def prompt_with_values(self, escape: Callable[[str], str]) -> str:
+        """The text-mode prompt with each value in it (inserted values, model output, tool results) passed through
+        ``escape``, the template's own text as written: how a completion backend keeps values from forging chat
+        turns (``ToolFormat.neutralize_value``). A request built without a program has no values to tell apart."""
+        return self.values_prompt_fn(escape) if self.values_prompt_fn is not None else self.prompt
 
 
 class Model:
@@ -224,6 +234,11 @@ class Model:
         if final is None:
             raise ModelError(f"{self.name}: the stream ended without a completion")
         return final
+
+    def tool_outcome(self, call: ToolCall, arguments: dict) -> Optional[ToolCallRecord]:
+        """The outcome of a tool call this model already knows, used instead of running the tool: a replay answers
+        from its trace. None (every live backend) runs the tool."""
+        return None
 
     def count_tokens(self, text: str) -> int:
         """Token estimate for context-window checks (backends with a tokenizer override this)."""

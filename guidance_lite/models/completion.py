@@ -228,7 +228,9 @@ class OpenAICompletion(RemoteModel):
             prompt = self._chat_prompt(request) + forced_prefix
             stops = stop_sequences(self.chat_template)
         else:
-            prompt, stops = request.prompt, []  # text mode: the transcript so far, including any text before gen
+            # text mode: the transcript so far (any text before gen included), control markers inside its values
+            # neutralised as a chat template does inside messages; the template's own markers are kept
+            prompt, stops = request.prompt_with_values(self.tool_format.neutralize_value), []
         stops += [s for s in (request.stop or []) if s and s not in stops]
         body: dict[str, Any] = {"model": params.pop("model", self.model), "prompt": prompt}
         body.update(params)

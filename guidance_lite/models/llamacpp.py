@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Optional, Union
 
 from .. import constraints
 from ..errors import GuidanceLiteError
-from ..stopping import StopMatcher, as_list
+from ..stopping import REGEX_SECONDS, StopMatcher, as_list
 from .base import Choice, Completion, Delta, GenRequest, Model, ModelError, Usage
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -499,7 +499,7 @@ class LlamaCpp(Model):
                     "tools need role blocks: put the prompt in {{#user}}…{{/user}} and the gen inside "
                     "{{#assistant}}…{{/assistant}}"
                 )
-            tokens = self._with_bos(self.tokenize(request.prompt))
+            tokens = self._with_bos(self.tokenize(request.prompt_with_values(fmt.neutralize_value)))
             if not tokens:  # llama.cpp can't sample without a single token of context
                 assert self._vocab is not None
                 if self._vocab.bos < 0:
@@ -597,13 +597,14 @@ class LlamaCpp(Model):
         seed: int,
         cancel: threading.Event,
         on_text: Callable[[str], None],
+        regex_timeout: float = REGEX_SECONDS,
     ) -> _Run:
         """Generate from ``prompt`` until EOG, a stop, a trigger, a stray control token or ``max_tokens``."""
         llama_cpp = _llama_cpp()
         llm, vocab = self._llama, self._vocab
         assert llm is not None and vocab is not None
         compiled = self._grammar(grammar) if grammar else None
-        matcher = StopMatcher(list(stops) + [t for t in triggers if t not in stops], stop_regex)
+        matcher = StopMatcher(list(stops) + [t for t in triggers if t not in stops], stop_regex, regex_timeout)
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         llm.set_seed(seed)
         count, finish, stop_text = 0, "length", None
@@ -673,6 +674,7 @@ class LlamaCpp(Model):
                 seed,
                 cancel,
                 on_text,
+                request.regex_timeout,
             )
             generated += run.tokens
             if run.trigger is not None and plan.lazy_grammar is not None:

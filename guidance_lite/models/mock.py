@@ -104,7 +104,7 @@ class Mock(Model):
             text, finish, stop_text = str(reply), "stop", None
         if request.options:
             text = self._pick(text, request.options)
-        kept, hit = apply_stops(text, as_list(request.stop), as_list(request.stop_regex))
+        kept, hit = apply_stops(text, as_list(request.stop), as_list(request.stop_regex), request.regex_timeout)
         if hit is not None:
             text, stop_text, finish = kept, hit, "stop"
         if request.max_tokens is not None and request.max_tokens >= 0:

@@ -17,7 +17,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Optional
 
-from ..chat_templates import ZERO_WIDTH_SPACE
+from ..chat_templates import ZERO_WIDTH_SPACE, neutralize
 from ..tools import ToolCall, ToolChoice, ToolSpec, new_call_id, resolve_tool_choice, tool_specs
 from .history import HistoryItem, normalize_history
 from .json_reader import Reader
@@ -82,6 +82,11 @@ class ToolFormat(ABC):
             if marker in text:
                 text = text.replace(marker, marker[0] + ZERO_WIDTH_SPACE + marker[1:])
         return text
+
+    def neutralize_value(self, text: str) -> str:
+        """A value rendered into a text-mode prompt: chat-template control markers (``chat_templates.neutralize``)
+        and this format's markers broken, so model output, tool results and arguments can't forge turns or calls."""
+        return self.escape(neutralize(text))
 
     # ---- output side --------------------------------------------------------------------------------------------
     def parse(self, text: str, tools: Optional[Iterable[Any]] = None) -> tuple[str, list[ToolCall]]:

@@ -11,6 +11,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Optional
 
+from ..observe import ToolCallInfo, ToolWatch, observed
 from .call import ToolCall
 from .errors import MissingImplementation, ToolArgumentError, ToolDefinitionError, ToolExecutionError
 from .records import (
@@ -30,6 +31,8 @@ DEFAULT_TOOL_TIMEOUT = 120.0  # seconds a call may run when no tool_timeout= is 
 DENIED_MESSAGE = "the user denied this call"
 
 HookResult = Any  # True / None (run), False (deny), dict (replacement arguments)
+# a call and its arguments -> the recorded record whose outcome to use instead of running the tool (None: run it)
+ReplayedOutcome = Callable[[ToolCall, dict], Optional[ToolCallRecord]]
 
 
 async def _ask_hook(hook: Callable[[ToolCall], HookResult | Awaitable[HookResult]], call: ToolCall) -> HookResult:
@@ -39,12 +42,30 @@ async def _ask_hook(hook: Callable[[ToolCall], HookResult | Awaitable[HookResult
     return answer
 
 
+async def _observed_call(
+    call: ToolCall,
+    tools: Mapping[str, Tool],
+    timeout: Optional[float],
+    hook: Optional[Callable],
+    overrides: Mapping[str, Any],
+    watch: ToolWatch,
+    replayed: Optional[ReplayedOutcome],
+) -> ToolCallRecord:
+    """``_run_call`` reported to the run's observers (start, then the record or the error that stopped it)."""
+    info = watch.tool_call_started(call)
+    return await observed(
+        info, _run_call(call, tools, timeout, hook, overrides, replayed, info), watch.tool_call_finished
+    )
+
+
 async def _run_call(
     call: ToolCall,
     tools: Mapping[str, Tool],
     timeout: Optional[float],
     hook: Optional[Callable],
     overrides: Mapping[str, Any],
+    replayed: Optional[ReplayedOutcome] = None,
+    info: Optional[ToolCallInfo] = None,
 ) -> ToolCallRecord:
     record = ToolCallRecord(
         id=call.id, name=call.name, arguments=None, arguments_json=call.arguments_json, started_at=time.perf_counter()
@@ -78,6 +99,12 @@ async def _run_call(
     if overrides:
         arguments = {**arguments, **overrides}
     record.arguments = arguments
+    if info is not None:
+        info.ran = True
+    if replayed is not None:
+        outcome = replayed(call, arguments)
+        if outcome is not None:
+            return record.take_outcome(outcome)
     record.started_at = time.perf_counter()
     limit = DEFAULT_TOOL_TIMEOUT if timeout is None else timeout
     try:
@@ -116,6 +143,8 @@ async def dispatch(
     errors: str = "feedback",
     on_tool_call: Optional[Callable] = None,
     overrides: Optional[Mapping[str, Any]] = None,
+    watch: Optional[ToolWatch] = None,
+    replayed: Optional[ReplayedOutcome] = None,
 ) -> list[ToolCallRecord]:
     """Run every call concurrently; return one record per call, in call order.
 
@@ -125,7 +154,9 @@ async def dispatch(
     whose arguments parse) may approve (True/None), deny (False) or replace the arguments (dict); ``overrides``
     replace/add argument keys of every call (after the hook, before validation). ``timeout`` bounds each call's
     validation + run, not the hook (a person may take a while to answer); None means ``DEFAULT_TOOL_TIMEOUT``
-    (read when the calls run), ``math.inf`` no limit.
+    (read when the calls run), ``math.inf`` no limit. ``watch`` reports each call to the run's observers;
+    ``replayed(call, arguments)`` may give a call's recorded outcome, used instead of running the tool (a replay
+    answers from its trace; None runs it).
     """
     if errors not in ERROR_MODES:
         raise ValueError(
@@ -145,7 +176,11 @@ async def dispatch(
             f"dispatch needs Tool objects by name (see make_toolset); not a Tool: {', '.join(map(repr, bad))}"
         )
     overrides = dict(overrides or {})
-    records = list(await asyncio.gather(*(_run_call(call, tools, timeout, on_tool_call, overrides) for call in calls)))
+    if watch is None:
+        runs = [_run_call(call, tools, timeout, on_tool_call, overrides, replayed) for call in calls]
+    else:
+        runs = [_observed_call(call, tools, timeout, on_tool_call, overrides, watch, replayed) for call in calls]
+    records = list(await asyncio.gather(*runs))
     if errors == "raise":
         failed = next((r for r in records if r.error is not None), None)
         if failed is not None:

@@ -107,6 +107,12 @@ class ToolCallRecord:
         self.exception = exception
         return self
 
+    def take_outcome(self, recorded: ToolCallRecord) -> ToolCallRecord:
+        """This call ends as ``recorded`` did (result, content, error, duration): how a replayed call ends."""
+        self.result, self.content, self.duration = recorded.result, recorded.content, recorded.duration
+        self.error, self.error_type = recorded.error, recorded.error_type
+        return self
+
     def to_dict(self) -> dict:
         """JSON-friendly form (the result converted with pydantic's JSON rules, ``str`` as a fallback)."""
         return {
