@@ -8,7 +8,8 @@ import sys
 from typing import Any
 
 import pytest
-from test_display import XSS, Node, parse
+from html_tree import Node
+from test_display import XSS, parse
 
 import guidance_lite as gl
 from guidance_lite.display import CSS
