@@ -195,6 +195,7 @@ async def _amap_in_processes(
     async def part(indices: list[int]) -> tuple[list[int], tuple[list[Any], list[Optional[float]]]]:
         return indices, await loop.run_in_executor(pool, _run_part, batch, indices, per_process)
 
+    finished_all = False
     try:
         for finished in asyncio.as_completed([part(indices) for indices in _parts(len(items), processes)]):
             indices, (outcomes, durations) = await finished
@@ -204,8 +205,10 @@ async def _amap_in_processes(
                 results[index], seconds[index] = outcome, duration
             if bar is not None:
                 bar.update(len(outcomes))
+        finished_all = True
     finally:
-        pool.shutdown(wait=False, cancel_futures=True)  # after a failure: parts not started are dropped
+        # done: the workers are idle and exit at once (and are reaped); after a failure parts not started are dropped
+        pool.shutdown(wait=finished_all, cancel_futures=True)
         del _FORKED[batch]
         if bar is not None:
             bar.close()
