@@ -190,7 +190,7 @@ _STYLES: dict[str, tuple[str, str]] = {
 _ANSI_RESET = "\x1b[0m"
 
 TOKEN_CSS = """
-.gl-root .gl-tok-delim{opacity:.6}
+.gl-root .gl-tok-delim{color:var(--gl-muted,#57606a)}
 .gl-root .gl-tok-keyword{color:#7c3aed;font-weight:600}
 .gl-root .gl-tok-command{color:#0369a1}
 .gl-root .gl-tok-gen{color:#047857;font-weight:700}

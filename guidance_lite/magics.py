@@ -145,7 +145,7 @@ class TemplateMagics(Magics):
         words, options = parse_magic_line(line, PROGRAM_USAGE)
         name = _variable_name(words, PROGRAM_USAGE, required=True)
         assert name is not None
-        kwargs = {"name": name, **self._evaluate(options, PROGRAM_USAGE)}
+        kwargs = {"template_name": name, **self._evaluate(options, PROGRAM_USAGE)}
         self.namespace[name] = _make_program(f"%%program {line}", cell, kwargs)
 
     @cell_magic
@@ -155,7 +155,7 @@ class TemplateMagics(Magics):
         name = _variable_name(words, RUN_USAGE, required=False)
         kwargs = self._evaluate(options, RUN_USAGE)
         magic_line = f"%%run_program {line}"
-        program = _make_program(magic_line, cell, {"name": name, **kwargs} if name else kwargs)
+        program = _make_program(magic_line, cell, {"template_name": name, **kwargs} if name else kwargs)
         reserved = {"model", *OPTION_NAMES, *kwargs}
         namespace = self.namespace
         arguments = {

@@ -759,6 +759,8 @@ def _describe_fault(source: str, pos: int, expected: set[str], tag_start: int) -
     ch = rest[:1]
     if rest.startswith("}}") or rest.startswith("~}}"):
         tag = source[tag_start : pos + (3 if rest.startswith("~") else 2)]
+        if len(tag) > 60:  # a hint names the tag, it does not repeat it (the excerpt above already shows where)
+            tag = tag[:28] + "…" + tag[-28:]
         if expected & _VALUE_STARTS:
             return "the tag ends where a value was expected", f"complete the expression in {tag!r}", "}}"
         return "the tag ends too early", f"complete the tag {tag!r}", "}}"

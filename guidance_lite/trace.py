@@ -72,7 +72,7 @@ class TraceRun:
     def program(self, *, tools: str = "recorded", model: Any = None) -> Program:
         """The recorded template as a Program answered by a ``Replay`` of this trace (or by ``model``)."""
         return Program(
-            self.template, model if model is not None else Replay(self.recording, tools=tools), name=self.name
+            self.template, model if model is not None else Replay(self.recording, tools=tools), template_name=self.name
         )
 
     def replay(self, *, tools: str = "recorded", model: Any = None, **overrides: Any) -> Result:

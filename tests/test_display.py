@@ -502,7 +502,7 @@ def test_every_text_reaches_wcag_aa_contrast_in_light_and_dark_themes():
     for theme in THEMES:
         runs = [run for markup in every_view() for run in text_contrasts(markup, _CSS, theme)]
         classes = {run.classes for run in runs}
-        for needed in ("gl-role-attr", "gl-tool-meta", "gl-error-type", "gl-label", "gl-footer", "gl-tag gl-tag-gen"):
+        for needed in ("gl-role-attr", "gl-tool-meta", "gl-error-type", "gl-label", "gl-footer", "gl-tok-gen"):
             assert any(needed in c for c in classes), (theme.name, needed)  # the sample covers it
         low = [(round(run.ratio, 2), run.classes, run.text[:30]) for run in runs if run.ratio < 4.5]
         assert not low, f"{theme.name}: {low}"

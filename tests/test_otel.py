@@ -72,7 +72,7 @@ def test_a_tool_loop_makes_a_run_span_with_model_and_tool_spans_attribute_by_att
             {"content": "Both 21 °C.", "usage": {"prompt_tokens": 50, "completion_tokens": 5, "total_tokens": 55}},
         )
         model = gl.models.OpenAI("scripted-model", base_url=server.base_url)
-        gl.Program(EXPLICIT_LOOP, name="weather")(question="Paris and Rome?", tools=[get_weather], model=model)
+        gl.Program(EXPLICIT_LOOP, template_name="weather")(question="Paris and Rome?", tools=[get_weather], model=model)
     found = by_name(spans.get_finished_spans())
     assert sorted(found) == ["chat scripted-model", "execute_tool get_weather", "invoke_workflow weather"]
     (run,) = found["invoke_workflow weather"]

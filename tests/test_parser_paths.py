@@ -123,6 +123,10 @@ def test_error_positions_come_from_the_lexer() -> None:
     err = syntax_error("{{x}}}\n{{#if a}}{{y z=}}{{/if}}")
     assert (err.message, err.line, err.col, err.text) == ("the tag ends where a value was expected", 2, 16, "}}")
     assert err.hint == "complete the expression in '{{y z=}}'"
+    # a hostile 5,000-character tag: the hint names it by its ends, the excerpt shows a window (the error stays short)
+    err = syntax_error("{{" + "[" * 5000 + "}}")
+    assert err.hint == "complete the expression in '{{" + "[" * 26 + "…" + "[" * 26 + "}}'"
+    assert len(str(err)) < 600
     # a complete comment inside an unclosed tag: the tag is what was never closed, not the comment
     for source in ("{{x {{~!~}}", "{{ {{!-- c --}}"):
         err = syntax_error(source)

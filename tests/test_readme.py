@@ -63,7 +63,20 @@ def readme_blocks(text: str) -> list[CodeBlock]:
 
 
 BLOCKS = readme_blocks(README.read_text(encoding="utf-8"))
-RUNNABLE = [block for block in BLOCKS if block.language in ("python", "bash")]
+RUNNABLE = [block for block in BLOCKS if block.language in ("python", "bash", "ipython")]
+
+
+# Runs argv[1] as one IPython cell after `import guidance_lite as gl` and `%load_ext guidance_lite` (what the README
+# says a notebook does first); a failing cell exits non-zero.
+IPYTHON_CELL = """
+import sys
+from IPython.core.interactiveshell import InteractiveShell
+shell = InteractiveShell.instance()
+for cell in ("import guidance_lite as gl\\n%load_ext guidance_lite", sys.argv[1]):
+    outcome = shell.run_cell(cell)
+    if not outcome.success:
+        sys.exit(1)
+"""
 
 
 def offline_env() -> dict[str, str]:
@@ -98,7 +111,7 @@ def check_ran(block: CodeBlock, proc: subprocess.CompletedProcess) -> None:
 # ---- the blocks themselves -----------------------------------------------------------------------------------------
 def test_the_readme_has_its_blocks() -> None:
     languages = {block.language for block in BLOCKS}
-    assert languages <= {"python", "bash", "text"}, f"fences the README test can't check: {languages}"
+    assert languages <= {"python", "bash", "ipython", "text"}, f"fences the README test can't check: {languages}"
     assert RUNNABLE[0].language == "python" and RUNNABLE[0].heading == "" and "gl.Program" in RUNNABLE[0].code
     assert sum(block.setup for block in BLOCKS) == 2  # the two setup commands at the top
 
@@ -107,6 +120,8 @@ def test_the_readme_has_its_blocks() -> None:
 def test_readme_block_runs(block: CodeBlock, tmp_path: Path) -> None:
     if block.language == "python":
         proc = run_block([sys.executable, "-"], tmp_path, stdin=block.code)
+    elif block.language == "ipython":  # a notebook cell: run in a real IPython shell after the notebook's setup cell
+        proc = run_block([sys.executable, "-c", IPYTHON_CELL, block.code], tmp_path)
     else:
         proc = run_block(["bash", "-euo", "pipefail", "-c", block.code], tmp_path)
     check_ran(block, proc)

@@ -237,7 +237,7 @@ def test_recorded_model_errors_and_tool_errors_replay_identically(tmp_path: Path
 def test_the_trace_is_versioned_json_lines_in_the_documented_order(tmp_path: Path) -> None:
     trace = tmp_path / "run.jsonl"
     model = gl.models.Mock([{"tool_calls": [{"name": "get_weather", "arguments": {"city": "Oslo"}}]}, "Fine."])
-    gl.Program(EXPLICIT_LOOP, name="weather")(question="Oslo?", tools=[get_weather], model=model, record=trace)
+    gl.Program(EXPLICIT_LOOP, template_name="weather")(question="Oslo?", tools=[get_weather], model=model, record=trace)
     events = events_of(trace)
     assert events[0]["event"] == "trace" and events[0]["schema_version"] == tracefile.SCHEMA_VERSION == 1
     assert events[0]["library"] == "guidance_lite" and events[0]["version"] == gl.__version__
@@ -501,7 +501,7 @@ def test_an_attached_observer_sees_every_moment_in_order() -> None:
         model = gl.models.Mock(
             [{"tool_calls": [{"name": "get_weather", "arguments": {"city": "Oslo"}}]}, "Fine, fine."], chunk_size=5
         )
-        gl.Program(EXPLICIT_LOOP, name="w")(question="Oslo?", tools=[get_weather], model=model)
+        gl.Program(EXPLICIT_LOOP, template_name="w")(question="Oslo?", tools=[get_weather], model=model)
     finally:
         gl.observe.remove_observer(log)
     assert log.seen == [

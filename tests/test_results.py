@@ -8,8 +8,8 @@ import sys
 from typing import Any
 
 import pytest
-from html_tree import Node
-from test_display import XSS, parse
+from html_tree import Node, parse
+from test_display import XSS
 
 import guidance_lite as gl
 from guidance_lite.display import CSS
