@@ -97,13 +97,13 @@ class BatchTiming:
     server_cpu: float  # the server process over the same window
 
 
-async def _cpu_with_children() -> float:
+def _cpu_with_children() -> float:
     """This process's CPU seconds plus those of its ended worker processes (``map(processes=…)`` reaps its workers)."""
     times = os.times()
     return time.process_time() + times.children_user + times.children_system
 
 
-def timed_batch(
+async def timed_batch(
     client: BatchClient, programs: int, concurrency: int, server_cpu: Callable[[], float], profiler: Any = None
 ) -> BatchTiming:
     """One round of ``concurrency`` programs to warm up (connection pool, imports, caches), then programs

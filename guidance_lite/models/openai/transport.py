@@ -134,6 +134,25 @@ async def _close_at_shutdown(client: Any) -> AsyncGenerator[None, None]:
         await client.close()
 
 
+def _close_clients(*tables: weakref.WeakKeyDictionary) -> None:
+    """When a transport is collected (or at exit): close its clients on their loops that still run (the sync API's
+    background loop), so that no "Unclosed client session" is reported; waits briefly unless called on that loop."""
+    try:
+        current: Optional[asyncio.AbstractEventLoop] = asyncio.get_running_loop()
+    except RuntimeError:
+        current = None
+    for table in tables:
+        for loop, client in list(table.items()):
+            if loop.is_closed() or not loop.is_running():
+                continue
+            closing = asyncio.run_coroutine_threadsafe(client.close(), loop)
+            if loop is not current:
+                try:
+                    closing.result(timeout=2)
+                except Exception:  # a client that fails to close is left to the collector
+                    pass
+
+
 class OpenAITransport:
     """The connection to one OpenAI-compatible server for one model name.
 
@@ -190,6 +209,7 @@ class OpenAITransport:
             asyncio.AbstractEventLoop, list[tuple[AsyncGenerator[None, None], asyncio.Future]]
         ] = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
+        weakref.finalize(self, _close_clients, self.clients, self.stream_clients)
         self.cache = open_cache(cache)
         self._program_cache: Optional[RequestCache] = None  # opened for programs run with caching=True
 
