@@ -72,8 +72,8 @@ def capped_http_client(
 
     Why aiohttp for plain requests: under concurrency the httpx transport spends most of a request's client CPU in its
     connection pool (it scans every idle connection twice per request); the SDK's aiohttp client
-    (``DefaultAioHttpClient``, the ``openai[aiohttp]`` extra) is the same httpx API over aiohttp's pool and several
-    times cheaper per request (``benchmarks/bench_peers.py``). Why httpx for streams: when a server resets the
+    (``DefaultAioHttpClient``, the ``openai[aiohttp]`` extra) is the same httpx API over aiohttp's pool and 1.6x
+    cheaper per request (``benchmarks/RESULTS.md``). Why httpx for streams: when a server resets the
     connection mid-stream, aiohttp may drop the chunks that arrived just before the reset (the answer then looks
     unstarted and is sent again); httpx hands them on, so a broken stream is reported with what it delivered."""
     import openai as openai_sdk
