@@ -63,6 +63,7 @@ sections (the machine and its load differ).
 BATCH_CLIENTS = [
     Client("gl", "guidance_lite (program.amap)", PROJECT, "runs_gl", "default", "guidance_lite"),
     Client("gl-plain", "guidance_lite, gen stream=False", PROJECT, "runs_gl", "plain", "guidance_lite"),
+    Client("gl-processes", "guidance_lite, map(processes=2)", PROJECT, "runs_gl", "processes", "guidance_lite"),
     Client("sdk-httpx-stream", "SDK streaming (httpx)", "openai", "runs_sdk", "httpx-stream", "baseline"),
     Client("sdk-httpx-plain", "SDK plain (httpx)", "openai", "runs_sdk", "httpx-plain", "baseline"),
     Client("sdk-aiohttp-stream", "SDK streaming (aiohttp)", "openai", "runs_sdk", "aiohttp-stream", "baseline"),

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Optional, Union
 
 from .errors import GuidanceLiteError
 from .events import TextDelta, ToolCallDelta
-from .models.base import Choice, Completion, Delta, GenParams, GenRequest, ModelError
+from .models.base import Choice, Completion, Delta, GenParams, GenRequest, Model, ModelError
 from .observe import ModelCallInfo, observed
 from .stopping import StopMatcher, apply_stops, as_list
 from .tools import (
@@ -79,6 +79,8 @@ def build_request(interp: Interpreter, node: Node, params: GenParams) -> GenRequ
     # a parallel-each fork: its own text (captured so far) continues the shared prefix
     local = tuple(interp.captures[0]) if interp.captures and interp.captures[0] else ()
     prompt = state.prompt_snapshot(local)
+    settings = params.settings()
+    settings["stream"] = wants_stream(interp, params, model)
     return GenRequest(
         messages_fn=messages_fn,
         prompt_fn=prompt,
@@ -86,8 +88,22 @@ def build_request(interp: Interpreter, node: Node, params: GenParams) -> GenRequ
         prefill=prefill,
         caching=interp.options.get("caching"),
         regex_timeout=interp.limits.regex_seconds,
-        **params.settings(),
+        **settings,
     )
+
+
+def wants_stream(interp: Interpreter, params: GenParams, model: Model) -> bool:
+    """Whether to ask for a streamed answer (the one place that decides): as the gen says (``stream=True/False``),
+    else only when it is of use — someone listens (``stream()``/``astream()``, the live view, a listener), or a stop
+    needs the client to end the answer early (a ``stop_regex``, or more stop strings than the server stops at).
+
+    Why not always: a plain answer costs the client a fraction of a streamed one (one body instead of a chunk per
+    token), and a batch of silent runs is bound by that cost."""
+    if params.stream is not None:
+        return params.stream
+    if interp.listeners or params.stop_regex:
+        return True
+    return len(params.stop or ()) > model.server_stops
 
 
 def _assistant_prefill(state: ProgramState, model: Any) -> str:

@@ -416,24 +416,47 @@ class Program:
             future.cancel()
 
     def map(
-        self, inputs: list, *, concurrency: int = 16, progress: bool = False, return_exceptions: bool = True
+        self,
+        inputs: list,
+        *,
+        concurrency: int = 16,
+        progress: bool = False,
+        return_exceptions: bool = True,
+        processes: Optional[int] = None,
     ) -> Results:
-        """Run many instances concurrently on one event loop; results in input order (a table in notebooks)."""
+        """Run many instances concurrently on one event loop (or ``processes`` worker processes); results in input
+        order (a table in notebooks)."""
         __tracebackhide__ = True
         try:
             return run_sync(
                 batch.amap(
-                    self, inputs, concurrency=concurrency, progress=progress, return_exceptions=return_exceptions
+                    self,
+                    inputs,
+                    concurrency=concurrency,
+                    progress=progress,
+                    return_exceptions=return_exceptions,
+                    processes=processes,
                 )
             )
         except GuidanceLiteError as exc:
             raise for_user(exc) from exc.__cause__
 
     async def amap(
-        self, inputs: list, *, concurrency: int = 16, progress: bool = False, return_exceptions: bool = True
+        self,
+        inputs: list,
+        *,
+        concurrency: int = 16,
+        progress: bool = False,
+        return_exceptions: bool = True,
+        processes: Optional[int] = None,
     ) -> Results:
         return await batch.amap(
-            self, inputs, concurrency=concurrency, progress=progress, return_exceptions=return_exceptions
+            self,
+            inputs,
+            concurrency=concurrency,
+            progress=progress,
+            return_exceptions=return_exceptions,
+            processes=processes,
         )
 
     # ---- display -----------------------------------------------------------------------------------------------------

@@ -310,6 +310,12 @@ class Report:
                 f"; stretch ≥ {TARGET_BATCH_IDEAL} of ideal: {gl.of_ideal:.3f} "
                 f"({'met' if gl.of_ideal >= TARGET_BATCH_IDEAL else 'missed'})."
             )
+            spread = self.cell(top, "gl-processes")
+            if spread:
+                line += (
+                    f" With map(processes=2): {spread.throughput:.0f}/s = {spread.throughput / peer.throughput:.2f}× "
+                    f"({spread.of_ideal:.3f} of ideal)."
+                )
             if not met:
                 line += (
                     f" Limit: client CPU {gl.cpu_ms:.1f} ms per program (the peer: {peer.cpu_ms:.1f} ms); the "

@@ -35,7 +35,9 @@ LOOP_TEMPLATE = """{{#system~}}You are a helpful assistant.{{~/system}}
   {{#function~}}{{answer()}}{{~/function}}
 {{~/each}}
 """
-BATCH_VARIANTS = {"default": "", "plain": " stream=False"}  # plain: the gen option that turns streaming off
+# variant -> (gen options, worker processes): plain turns streaming off by hand (a silent run is plain anyway since
+# issue 10), processes spreads the batch over two worker processes (``map(processes=2)``)
+BATCH_VARIANTS = {"default": ("", None), "plain": (" stream=False", None), "processes": ("", 2)}
 
 
 def _model(base_url: str) -> gl.models.OpenAI:
@@ -48,11 +50,13 @@ class GlBatch:
     def __init__(self, base_url: str, variant: str) -> None:
         if variant not in BATCH_VARIANTS:
             raise Unavailable(f"unknown guidance_lite batch variant {variant!r}")
+        options, self.processes = BATCH_VARIANTS[variant]
         self.model = _model(base_url)
-        self.program = gl.Program(BATCH_TEMPLATE % (MAX_TOKENS, BATCH_VARIANTS[variant]), model=self.model, silent=True)
+        self.program = gl.Program(BATCH_TEMPLATE % (MAX_TOKENS, options), model=self.model, silent=True)
 
     async def run(self, indices: list[int], concurrency: int) -> list[str]:
-        results = await self.program.amap([{"i": i} for i in indices], concurrency=concurrency)
+        inputs = [{"i": i} for i in indices]
+        results = await self.program.amap(inputs, concurrency=concurrency, processes=self.processes)
         for result in results:
             if isinstance(result, BaseException):
                 raise result

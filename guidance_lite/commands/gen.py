@@ -97,7 +97,7 @@ async def gen(
         tools=specs or None,
         tool_choice=offered_choice,
         parallel_tool_calls=parallel_tool_calls,
-        stream=True if stream is None else bool(stream),
+        stream=None if stream is None else bool(stream),
     )
     dispatcher = _dispatcher(
         interp, toolset, name, errors, tool_timeout if tool_timeout is not None else interp.options.get("tool_timeout")

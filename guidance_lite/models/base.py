@@ -110,7 +110,8 @@ class GenParams:
     pattern: Optional[str] = None  # regex the output must match (constrained where the backend can)
     options: Optional[list[str]] = None  # select: the output must be one of these
     extra: dict[str, Any] = field(default_factory=dict)  # other model_kwargs, passed through (None: not given)
-    stream: bool = True
+    # ask the server for a streamed answer? None: the interpreter decides (``generation.wants_stream``)
+    stream: Optional[bool] = None
     _choice: Optional[ToolChoice] = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -164,6 +165,11 @@ class GenRequest(GenParams):
     _messages: Optional[list[Message]] = field(default=None, init=False, repr=False)
     _prompt: Optional[str] = field(default=None, init=False, repr=False)
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.stream is None:  # a request built by hand streams (the interpreter always decides)
+            self.stream = True
+
     @property
     def chat(self) -> bool:
         return self.messages_fn is not None
@@ -195,6 +201,8 @@ class Model:
     - ``text``: takes a plain ``prompt`` (templates without role blocks).
     - ``supports_prefill``: can continue a partly written assistant message.
     - ``can_constrain``: enforces ``pattern`` / ``options`` / tool-argument schemas during generation.
+    - ``server_stops``: how many stop strings the backend has the model itself stop at; with more (or a
+      ``stop_regex``) a remote answer is streamed so that the client can end it early.
     """
 
     name: str = "model"
@@ -202,6 +210,7 @@ class Model:
     text: bool = False
     supports_prefill: bool = False
     can_constrain: bool = False
+    server_stops: int = 0
     context_window: Optional[int] = None
 
     async def stream(self, request: GenRequest) -> AsyncIterator[Union[Delta, Completion]]:

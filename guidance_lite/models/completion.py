@@ -9,6 +9,7 @@ per event loop, retries, error explanations, usage, the request cache).
 
 from __future__ import annotations
 
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -206,6 +207,14 @@ class OpenAICompletion(RemoteModel):
             f"tool_format={self.tool_format.name!r})"
         )
 
+    @property
+    def server_stops(self) -> int:  # type: ignore[override]
+        """Stop strings the server stops at: all of them, except that OpenAI's own API takes 4 (the chat template's
+        come first)."""
+        if self.base_url != DEFAULT_BASE_URL:
+            return sys.maxsize
+        return max(MAX_STOP_SEQUENCES - len(stop_sequences(self.chat_template)), 0)
+
     # ---- request ------------------------------------------------------------------------------------------------
     def request_body(self, request: GenRequest) -> dict:
         """The JSON body sent for ``request`` (without the streaming keys)."""
@@ -303,7 +312,11 @@ class OpenAICompletion(RemoteModel):
         answer = self.transport.serve(
             plan.body,
             lambda: self.transport.exchange(
-                COMPLETIONS, plan.body, plan.options, stream=request.stream, new_reader=lambda: CompletionReader(plan)
+                COMPLETIONS,
+                plan.body,
+                plan.options,
+                stream=request.stream is not False,
+                new_reader=lambda: CompletionReader(plan),
             ),
             self.prompt_tokens,
             caching=request.caching,

@@ -59,6 +59,15 @@ def _key(document: Any) -> str:
     return json.dumps(document, sort_keys=True, ensure_ascii=False)
 
 
+def _request_key(document: dict) -> str:
+    """What a request is matched on: the document without ``params.stream`` (whether the answer was streamed depends
+    on who watched the run — a silent recording replayed with ``--stream`` is the same conversation)."""
+    params = document.get("params")
+    if isinstance(params, dict) and "stream" in params:
+        document = {**document, "params": {k: v for k, v in params.items() if k != "stream"}}
+    return _key(document)
+
+
 class Replay(Model):
     """Answers requests from the trace at ``trace`` (a path, or a ``tracefile.Recording``).
 
@@ -80,7 +89,7 @@ class Replay(Model):
         self._calls = [c for c in self.recording.model_calls if c.response is not None or c.error is not None]
         self._unused: dict[str, deque[int]] = {}  # request document (canonical JSON) -> recorded calls, in order
         for index, call in enumerate(self._calls):
-            self._unused.setdefault(_key(call.request), deque()).append(index)
+            self._unused.setdefault(_request_key(call.request), deque()).append(index)
         self._answered = [False] * len(self._calls)
         self._next = 0  # the earliest recorded call not yet answered
         self._outcomes: dict[str, deque[dict]] = {}  # (id, name, arguments) -> recorded records of calls that ran
@@ -98,7 +107,7 @@ class Replay(Model):
         self.requests.append(request)
         number = len(self.requests)
         document = json.loads(tracefile.dumps(tracefile.request_document(request)))
-        waiting = self._unused.get(_key(document))
+        waiting = self._unused.get(_request_key(document))
         if waiting:
             index = waiting.popleft()
             self._answered[index] = True

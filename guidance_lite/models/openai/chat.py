@@ -54,6 +54,7 @@ class OpenAI(RemoteModel):
     text = False
     supports_prefill = False
     can_constrain = False
+    server_stops = MAX_STOP_SEQUENCES
 
     def __init__(
         self,
@@ -136,7 +137,7 @@ class OpenAI(RemoteModel):
         answer = self.transport.serve(
             body,
             lambda: self.transport.exchange(
-                CHAT, body, options, stream=request.stream, new_reader=lambda: ChatReader(n, taken)
+                CHAT, body, options, stream=request.stream is not False, new_reader=lambda: ChatReader(n, taken)
             ),
             lambda sent: tokens.count_message_tokens(sent["messages"], self.model),
             caching=request.caching,

@@ -8,6 +8,7 @@ becomes) as they arrive and ends the request with a ModelError as soon as it is 
 
 from __future__ import annotations
 
+import importlib.util
 import math
 from collections.abc import AsyncIterator, Callable
 from typing import Any, Optional
@@ -16,6 +17,7 @@ from ..base import ModelError
 from ..timeouts import Timeout
 
 DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024  # far above any real answer, streamed (SSE framing included) or not
+DEFAULT_CONNECTIONS = 1000  # the SDK's own pool size; every one is kept alive (a batch at concurrency c reuses c)
 
 
 def check_max_response_bytes(value: Any) -> int:
@@ -57,8 +59,23 @@ def _capped(read: Callable[..., AsyncIterator[bytes]], server: str, max_bytes: i
     return read_capped
 
 
-def capped_http_client(server: str, max_bytes: int) -> Any:
-    """The SDK's default async HTTP client, with every response body capped at ``max_bytes`` decoded bytes."""
+def aiohttp_installed() -> bool:
+    """Whether the SDK's aiohttp transport can be used (``aiohttp`` importable; ``openai[aiohttp]``)."""
+    return importlib.util.find_spec("aiohttp") is not None
+
+
+def capped_http_client(
+    server: str, max_bytes: int, *, fastest: bool = False, connections: int = DEFAULT_CONNECTIONS
+) -> Any:
+    """An async HTTP client for the SDK, with every response body capped at ``max_bytes`` decoded bytes and a pool of
+    ``connections`` connections, all kept alive; ``fastest``: over aiohttp where it is installed, else httpx.
+
+    Why aiohttp for plain requests: under concurrency the httpx transport spends most of a request's client CPU in its
+    connection pool (it scans every idle connection twice per request); the SDK's aiohttp client
+    (``DefaultAioHttpClient``, the ``openai[aiohttp]`` extra) is the same httpx API over aiohttp's pool and 1.6x
+    cheaper per request (``benchmarks/RESULTS.md``). Why httpx for streams: when a server resets the
+    connection mid-stream, aiohttp may drop the chunks that arrived just before the reset (the answer then looks
+    unstarted and is sent again); httpx hands them on, so a broken stream is reported with what it delivered."""
     import openai as openai_sdk
 
     async def cap(response: Any) -> None:
@@ -68,7 +85,20 @@ def capped_http_client(server: str, max_bytes: int) -> Any:
         # both the SDK's stream reader and a whole-body read go through aiter_bytes (decoded bytes)
         response.aiter_bytes = _capped(response.aiter_bytes, server, max_bytes)
 
-    return openai_sdk.DefaultAsyncHttpxClient(event_hooks={"response": [cap]})
+    limits = type(openai_sdk.DEFAULT_CONNECTION_LIMITS)(
+        max_connections=connections, max_keepalive_connections=connections
+    )
+    if fastest and aiohttp_installed():
+        return openai_sdk.DefaultAioHttpClient(event_hooks={"response": [cap]}, limits=limits)
+    return openai_sdk.DefaultAsyncHttpxClient(event_hooks={"response": [cap]}, limits=limits)
 
 
-__all__ = ["DEFAULT_MAX_RESPONSE_BYTES", "capped_http_client", "sdk_timeout", "too_large", "check_max_response_bytes"]
+__all__ = [
+    "DEFAULT_CONNECTIONS",
+    "DEFAULT_MAX_RESPONSE_BYTES",
+    "aiohttp_installed",
+    "capped_http_client",
+    "sdk_timeout",
+    "too_large",
+    "check_max_response_bytes",
+]

@@ -34,12 +34,14 @@ def sampling_fields(request: GenParams) -> dict[str, Any]:
 
 
 def check_context(body: dict, prompt_tokens: Callable[[dict], int], model: str, context_window: Optional[int]) -> None:
-    """Refuse a request whose prompt (``prompt_tokens(body)``, counted only when the window is known) plus reserved
-    output does not fit the context window."""
+    """Refuse a request whose prompt (``prompt_tokens(body)``, counted only when the window is known and the body
+    is long enough to come near it) plus reserved output does not fit the context window."""
     if not context_window:
         return
-    prompt = prompt_tokens(body)
     reserved = int(body.get("max_tokens") or body.get("max_completion_tokens") or 0)
+    if 4 * len(repr(body)) + reserved <= context_window:
+        return  # certain to fit without counting: a token is at least one UTF-8 byte, a character at most four
+    prompt = prompt_tokens(body)
     if prompt + reserved > context_window:
         raise ModelError(
             f"the request needs about {prompt + reserved} tokens (prompt ~{prompt} + "

@@ -20,7 +20,7 @@ import math
 import os
 import threading
 import weakref
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional, Protocol, Union
@@ -32,6 +32,7 @@ from ..timeouts import Deadline, Timeout
 from .errors import LOCAL_API_KEY, explain_error, scrub_chain
 from .http import DEFAULT_MAX_RESPONSE_BYTES, capped_http_client, check_max_response_bytes, sdk_timeout
 from .malformed import check_body, check_calls, check_event_stream, check_finished, not_json, unreadable
+from .plain import EventStream, decode, http_response_class
 
 if TYPE_CHECKING:  # pragma: no cover
     import openai as openai_sdk
@@ -46,16 +47,18 @@ UNDECODABLE = (json.JSONDecodeError, UnicodeDecodeError, RecursionError)  # the 
 
 @dataclass(frozen=True)
 class Endpoint:
-    """An SDK resource (``client.chat.completions``), the body key that carries its input and the choice key that
-    carries its answer."""
+    """An SDK resource (``client.chat.completions``) and its path (plain requests are posted there directly), the body
+    key that carries its input and the choice key that carries its answer."""
 
     resource: str
+    path: str
     input_key: str
     answer_key: str
+    answer_type: str  # what the SDK calls the answer (errors quoting a plain answer name it so)
 
 
-CHAT = Endpoint("chat.completions", "messages", "message")
-COMPLETIONS = Endpoint("completions", "prompt", "text")
+CHAT = Endpoint("chat.completions", "/chat/completions", "messages", "message", "ChatCompletion")
+COMPLETIONS = Endpoint("completions", "/completions", "prompt", "text", "Completion")
 
 
 class ResponseReader(Protocol):
@@ -120,6 +123,36 @@ def open_cache(cache: Any) -> Optional[RequestCache]:
     raise TypeError(f"cache= must be True/False, a path, or a RequestCache, got {type(cache).__name__}")
 
 
+async def _close_at_shutdown(client: Any) -> AsyncGenerator[None, None]:
+    """Closes ``client`` when its event loop shuts down: ``asyncio.run`` (and every loop runner) closes the async
+    generators still suspended in a loop before closing it, which runs this ``finally`` on that loop. Why: the
+    aiohttp transport's session warns "Unclosed client session" when it is collected unclosed, and programs are not
+    asked to close their models."""
+    try:
+        yield
+    finally:
+        await client.close()
+
+
+def _close_clients(*tables: weakref.WeakKeyDictionary) -> None:
+    """When a transport is collected (or at exit): close its clients on their loops that still run (the sync API's
+    background loop), so that no "Unclosed client session" is reported; waits briefly unless called on that loop."""
+    try:
+        current: Optional[asyncio.AbstractEventLoop] = asyncio.get_running_loop()
+    except RuntimeError:
+        current = None
+    for table in tables:
+        for loop, client in list(table.items()):
+            if loop.is_closed() or not loop.is_running():
+                continue
+            closing = asyncio.run_coroutine_threadsafe(client.close(), loop)
+            if loop is not current:
+                try:
+                    closing.result(timeout=2)
+                except Exception:  # a client that fails to close is left to the collector
+                    pass
+
+
 class OpenAITransport:
     """The connection to one OpenAI-compatible server for one model name.
 
@@ -168,7 +201,15 @@ class OpenAITransport:
         self.clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, openai_sdk.AsyncOpenAI] = (
             weakref.WeakKeyDictionary()
         )
+        # per loop, an async generator that closes the loop's client when the loop shuts down (see _close_at_shutdown)
+        self.stream_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, openai_sdk.AsyncOpenAI] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._closers: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, list[tuple[AsyncGenerator[None, None], asyncio.Future]]
+        ] = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
+        weakref.finalize(self, _close_clients, self.clients, self.stream_clients)
         self.cache = open_cache(cache)
         self._program_cache: Optional[RequestCache] = None  # opened for programs run with caching=True
 
@@ -190,8 +231,9 @@ class OpenAITransport:
         return str(client.base_url), client.api_key if isinstance(client.api_key, str) else None
 
     # ---- clients ------------------------------------------------------------------------------------------------
-    def client(self) -> openai_sdk.AsyncOpenAI:
-        """The AsyncOpenAI client for the running event loop (created on first use in that loop)."""
+    def client(self, *, streamed: bool = False) -> openai_sdk.AsyncOpenAI:
+        """The AsyncOpenAI client for the running event loop (created on first use in that loop): for streamed
+        requests one over httpx, for plain ones one over aiohttp where it is installed (see ``http``)."""
         loop = asyncio.get_running_loop()
         with self._lock:
             if self._given_client is not None:
@@ -199,18 +241,23 @@ class OpenAITransport:
                     self._given_loop = weakref.ref(loop)
                 if self._given_loop() is loop:
                     return self._given_client
-            client = self.clients.get(loop)
+            table = self.stream_clients if streamed else self.clients
+            client = table.get(loop)
             if client is None:
                 # a client's connections reference its loop, so entries of closed loops are dropped by hand
                 self._forget_closed_loops()
-                client = self.clients[loop] = self._new_client()
+                client = table[loop] = self._new_client(fastest=not streamed)
+                closer = _close_at_shutdown(client)
+                started = asyncio.ensure_future(closer.__anext__())  # runs it up to its yield
+                self._closers.setdefault(loop, []).append((closer, started))
             return client
 
     def _forget_closed_loops(self) -> None:
-        for old_loop in [old for old in self.clients if old.is_closed()]:
-            del self.clients[old_loop]
+        for table in (self.clients, self.stream_clients, self._closers):
+            for old_loop in [old for old in table if old.is_closed()]:
+                del table[old_loop]
 
-    def _new_client(self) -> openai_sdk.AsyncOpenAI:
+    def _new_client(self, *, fastest: bool) -> openai_sdk.AsyncOpenAI:
         import openai as openai_sdk
 
         kwargs: dict[str, Any] = {
@@ -219,7 +266,7 @@ class OpenAITransport:
             "organization": self._organization,
             "project": self._project,
             "timeout": sdk_timeout(self.timeout),
-            "http_client": capped_http_client(self.where, self.max_response_bytes),
+            "http_client": capped_http_client(self.where, self.max_response_bytes, fastest=fastest),
         }
         if self._base_url is not None:
             kwargs["base_url"] = self._base_url
@@ -233,10 +280,13 @@ class OpenAITransport:
         """
         current = asyncio.get_running_loop()
         with self._lock:
-            client = self.clients.pop(current, None)
+            self.clients.pop(current, None)
+            self.stream_clients.pop(current, None)
+            closers = self._closers.pop(current, [])
             self._forget_closed_loops()
-        if client is not None:
-            await client.close()
+        for closer, started in closers:
+            await started
+            await closer.aclose()  # closes its client
 
     @property
     def where(self) -> str:
@@ -342,9 +392,20 @@ class OpenAITransport:
         rest = {k: v for k, v in body.items() if k not in ("model", endpoint.input_key)}
         deadline = Deadline(self.timeout.total)
         if not stream:
-            response = await self._create(endpoint, body, rest, False, options, deadline)
-            check_body(self.where, response, endpoint.answer_key)
+            response = await self._post(endpoint, body, options, deadline)
             reader = new_reader()
+            if isinstance(response, EventStream):  # a server that streams anyway: read as the stream it is
+                for chunk in response:
+                    for delta in self._read(reader.feed, chunk, "a stream chunk", chunk):
+                        yield delta
+                for delta in self._read(reader.finish, None, "a stream"):
+                    yield delta
+                completion = self._read(reader.completion, None, "a stream")
+                check_finished(self.where, completion, reader.characters)
+                check_calls(self.where, completion)
+                yield completion
+                return
+            check_body(self.where, response, endpoint.answer_key)
             completion = self._read(reader.read, response, "an answer", response)
             check_calls(self.where, completion)
             for delta in deltas_of(completion):
@@ -404,12 +465,29 @@ class OpenAITransport:
             failure = self.caused(unreadable(self.where, err, part, sent), err)
         raise failure
 
+    async def _post(self, endpoint: Endpoint, body: dict, options: dict, deadline: Deadline) -> Any:
+        """A plain request: ``body`` posted as it is and the answer decoded into Records (``plain``); the SDK's
+        retries, timeouts and status errors apply, its request transforms and response models are skipped."""
+        request_options: dict[str, Any] = {}
+        if options.get("extra_headers"):
+            request_options["headers"] = options["extra_headers"]
+        if options.get("extra_query"):
+            request_options["params"] = options["extra_query"]
+        client: Any = self.client()
+        call = client.post(
+            endpoint.path, cast_to=http_response_class(), body={**body, "stream": False}, options=request_options
+        )
+        response = await self._await(call, deadline)
+        try:
+            return decode(response, endpoint.answer_type)
+        except UNDECODABLE as err:
+            failure = self.caused(not_json(self.where, err), err)
+        raise failure
+
     async def _create(
         self, endpoint: Endpoint, body: dict, rest: dict, stream: bool, options: dict, deadline: Deadline
     ) -> Any:
-        import openai as openai_sdk
-
-        resource: Any = functools.reduce(getattr, endpoint.resource.split("."), self.client())
+        resource: Any = functools.reduce(getattr, endpoint.resource.split("."), self.client(streamed=stream))
         call = resource.create(
             model=body["model"],
             stream=stream,
@@ -417,6 +495,12 @@ class OpenAITransport:
             **options,
             **{endpoint.input_key: body[endpoint.input_key]},
         )
+        return await self._await(call, deadline)
+
+    async def _await(self, call: Any, deadline: Deadline) -> Any:
+        """An SDK call awaited within the deadline, its failures as ModelErrors."""
+        import openai as openai_sdk
+
         failure: BaseException
         try:
             remaining = deadline.remaining()
