@@ -217,7 +217,10 @@ def test_streamed_text_grows_inside_its_message(cells: dict[str, Cell]) -> None:
         assert role(last) == "assistant" and "writing" in last.find_all("gl-role")[0].text()
         assert "It is 21" in last.find_all("gl-body")[0].text()
         assert not parse(markup).root.find_all("gl-plain")  # no separate box outside the message
-        assert "1 running" in footer(markup) and "0 model calls" not in footer(markup)
+        # the call is running, or (a render between the call's end and the block's close, on a busy machine) counted
+        assert ("1 running" in footer(markup) or "2 model calls" in footer(markup)) and "0 model calls" not in footer(
+            markup
+        )
     lengths = [len(boxes(r)[-1].find_all("gl-body")[0].text()) for r in streaming]
     assert lengths == sorted(lengths)
 
