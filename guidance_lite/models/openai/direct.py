@@ -121,6 +121,18 @@ def httpx_error_for(err: BaseException) -> Optional[type]:
     return chosen
 
 
+def env_proxy(url: str) -> tuple[Any, Any]:
+    """The proxy (and its credentials) the environment's ``HTTP(S)_PROXY``/``NO_PROXY`` name for ``url``, as httpx
+    under the SDK would use it; looked up once per session (aiohttp's ``trust_env`` would do it per request)."""
+    import aiohttp.helpers
+    import yarl
+
+    try:
+        return aiohttp.helpers.get_env_proxy_for_url(yarl.URL(url))
+    except LookupError:
+        return None, None
+
+
 class DirectPoster:
     """Plain requests of one transport on one event loop: one aiohttp session (a pool of ``connections``, all kept
     alive) and the loop's SDK client (headers, base URL, status errors)."""
@@ -158,6 +170,7 @@ class DirectPoster:
             json_serialize=json.dumps,
             skip_auto_headers=("User-Agent",),
         )
+        self.proxy, self.proxy_auth = env_proxy(self.base)
 
     async def close(self) -> None:
         await self.session.close()
@@ -207,7 +220,13 @@ class DirectPoster:
         self, url: str, data: bytes, headers: dict[str, str], query: Mapping
     ) -> tuple[int, Mapping[str, str], bytes]:
         async with self.session.post(
-            url, data=data, headers=headers, params=query or None, timeout=self.timeout
+            url,
+            data=data,
+            headers=headers,
+            params=query or None,
+            timeout=self.timeout,
+            proxy=self.proxy,
+            proxy_auth=self.proxy_auth,
         ) as response:
             declared = response.headers.get("content-length", "")
             if declared.isdigit() and int(declared) > self.max_bytes and not response.headers.get("content-encoding"):
@@ -232,7 +251,7 @@ class DirectPoster:
         response = http_library().Response(
             status_code=status, headers=raw, content=content, request=self._request(url, headers, data)
         )
-        return self.sdk._make_status_error_from_response(response)  # noqa: SLF001
+        return self.sdk._make_status_error_from_response(response)
 
 
-__all__ = ["Answer", "DirectPoster", "retry_after", "retry_delay", "should_retry"]
+__all__ = ["Answer", "DirectPoster", "env_proxy", "retry_after", "retry_delay", "should_retry"]

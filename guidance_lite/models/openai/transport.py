@@ -29,8 +29,8 @@ from ... import tokens
 from ...cache import RequestCache, completion_from_record, completion_to_record
 from ..base import Completion, Delta, ModelError, Usage
 from ..timeouts import Deadline, Timeout
-from .errors import LOCAL_API_KEY, explain_error, scrub_chain
 from .direct import DirectPoster
+from .errors import LOCAL_API_KEY, explain_error, scrub_chain
 from .http import (
     DEFAULT_MAX_RESPONSE_BYTES,
     aiohttp_installed,
@@ -500,7 +500,8 @@ class OpenAITransport:
 
     async def _post(self, endpoint: Endpoint, body: dict, options: dict, deadline: Deadline) -> Any:
         """A plain request: ``body`` posted as it is and the answer decoded into Records (``plain``); the SDK's
-        retries, timeouts and status errors apply, its request transforms and response models are skipped."""
+        retries, timeouts and status errors apply, its request transforms and response models are skipped. Straight
+        over aiohttp (``direct``) where it can be, else through the SDK's ``client.post``."""
         poster = self.poster()
         if poster is not None:
             answer = await self._await(
