@@ -14,7 +14,7 @@ import openai
 import pytest
 
 import guidance_lite as gl
-from guidance_lite.models.base import ModelError
+from guidance_lite.errors import TemplateRuntimeError
 from guidance_lite.models.openai import transport as transport_module
 from guidance_lite.models.openai.direct import retry_delay, should_retry
 from guidance_lite.testing import ScriptedServer
@@ -24,6 +24,14 @@ CHAT = "{{#user}}hi{{/user}}{{#assistant}}{{gen 'answer'}}{{/assistant}}"
 
 def run(model: Any) -> Any:
     return gl.Program(CHAT, model=model, silent=True)()
+
+
+def chain(err: BaseException) -> list[BaseException]:
+    """``err`` and the exceptions it was raised from."""
+    found = [err]
+    while found[-1].__cause__ is not None:
+        found.append(found[-1].__cause__)
+    return found
 
 
 def plain_bodies(server: ScriptedServer) -> list[dict]:
@@ -41,15 +49,15 @@ def test_503_twice_then_an_answer_is_retried_by_the_direct_path(scripted_server:
 def test_retries_run_out_with_the_sdk_wording(scripted_server: ScriptedServer) -> None:
     model = gl.models.OpenAI("scripted-model", base_url=scripted_server.base_url, max_retries=1)
     scripted_server.push(*[{"status": 503, "retry_after": 0.01, "error_message": "busy"}] * 2)
-    with pytest.raises(ModelError, match=r"failed \(503\) even after 1 retries.*busy") as caught:
+    with pytest.raises(TemplateRuntimeError, match=r"failed \(503\) even after 1 retries.*busy") as caught:
         run(model)
-    assert isinstance(caught.value.__cause__, openai.InternalServerError)
+    assert any(isinstance(err, openai.InternalServerError) for err in chain(caught.value))
     assert len(plain_bodies(scripted_server)) == 2
 
 
 def test_a_server_saying_x_should_retry_false_gets_one_request(scripted_server: ScriptedServer) -> None:
     model = gl.models.OpenAI("scripted-model", base_url=scripted_server.url + "/v2", max_retries=3)
-    with pytest.raises(ModelError, match=r"\(404\)"):
+    with pytest.raises(TemplateRuntimeError, match=r"\(404\)"):
         run(model)
     assert len(scripted_server.requests) == 1  # ScriptedServer's 404 says x-should-retry: false
 
