@@ -65,7 +65,7 @@ def retry_after(headers: Mapping[str, str]) -> Optional[float]:
             return MAX_RETRY_AFTER_DELAY + 1
         return delay / divisor
     try:
-        date = email.utils.parsedate_tz(headers.get("retry-after"))  # type: ignore[arg-type]
+        date = email.utils.parsedate_tz(headers.get("retry-after"))
         if date is None:
             return None
         return float(email.utils.mktime_tz(date) - time.time())
