@@ -37,13 +37,18 @@ def record_class(name: str) -> type[Record]:
     return type(name, (Record,), {"__slots__": ()})
 
 
-def http_response_class() -> type:
-    """The HTTP library's Response class (httpx, or what the SDK is built on here): ``client.post(cast_to=…)`` of it
-    returns the raw response after the SDK's retries and status checks."""
+def http_library() -> Any:
+    """The HTTP library the SDK is built on (httpx, or its successor here): its exceptions and models are what the
+    SDK's errors carry."""
     import openai as openai_sdk
 
-    library = type(openai_sdk.DEFAULT_CONNECTION_LIMITS).__module__.split(".")[0]
-    response_class: type = sys.modules[library].Response
+    return sys.modules[type(openai_sdk.DEFAULT_CONNECTION_LIMITS).__module__.split(".")[0]]
+
+
+def http_response_class() -> type:
+    """The HTTP library's Response class: ``client.post(cast_to=…)`` of it returns the raw response after the SDK's
+    retries and status checks."""
+    response_class: type = http_library().Response
     return response_class
 
 
@@ -71,18 +76,45 @@ def decode(response: Any, answer_type: str) -> Any:
     """The answer in ``response`` as Records, the top one named ``answer_type``; an event stream as an
     :class:`EventStream` of its chunks; a body that is not JSON and not announced as JSON as its text (what the SDK
     returns then, and what ``malformed.check_body`` explains)."""
-    content_type = str(response.headers.get("content-type", "*")).split(";")[0]
-    content = response.content
-    if content_type == "text/event-stream":
-        return events_of(response.text, answer_type + "Chunk")
-    if content_type.endswith("json"):
+    return decode_body(str(response.headers.get("content-type", "*")), response.content, answer_type)
+
+
+def text_of(content: bytes, content_type: str) -> str:
+    """A body as text, in the charset its content type names (UTF-8 when none or an unknown one)."""
+    charset = "utf-8"
+    for parameter in content_type.split(";")[1:]:
+        name, _, value = parameter.strip().partition("=")
+        if name.lower() == "charset" and value:
+            charset = value.strip('"')
+    try:
+        return content.decode(charset, errors="replace")
+    except LookupError:
+        return content.decode("utf-8", errors="replace")
+
+
+def decode_body(content_type: str, content: bytes, answer_type: str) -> Any:
+    """``decode`` of a body and its content type (``content-type`` header, ``*`` when there was none)."""
+    media_type = content_type.split(";")[0].strip().lower()
+    if media_type == "text/event-stream":
+        return events_of(text_of(content, content_type), answer_type + "Chunk")
+    if media_type.endswith("json"):
         answer = json.loads(content, object_hook=Record)
     else:
         try:
             answer = json.loads(content, object_hook=Record)
         except (ValueError, RecursionError):
-            return response.text
+            return text_of(content, content_type)
     return record_class(answer_type)(answer) if isinstance(answer, Record) else answer
 
 
-__all__ = ["EventStream", "Record", "decode", "events_of", "http_response_class", "record_class"]
+__all__ = [
+    "EventStream",
+    "Record",
+    "decode",
+    "decode_body",
+    "events_of",
+    "http_library",
+    "http_response_class",
+    "record_class",
+    "text_of",
+]

@@ -29,10 +29,17 @@ from ... import tokens
 from ...cache import RequestCache, completion_from_record, completion_to_record
 from ..base import Completion, Delta, ModelError, Usage
 from ..timeouts import Deadline, Timeout
+from .direct import DirectPoster
 from .errors import LOCAL_API_KEY, explain_error, scrub_chain
-from .http import DEFAULT_MAX_RESPONSE_BYTES, capped_http_client, check_max_response_bytes, sdk_timeout
+from .http import (
+    DEFAULT_MAX_RESPONSE_BYTES,
+    aiohttp_installed,
+    capped_http_client,
+    check_max_response_bytes,
+    sdk_timeout,
+)
 from .malformed import check_body, check_calls, check_event_stream, check_finished, not_json, unreadable
-from .plain import EventStream, decode, http_response_class
+from .plain import EventStream, decode, decode_body, http_response_class
 
 if TYPE_CHECKING:  # pragma: no cover
     import openai as openai_sdk
@@ -205,11 +212,14 @@ class OpenAITransport:
         self.stream_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, openai_sdk.AsyncOpenAI] = (
             weakref.WeakKeyDictionary()
         )
+        # per loop, the poster of plain requests straight over aiohttp (see ``direct``); None: they go through the SDK
+        self.posters: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, DirectPoster] = weakref.WeakKeyDictionary()
+        self._direct = client is None and aiohttp_installed()  # a client passed in keeps its own HTTP settings
         self._closers: weakref.WeakKeyDictionary[
             asyncio.AbstractEventLoop, list[tuple[AsyncGenerator[None, None], asyncio.Future]]
         ] = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
-        weakref.finalize(self, _close_clients, self.clients, self.stream_clients)
+        weakref.finalize(self, _close_clients, self.clients, self.stream_clients, self.posters)
         self.cache = open_cache(cache)
         self._program_cache: Optional[RequestCache] = None  # opened for programs run with caching=True
 
@@ -252,8 +262,30 @@ class OpenAITransport:
                 self._closers.setdefault(loop, []).append((closer, started))
             return client
 
+    def poster(self) -> Optional[DirectPoster]:
+        """The poster of plain requests for the running loop (made on first use), or None when plain requests go
+        through the SDK (aiohttp not installed, or a client passed as ``client=``)."""
+        if not self._direct:
+            return None
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            poster = self.posters.get(loop)
+            if poster is None:
+                self._forget_closed_loops()
+                poster = self.posters[loop] = DirectPoster(
+                    self._new_client(fastest=False),
+                    server=self.where,
+                    timeout=self.timeout,
+                    max_retries=self.max_retries,
+                    max_bytes=self.max_response_bytes,
+                )
+                closer = _close_at_shutdown(poster)
+                started = asyncio.ensure_future(closer.__anext__())  # runs it up to its yield
+                self._closers.setdefault(loop, []).append((closer, started))
+            return poster
+
     def _forget_closed_loops(self) -> None:
-        for table in (self.clients, self.stream_clients, self._closers):
+        for table in (self.clients, self.stream_clients, self.posters, self._closers):
             for old_loop in [old for old in table if old.is_closed()]:
                 del table[old_loop]
 
@@ -282,6 +314,7 @@ class OpenAITransport:
         with self._lock:
             self.clients.pop(current, None)
             self.stream_clients.pop(current, None)
+            self.posters.pop(current, None)
             closers = self._closers.pop(current, [])
             self._forget_closed_loops()
         for closer, started in closers:
@@ -467,7 +500,21 @@ class OpenAITransport:
 
     async def _post(self, endpoint: Endpoint, body: dict, options: dict, deadline: Deadline) -> Any:
         """A plain request: ``body`` posted as it is and the answer decoded into Records (``plain``); the SDK's
-        retries, timeouts and status errors apply, its request transforms and response models are skipped."""
+        retries, timeouts and status errors apply, its request transforms and response models are skipped. Straight
+        over aiohttp (``direct``) where it can be, else through the SDK's ``client.post``."""
+        poster = self.poster()
+        if poster is not None:
+            answer = await self._await(
+                poster.post(
+                    endpoint.path, {**body, "stream": False}, options.get("extra_headers"), options.get("extra_query")
+                ),
+                deadline,
+            )
+            try:
+                return decode_body(answer.headers.get("content-type", "*"), answer.content, endpoint.answer_type)
+            except UNDECODABLE as err:
+                failure = self.caused(not_json(self.where, err), err)
+            raise failure
         request_options: dict[str, Any] = {}
         if options.get("extra_headers"):
             request_options["headers"] = options["extra_headers"]
