@@ -80,8 +80,9 @@ for cell in ("import guidance_lite as gl\\n%load_ext guidance_lite", sys.argv[1]
 
 
 def offline_env() -> dict[str, str]:
-    """This interpreter first on PATH; no API key or base URL, so nothing can reach a paid API."""
-    env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "PYTHONPATH")}
+    """This interpreter first on PATH; no API key or base URL, so nothing can reach a paid API; no other venv."""
+    dropped = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "PYTHONPATH", "VIRTUAL_ENV")  # VIRTUAL_ENV: a shell's other venv
+    env = {k: v for k, v in os.environ.items() if k not in dropped}
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     env["PYTHONIOENCODING"] = "utf-8"
     return env
