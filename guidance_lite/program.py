@@ -429,8 +429,7 @@ class Program:
         __tracebackhide__ = True
         try:
             return run_sync(
-                batch.amap(
-                    self,
+                self.amap(
                     inputs,
                     concurrency=concurrency,
                     progress=progress,
@@ -450,6 +449,7 @@ class Program:
         return_exceptions: bool = True,
         processes: Optional[int] = None,
     ) -> Results:
+        """``map`` from async code: the same batch, awaited on the running loop."""
         return await batch.amap(
             self,
             inputs,
