@@ -26,7 +26,7 @@ from typing import Optional
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import guidance_lite as gl
-from guidance_lite import parser
+from guidance_lite import commands, parser  # noqa: F401 - commands registers the built-in blocks, as gl.Program does
 
 CHUNK = """{{#system~}}You are a helpful assistant.{{~/system}}
 {{#each items}}
