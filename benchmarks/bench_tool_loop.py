@@ -6,8 +6,8 @@ ScriptedServer with a small per-request latency (20 ms by default), run three wa
 1. guidance_lite, automatic loop: ``{{gen 'answer' tools=tools max_rounds=11}}`` (room for the 10 rounds, so the
    answer comes from a normal ``tool_choice='auto'`` request, as in the other two)
 2. guidance_lite, the explicit template loop (``{{#each}}`` + ``callable(answer)`` + ``{{#function}}{{answer()}}``)
-3. by hand: ``AsyncOpenAI`` with streaming, accumulating tool-call deltas, running the tool in a thread (as
-   guidance_lite runs sync tools), appending assistant and tool messages.
+3. by hand: ``AsyncOpenAI`` without streaming (a silent guidance_lite run asks for plain answers too), running the
+   tool in a thread (as guidance_lite runs sync tools), appending assistant and tool messages.
 
 All three send the same 11 requests with the same bodies (checked before timing). Reported: best-of-N wall time of
 one whole conversation, the ratio guidance_lite / hand-written (aim: < 1.1) and the extra time per model call.
@@ -75,7 +75,7 @@ async def measure(rounds: int, latency: float, repeat: int) -> dict:
             "guidance_lite auto loop": lambda: auto.arun(**variables),
             "guidance_lite template loop": lambda: explicit.arun(**variables),
             "hand-written openai SDK": lambda: hand_written_loop(
-                client, rounds, stream=True, model="scripted-model", question=QUESTION
+                client, rounds, stream=False, model="scripted-model", question=QUESTION
             ),
         }
         # warm up (clients, connections, tool schemas) and check the three send the same conversation
@@ -86,7 +86,11 @@ async def measure(rounds: int, latency: float, repeat: int) -> dict:
             answer = outcome if isinstance(outcome, str) else outcome["answer"]
             if answer != FINAL_ANSWER:
                 raise SystemExit(f"{name}: unexpected final answer {answer!r}")
-            sent[name] = [{k: v for k, v in b.items() if k != "path"} for b in _bodies(server)]
+            # "stream": false and no "stream" mean the same to a server
+            sent[name] = [
+                {k: v for k, v in b.items() if k != "path" and not (k == "stream" and v is False)}
+                for b in _bodies(server)
+            ]
         reference = sent["hand-written openai SDK"]
         for name, bodies in sent.items():
             if len(bodies) != rounds + 1:
